@@ -1,0 +1,726 @@
+"""PyTorch MIST: Multi-modal Iterative Spatial-Temporal Transformer for long-form video QA (CVPR 2023)."""
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.auto.modeling_auto import MODEL_MAPPING
+from transformers.utils import ModelOutput
+
+from .configuration_mist import MistConfig
+
+
+@dataclass
+class MistModelOutput(ModelOutput):
+    r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(batch, sequence_length, hidden_size)`):
+        Output of the last ISTA layer: `[question | segments | kept patches]` tokens.
+    pooler_output (`torch.FloatTensor` of shape `(batch, hidden_size)`):
+        Fused question-video representation (sum over ISTA layers of the first token, then projected).
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+        For every ISTA layer, its embedding output and the output of each transformer block,
+        each `(batch, sequence_length, hidden_size)`.
+    attentions (`tuple(torch.FloatTensor)`, *optional*):
+        Attention probabilities of every transformer block, each `(batch, heads, sequence_length, sequence_length)`.
+    segment_indices (`tuple(torch.LongTensor)`):
+        Per ISTA layer, the kept segments in rank order, `(batch, num_selected_segments)`.
+    segment_scores (`tuple(torch.FloatTensor)`):
+        Per ISTA layer, the selection probabilities of all segments, `(batch, num_segments)`.
+    frame_indices (`tuple(torch.LongTensor)`):
+        Per ISTA layer, the absolute index of every kept frame, `(batch, num_selected_segments, frames_per_segment)`.
+    patch_indices (`tuple(torch.LongTensor)`):
+        Per ISTA layer, the kept patches (row-major grid index) of every kept frame, in rank order,
+        `(batch, num_selected_segments, frames_per_segment, num_selected_patches)`.
+    patch_scores (`tuple(torch.FloatTensor)`):
+        Per ISTA layer, the selection probabilities of all patches of every kept frame,
+        `(batch, num_selected_segments, frames_per_segment, num_patches)`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    segment_indices: tuple[torch.LongTensor, ...] | None = None
+    segment_scores: tuple[torch.FloatTensor, ...] | None = None
+    frame_indices: tuple[torch.LongTensor, ...] | None = None
+    patch_indices: tuple[torch.LongTensor, ...] | None = None
+    patch_scores: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class MistVideoQuestionAnsweringOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
+        Cross-entropy over the answer candidates.
+    logits (`torch.FloatTensor` of shape `(batch, num_answers)` or `(batch, num_choices)`):
+        Score of every candidate answer: the open-ended vocabulary or each question's own choices.
+    pooler_output (`torch.FloatTensor` of shape `(batch, hidden_size)`):
+        Fused question-video representation that the answers are scored against.
+    hidden_states, attentions, segment_indices, segment_scores, frame_indices, patch_indices, patch_scores:
+        As in [`MistModelOutput`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    segment_indices: tuple[torch.LongTensor, ...] | None = None
+    segment_scores: tuple[torch.FloatTensor, ...] | None = None
+    frame_indices: tuple[torch.LongTensor, ...] | None = None
+    patch_indices: tuple[torch.LongTensor, ...] | None = None
+    patch_scores: tuple[torch.FloatTensor, ...] | None = None
+
+
+def grid_box_descriptors(grid_size: int, crop_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Box descriptor of every grid cell on the `grid_size * crop_size` square canvas, row-major.
+
+    Returns `[grid_size**2, 5]`: `x1/W, y1/H, x2/W, y2/H, (x2-x1+1)(y2-y1+1)/(W*H)`; the `+1` is the
+    reference's pixel-inclusive area and is kept so converted checkpoints see the same inputs.
+    """
+    canvas = float(grid_size * crop_size)
+    rows, cols = torch.meshgrid(
+        torch.arange(grid_size, dtype=torch.float64), torch.arange(grid_size, dtype=torch.float64), indexing="ij"
+    )
+    x1, y1 = cols.flatten() * crop_size, rows.flatten() * crop_size
+    x2, y2 = x1 + crop_size, y1 + crop_size
+    area = (x2 - x1 + 1) * (y2 - y1 + 1) / (canvas * canvas)
+    boxes = torch.stack([x1 / canvas, y1 / canvas, x2 / canvas, y2 / canvas, area], dim=-1)
+    return boxes.to(device=device, dtype=dtype)
+
+
+def sinusoidal_table(num_positions: int, dim: int) -> torch.Tensor:
+    """`[num_positions, dim]` table: sin on even columns, cos on odd ones, frequency shared per column pair."""
+    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    pair_index = torch.div(torch.arange(dim), 2, rounding_mode="floor").to(torch.float64)
+    angles = positions / torch.pow(10000.0, 2 * pair_index / dim)[None, :]
+    table = torch.empty(num_positions, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(angles[:, 0::2])
+    table[:, 1::2] = torch.cos(angles[:, 1::2])
+    return table.float()
+
+
+def pooling_kwargs(model_class) -> dict:
+    """MIST reads token states only, so text encoders are built without their pooling head where they have one."""
+    return {"add_pooling_layer": False} if "add_pooling_layer" in inspect.signature(model_class).parameters else {}
+
+
+def build_text_encoder(text_config) -> PreTrainedModel:
+    """A randomly initialised text encoder for `text_config`."""
+    model_class = MODEL_MAPPING[type(text_config)]
+    return model_class(text_config, **pooling_kwargs(model_class))
+
+
+class MistPatchEncoder(nn.Module):
+    """Adds the grid-cell box encoding to every patch feature and projects to the model width."""
+
+    def __init__(self, config: MistConfig):
+        super().__init__()
+        self.config = config
+        box_width = config.box_hidden_size
+        # 1x1 convolutions over a [channels, frames, patches] layout, as the reference lays the boxes out.
+        self.box_encoder = nn.Sequential(
+            nn.Conv2d(5, box_width, kernel_size=1),
+            nn.BatchNorm2d(box_width),
+            nn.ReLU(),
+            nn.Conv2d(box_width, box_width, kernel_size=1),
+            nn.BatchNorm2d(box_width),
+            nn.ReLU(),
+        )
+        self.projection = nn.Linear(config.clip_hidden_size + box_width, config.hidden_size)
+        self.activation = nn.ELU()
+
+    def forward(self, patch_features: torch.Tensor) -> torch.Tensor:
+        batch_size, num_frames, num_patches, _ = patch_features.shape
+        boxes = grid_box_descriptors(
+            self.config.grid_size, self.config.crop_size, patch_features.dtype, patch_features.device
+        )
+        box_input = boxes.t()[None, :, None, :]  # [1, 5, 1, patches]
+        if self.training:
+            # BatchNorm running statistics count every (video, frame, patch) position, like the reference.
+            box_input = box_input.expand(batch_size, -1, num_frames, -1)  # [batch, 5, frames, patches]
+        box_states = self.box_encoder(box_input).permute(0, 2, 3, 1)  # [batch or 1, frames or 1, patches, box]
+        box_states = box_states.expand(batch_size, num_frames, num_patches, -1)
+        patch_states = torch.cat([patch_features, box_states], dim=-1)  # [batch, frames, patches, D + box]
+        return self.activation(self.projection(patch_states))  # [batch, frames, patches, hidden]
+
+
+class MistSelector(nn.Module):
+    """Scores candidates against the CLIP question embedding and keeps `num_selected` of them.
+
+    Training (`train_selection="gumbel"`): each of the `num_selected` draws is a Gumbel-softmax
+    weighting over the candidates. Inference: the i-th draw is the candidate with the i-th highest
+    score (hard top-k, descending), taken with a gather.
+    """
+
+    def __init__(self, config: MistConfig, key_size: int, num_selected: int):
+        super().__init__()
+        self.config = config
+        self.num_selected = num_selected
+        self.query_proj = nn.Linear(config.clip_hidden_size, config.hidden_size)
+        self.query_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.key_proj = nn.Linear(key_size, config.hidden_size)
+        self.key_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self, question: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        question `[batch, D]`, keys `[batch, groups, candidates, key_size]`, values `[batch, groups, candidates, *rest]`.
+        Returns the selected values `[batch, groups, num_selected, *rest]`, their indices
+        `[batch, groups, num_selected]` and the candidate probabilities `[batch, groups, candidates]`.
+        """
+        query = self.query_norm(self.query_proj(question))  # [batch, hidden]
+        keys = self.key_norm(self.key_proj(keys))  # [batch, groups, candidates, hidden]
+        scores = torch.einsum("bgch,bh->bgc", keys, query).softmax(dim=-1)  # [batch, groups, candidates]
+        batch_size, num_groups, num_candidates = scores.shape
+        flat_values = values.reshape(batch_size, num_groups, num_candidates, -1)  # [batch, groups, candidates, rest]
+
+        if self.training and self.config.train_selection == "gumbel":
+            draws_input = scores.unsqueeze(2).expand(-1, -1, self.num_selected, -1)  # [batch, groups, k, candidates]
+            # The reference feeds probabilities, not logits, to gumbel_softmax (a softmax of a softmax); kept for fidelity.
+            weights = F.gumbel_softmax(draws_input, tau=self.config.gumbel_temperature, dim=-1)
+            indices = weights.argmax(dim=-1)
+            selected = torch.matmul(weights, flat_values)  # [batch, groups, k, rest]
+        else:
+            indices = scores.topk(self.num_selected, dim=-1).indices  # [batch, groups, k], descending score
+            if self.training:
+                # Hard top-k forward with a straight-through gradient, so the selector still learns.
+                hard = F.one_hot(indices, num_candidates).to(scores.dtype)  # [batch, groups, k, candidates]
+                weights = hard + scores.unsqueeze(2) - scores.unsqueeze(2).detach()
+                selected = torch.matmul(weights, flat_values)
+            else:
+                batch_index = torch.arange(batch_size, device=scores.device)[:, None, None]
+                group_index = torch.arange(num_groups, device=scores.device)[None, :, None]
+                selected = flat_values[batch_index, group_index, indices]  # [batch, groups, k, rest]
+        selected = selected.reshape(batch_size, num_groups, self.num_selected, *values.shape[3:])
+        return selected, indices, scores
+
+
+class MistTokenProjection(nn.Module):
+    """Linear -> GELU -> LayerNorm to the model width (question, segment and patch tokens)."""
+
+    def __init__(self, config: MistConfig, input_size: int):
+        super().__init__()
+        self.dense = nn.Linear(input_size, config.hidden_size)
+        self.activation = ACT2FN["gelu"]
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.activation(self.dense(hidden_states)))
+
+
+class MistSequenceEmbeddings(nn.Module):
+    """Learned positions (initialised sinusoidal) and a question/video modality embedding."""
+
+    def __init__(self, config: MistConfig):
+        super().__init__()
+        self.config = config
+        self.position_embeddings = nn.Embedding(config.sequence_length, config.hidden_size)
+        self.modality_embeddings = nn.Embedding(2, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        question_length = self.config.max_question_length
+        sequence_length = tokens.shape[1]
+        modality_ids = torch.ones(sequence_length, dtype=torch.long, device=tokens.device)
+        modality_ids[:question_length] = 0  # video tokens always start at position Q
+        embeddings = tokens + self.position_embeddings.weight[:sequence_length] + self.modality_embeddings(modality_ids)
+        return self.dropout(self.norm(embeddings))
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention; query/key/value `[batch, heads, length, head_dim]`, additive mask."""
+    attention_scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # [batch, heads, length, length]
+    if attention_mask is not None:
+        attention_scores = attention_scores + attention_mask
+    attention_probs = attention_scores.softmax(dim=-1)
+    attention_probs = F.dropout(attention_probs, p=dropout, training=module.training)
+    attention_output = torch.matmul(attention_probs, value).transpose(1, 2).contiguous()  # [batch, length, heads, head_dim]
+    return attention_output, attention_probs
+
+
+class MistAttention(nn.Module):
+    def __init__(self, config: MistConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, length, _ = hidden_states.shape
+        head_shape = (batch_size, length, self.num_heads, self.head_dim)
+        query = self.q_proj(hidden_states).view(head_shape).transpose(1, 2)  # [batch, heads, length, head_dim]
+        key = self.k_proj(hidden_states).view(head_shape).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(head_shape).transpose(1, 2)
+
+        # Fused kernels do not return probabilities, so a call that asks for them runs eagerly.
+        implementation = "eager" if output_attentions else self.config._attn_implementation
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        attention_output, attention_probs = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.config.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attention_output = attention_output.reshape(batch_size, length, -1)  # [batch, length, hidden]
+        return self.o_proj(attention_output), attention_probs
+
+
+class MistFeedForward(nn.Module):
+    def __init__(self, config: MistConfig):
+        super().__init__()
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down_proj(self.activation(self.up_proj(hidden_states))))
+
+
+class MistTransformerBlock(GradientCheckpointingLayer):
+    """Post-LayerNorm block (DistilBERT layout): attention -> add & norm -> feed-forward -> add & norm."""
+
+    def __init__(self, config: MistConfig):
+        super().__init__()
+        self.attention = MistAttention(config)
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = MistFeedForward(config)
+        self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attention_output, attention_probs = self.attention(hidden_states, attention_mask, output_attentions, **kwargs)
+        hidden_states = self.attention_norm(attention_output + hidden_states)
+        hidden_states = self.output_norm(self.feed_forward(hidden_states) + hidden_states)
+        return hidden_states, attention_probs
+
+
+@dataclass
+class IstaLayerOutput:
+    hidden_states: torch.Tensor  # [batch, sequence, hidden]
+    all_hidden_states: tuple[torch.Tensor, ...]
+    attentions: tuple[torch.Tensor, ...]
+    segment_indices: torch.Tensor  # [batch, k]
+    segment_scores: torch.Tensor  # [batch, segments]
+    frame_indices: torch.Tensor  # [batch, k, frames_per_segment]
+    patch_indices: torch.Tensor  # [batch, k, frames_per_segment, j]
+    patch_scores: torch.Tensor  # [batch, k, frames_per_segment, patches]
+
+
+class MistIstaLayer(nn.Module):
+    """One iteration: select segments, then patches in their frames, then attend over question + video tokens."""
+
+    def __init__(self, config: MistConfig, layer_index: int):
+        super().__init__()
+        self.config = config
+        first = layer_index == 0
+        # The first layer reads text-encoder states and CLIP segment means; later ones read the previous layer's outputs.
+        question_size = config.text_config.hidden_size if first else config.hidden_size
+        segment_size = config.clip_hidden_size if first else config.hidden_size
+        self.segment_selector = MistSelector(config, segment_size, config.num_selected_segments)
+        self.patch_selector = MistSelector(config, config.hidden_size, config.num_selected_patches)
+        self.question_projection = MistTokenProjection(config, question_size)
+        self.segment_projection = MistTokenProjection(config, segment_size)
+        self.patch_projection = MistTokenProjection(config, config.hidden_size)
+        self.embeddings = MistSequenceEmbeddings(config)
+        self.layers = nn.ModuleList([MistTransformerBlock(config) for _ in range(config.num_hidden_layers)])
+
+    def forward(
+        self,
+        question_clip: torch.Tensor,
+        question_states: torch.Tensor,
+        segment_states: torch.Tensor,
+        patch_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        **kwargs,
+    ) -> IstaLayerOutput:
+        """question_clip `[batch, D]`, question_states `[batch, Q, *]`, segment_states `[batch, S, *]`,
+        patch_states `[batch, S, frames_per_segment, P, hidden]`, attention_mask additive `[batch, 1, 1, sequence]`."""
+        config = self.config
+        batch_size, num_segments, frames_per_segment, num_patches, hidden_size = patch_states.shape
+
+        segment_values = patch_states.reshape(batch_size, 1, num_segments, -1)  # [batch, 1, S, frames * P * hidden]
+        kept_frames, segment_indices, segment_scores = self.segment_selector(
+            question_clip, segment_states.unsqueeze(1), segment_values
+        )
+        kept_frames = kept_frames.reshape(batch_size, -1, num_patches, hidden_size)  # [batch, k * frames, P, hidden]
+        kept_patches, patch_indices, patch_scores = self.patch_selector(question_clip, kept_frames, kept_frames)
+        kept_patches = kept_patches.reshape(batch_size, -1, hidden_size)  # [batch, k * frames * j, hidden]
+
+        tokens = torch.cat(
+            [
+                self.question_projection(question_states),
+                self.segment_projection(segment_states),
+                self.patch_projection(kept_patches),
+            ],
+            dim=1,
+        )  # [batch, Q + S + k * frames * j, hidden]
+        hidden_states = self.embeddings(tokens)
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else ()
+        attentions = ()
+        for block in self.layers:
+            hidden_states, attention_probs = block(hidden_states, attention_mask, output_attentions, **kwargs)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                attentions += (attention_probs,)
+
+        segment_indices = segment_indices.squeeze(1)  # [batch, k]
+        frame_offsets = torch.arange(frames_per_segment, device=segment_indices.device)
+        shape = (batch_size, config.num_selected_segments, frames_per_segment)
+        return IstaLayerOutput(
+            hidden_states=hidden_states,
+            all_hidden_states=all_hidden_states,
+            attentions=attentions,
+            segment_indices=segment_indices,
+            segment_scores=segment_scores.squeeze(1),
+            frame_indices=segment_indices[..., None] * frames_per_segment + frame_offsets,
+            patch_indices=patch_indices.reshape(*shape, -1),
+            patch_scores=patch_scores.reshape(*shape, -1),
+        )
+
+
+class MistPreTrainedModel(PreTrainedModel):
+    config: MistConfig
+    base_model_prefix = "mist"
+    main_input_name = "frame_features"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["MistIstaLayer", "MistPatchEncoder", "BertLayer"]
+    _supports_sdpa = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, MistSequenceEmbeddings):
+            init.copy_(module.position_embeddings.weight, sinusoidal_table(*module.position_embeddings.weight.shape))
+
+
+def _check_shape(name: str, tensor: torch.Tensor, expected: tuple, meaning: str):
+    """`expected` holds sizes or None (any); raises a ValueError naming the input and what was expected."""
+    if tensor.dim() != len(expected) or any(e is not None and e != s for e, s in zip(expected, tensor.shape)):
+        wanted = ", ".join("?" if e is None else str(e) for e in expected)
+        raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected ({wanted}) = {meaning}")
+
+
+class MistModel(MistPreTrainedModel):
+    """Patch encoder, question encoder and ISTA layers -> fused question-video representation."""
+
+    def __init__(self, config: MistConfig):
+        super().__init__(config)
+        self.patch_encoder = MistPatchEncoder(config)
+        self.question_encoder = build_text_encoder(config.text_config)
+        self.ista_layers = nn.ModuleList([MistIstaLayer(config, i) for i in range(config.num_ista_layers)])
+        self.fusion_dropout = nn.Dropout(config.dropout)
+        self.fusion_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.question_encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.question_encoder.set_input_embeddings(value)
+
+    def _check_inputs(self, frame_features, patch_features, input_ids, attention_mask, question_clip_embeds):
+        config = self.config
+        frames, patches, width = config.num_frames, config.num_patches, config.clip_hidden_size
+        batch_size = frame_features.shape[0]
+        _check_shape("frame_features", frame_features, (batch_size, frames, width), "(batch, num_frames, clip_hidden_size)")
+        _check_shape(
+            "patch_features",
+            patch_features,
+            (batch_size, frames, patches, width),
+            "(batch, num_frames, grid_size**2, clip_hidden_size)",
+        )
+        _check_shape("question_clip_embeds", question_clip_embeds, (batch_size, width), "(batch, clip_hidden_size)")
+        _check_shape("input_ids", input_ids, (batch_size, None), "(batch, question_length)")
+        if attention_mask is not None:
+            _check_shape("attention_mask", attention_mask, tuple(input_ids.shape), "the shape of input_ids")
+        if input_ids.shape[1] > config.max_question_length:
+            raise ValueError(
+                f"input_ids has {input_ids.shape[1]} tokens but config.max_question_length is "
+                f"{config.max_question_length}; truncate the question (MistProcessor does)"
+            )
+
+    def forward(
+        self,
+        frame_features: torch.Tensor,
+        patch_features: torch.Tensor,
+        input_ids: torch.LongTensor,
+        question_clip_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MistModelOutput | tuple:
+        r"""
+        frame_features (`torch.FloatTensor` of shape `(batch, num_frames, clip_hidden_size)`):
+            Raw CLIP image embedding of every sampled frame.
+        patch_features (`torch.FloatTensor` of shape `(batch, num_frames, grid_size**2, clip_hidden_size)`):
+            Raw CLIP image embedding of every grid crop of every frame, row-major.
+        input_ids (`torch.LongTensor` of shape `(batch, question_length)`):
+            The question in the text encoder's vocabulary, at most `max_question_length` tokens.
+        question_clip_embeds (`torch.FloatTensor` of shape `(batch, clip_hidden_size)`):
+            Raw CLIP text embedding of the question.
+        attention_mask (`torch.LongTensor` of shape `(batch, question_length)`, *optional*):
+            1 for question tokens, 0 for padding.
+        """
+        config = self.config
+        output_attentions = output_attentions if output_attentions is not None else config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else config.return_dict
+        self._check_inputs(frame_features, patch_features, input_ids, attention_mask, question_clip_embeds)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+
+        batch_size = frame_features.shape[0]
+        num_segments, frames_per_segment = config.num_segments, config.frames_per_segment
+        dtype = self.fusion_proj.weight.dtype
+
+        patch_states = self.patch_encoder(patch_features.to(dtype))  # [batch, frames, P, hidden]
+        patch_states = patch_states.reshape(batch_size, num_segments, frames_per_segment, config.num_patches, -1)
+        question_clip = F.normalize(question_clip_embeds.to(dtype), dim=-1)  # [batch, D]
+        frame_states = F.normalize(frame_features.to(dtype), dim=-1)
+        # Segment summary = mean of its L2-normalised frames (not re-normalised).
+        segment_states = frame_states.reshape(batch_size, num_segments, frames_per_segment, -1).mean(dim=2)
+
+        question_states = self.question_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        padding = config.max_question_length - question_states.shape[1]
+        question_states = F.pad(question_states, (0, 0, 0, padding))  # [batch, Q, text_hidden], zero rows appended
+        question_mask = F.pad(attention_mask, (0, padding))  # [batch, Q]
+        video_mask = question_mask.new_ones(batch_size, config.num_video_tokens)
+        sequence_mask = torch.cat([question_mask, video_mask], dim=1)  # [batch, sequence]
+        additive_mask = (1.0 - sequence_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+        layer_outputs = []
+        for ista_layer in self.ista_layers:
+            layer_output = ista_layer(
+                question_clip,
+                question_states,
+                segment_states,
+                patch_states,
+                additive_mask,
+                output_hidden_states=output_hidden_states,
+                output_attentions=output_attentions,
+                **kwargs,
+            )
+            layer_outputs.append(layer_output)
+            question_states = layer_output.hidden_states[:, : config.max_question_length]
+            segment_states = layer_output.hidden_states[
+                :, config.max_question_length : config.max_question_length + num_segments
+            ]
+
+        fused = torch.stack([output.hidden_states[:, 0] for output in layer_outputs]).sum(dim=0)  # [batch, hidden]
+        pooled = self.fusion_proj(self.fusion_dropout(fused))
+
+        output = MistModelOutput(
+            last_hidden_state=layer_outputs[-1].hidden_states,
+            pooler_output=pooled,
+            hidden_states=sum((o.all_hidden_states for o in layer_outputs), ()) if output_hidden_states else None,
+            attentions=sum((o.attentions for o in layer_outputs), ()) if output_attentions else None,
+            segment_indices=tuple(o.segment_indices for o in layer_outputs),
+            segment_scores=tuple(o.segment_scores for o in layer_outputs),
+            frame_indices=tuple(o.frame_indices for o in layer_outputs),
+            patch_indices=tuple(o.patch_indices for o in layer_outputs),
+            patch_scores=tuple(o.patch_scores for o in layer_outputs),
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class MistForVideoQuestionAnswering(MistPreTrainedModel):
+    """MIST with the answer encoder: scores candidate answers against the fused question-video representation."""
+
+    def __init__(self, config: MistConfig):
+        super().__init__(config)
+        self.mist = MistModel(config)
+        self.answer_encoder = build_text_encoder(config.text_config)
+        self.answer_projection = nn.Linear(config.text_config.hidden_size, config.hidden_size)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.mist.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.mist.set_input_embeddings(value)
+
+    def load_text_encoders(self, name_or_path: str, **kwargs) -> "MistForVideoQuestionAnswering":
+        """Load a pretrained text encoder (e.g. `"bert-base-uncased"` or a local folder) into both text encoders.
+
+        `config.text_config` becomes the pretrained encoder's config; when its width differs, the two
+        projections that read text states are rebuilt with fresh weights.
+        """
+        text_config = type(self.config.text_config).from_pretrained(name_or_path, **kwargs)
+        model_class = MODEL_MAPPING[type(text_config)]
+        question_encoder = model_class.from_pretrained(name_or_path, **pooling_kwargs(model_class), **kwargs)
+        answer_encoder = model_class.from_pretrained(name_or_path, **pooling_kwargs(model_class), **kwargs)
+        device, dtype = self.answer_projection.weight.device, self.answer_projection.weight.dtype
+        width_changed = text_config.hidden_size != self.config.text_config.hidden_size
+        self.config.text_config = question_encoder.config
+        self.mist.question_encoder = question_encoder.to(device=device, dtype=dtype)
+        self.answer_encoder = answer_encoder.to(device=device, dtype=dtype)
+        if width_changed:
+            first_layer = self.mist.ista_layers[0]
+            first_layer.question_projection = MistTokenProjection(self.config, text_config.hidden_size)
+            self.answer_projection = nn.Linear(text_config.hidden_size, self.config.hidden_size)
+            for module in (first_layer.question_projection, self.answer_projection):
+                module.apply(self._init_weights)
+                module.to(device=device, dtype=dtype)
+        return self
+
+    def get_answer_embeddings(
+        self, answer_input_ids: torch.LongTensor, answer_attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Embed candidate answers: `[A, La] -> [A, hidden]` or `[B, C, La] -> [B, C, hidden]`.
+
+        Compute once for a fixed open-ended vocabulary and pass the result as `answer_embeds`.
+        """
+        if answer_input_ids.dim() not in (2, 3):
+            raise ValueError(
+                f"answer_input_ids has shape {tuple(answer_input_ids.shape)}; expected (num_answers, answer_length) "
+                "for a shared answer vocabulary or (batch, num_choices, answer_length) for multiple choice"
+            )
+        if answer_attention_mask is None:
+            answer_attention_mask = torch.ones_like(answer_input_ids)
+        _check_shape("answer_attention_mask", answer_attention_mask, tuple(answer_input_ids.shape), "the shape of answer_input_ids")
+        leading_shape = answer_input_ids.shape[:-1]
+        flat_ids = answer_input_ids.reshape(-1, answer_input_ids.shape[-1])  # [answers, length]
+        flat_mask = answer_attention_mask.reshape(flat_ids.shape)
+        token_states = self.answer_encoder(input_ids=flat_ids, attention_mask=flat_mask).last_hidden_state
+        if self.config.answer_pooling == "cls":
+            pooled = token_states[:, 0]
+        else:
+            weights = flat_mask.to(token_states.dtype).unsqueeze(-1)
+            pooled = (token_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return self.answer_projection(pooled).reshape(*leading_shape, -1)
+
+    def forward(
+        self,
+        frame_features: torch.Tensor,
+        patch_features: torch.Tensor,
+        input_ids: torch.LongTensor,
+        question_clip_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        answer_input_ids: torch.LongTensor | None = None,
+        answer_attention_mask: torch.Tensor | None = None,
+        answer_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MistVideoQuestionAnsweringOutput | tuple:
+        r"""
+        frame_features, patch_features, input_ids, question_clip_embeds, attention_mask: as in [`MistModel`].
+        answer_input_ids (`torch.LongTensor` of shape `(num_answers, answer_length)` or `(batch, num_choices, answer_length)`):
+            Candidate answers in the text encoder's vocabulary: one open-ended vocabulary shared by the
+            batch, or each question's own choices.
+        answer_attention_mask (`torch.LongTensor`, same shape as `answer_input_ids`, *optional*).
+        answer_embeds (`torch.FloatTensor` of shape `(num_answers, hidden_size)` or `(batch, num_choices, hidden_size)`, *optional*):
+            Precomputed `get_answer_embeddings(...)`, instead of `answer_input_ids`.
+        labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
+            Index of the right candidate for each question; -100 is ignored.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if (answer_input_ids is None) == (answer_embeds is None):
+            raise ValueError("Pass exactly one of answer_input_ids or answer_embeds")
+        outputs = self.mist(
+            frame_features,
+            patch_features,
+            input_ids,
+            question_clip_embeds,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **kwargs,
+        )
+        fused = outputs.pooler_output  # [batch, hidden]
+        batch_size = fused.shape[0]
+        if answer_embeds is None:
+            answer_embeds = self.get_answer_embeddings(answer_input_ids, answer_attention_mask)
+        answer_embeds = answer_embeds.to(fused.dtype)
+        if answer_embeds.dim() == 2:
+            logits = fused @ answer_embeds.t()  # [batch, answers]
+        elif answer_embeds.dim() == 3 and answer_embeds.shape[0] == batch_size:
+            logits = torch.einsum("bh,bch->bc", fused, answer_embeds)  # [batch, choices]
+        else:
+            raise ValueError(
+                f"answer_embeds has shape {tuple(answer_embeds.shape)}; expected (num_answers, hidden_size) or "
+                f"(batch={batch_size}, num_choices, hidden_size)"
+            )
+
+        loss = None
+        if labels is not None:
+            _check_shape("labels", labels, (batch_size,), "(batch,)")
+            num_candidates = logits.shape[-1]
+            invalid = (labels != -100) & ((labels < 0) | (labels >= num_candidates))
+            if invalid.any():
+                bad = labels[invalid].tolist()
+                raise ValueError(f"labels {bad} are out of range: expected indices in [0, {num_candidates}) or -100")
+            loss = F.cross_entropy(logits.float(), labels, ignore_index=-100)
+
+        output = MistVideoQuestionAnsweringOutput(
+            loss=loss,
+            logits=logits,
+            pooler_output=fused,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            segment_indices=outputs.segment_indices,
+            segment_scores=outputs.segment_scores,
+            frame_indices=outputs.frame_indices,
+            patch_indices=outputs.patch_indices,
+            patch_scores=outputs.patch_scores,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["MistForVideoQuestionAnswering", "MistModel", "MistPreTrainedModel"]
