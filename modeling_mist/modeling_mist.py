@@ -496,7 +496,7 @@ class MistModel(MistPreTrainedModel):
         question_clip_embeds: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        output_hidden_states: bool | list[int] | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> MistModelOutput | tuple:
@@ -559,13 +559,20 @@ class MistModel(MistPreTrainedModel):
                 :, config.max_question_length : config.max_question_length + num_segments
             ]
 
+        all_hidden_states = None
+        if output_hidden_states:
+            all_hidden_states = sum((o.all_hidden_states for o in layer_outputs), ())
+            if isinstance(output_hidden_states, (list, tuple)):  # transformers' "capture only these layers" form
+                keep = {index % len(all_hidden_states) for index in output_hidden_states}
+                all_hidden_states = tuple(h if i in keep else None for i, h in enumerate(all_hidden_states))
+
         fused = torch.stack([output.hidden_states[:, 0] for output in layer_outputs]).sum(dim=0)  # [batch, hidden]
         pooled = self.fusion_proj(self.fusion_dropout(fused))
 
         output = MistModelOutput(
             last_hidden_state=layer_outputs[-1].hidden_states,
             pooler_output=pooled,
-            hidden_states=sum((o.all_hidden_states for o in layer_outputs), ()) if output_hidden_states else None,
+            hidden_states=all_hidden_states,
             attentions=sum((o.attentions for o in layer_outputs), ()) if output_attentions else None,
             segment_indices=tuple(o.segment_indices for o in layer_outputs),
             segment_scores=tuple(o.segment_scores for o in layer_outputs),
