@@ -1,15 +1,28 @@
 """MIST for transformers. `import modeling_mist` registers the Auto classes."""
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, AutoProcessor, AutoVideoProcessor
 
 from .configuration_mist import MistConfig
 from .modeling_mist import MistForVideoQuestionAnswering, MistModel, MistPreTrainedModel
+from .processing_mist import MistProcessor
+from .video_processing_mist import MistVideoProcessor
 
 AutoConfig.register("mist", MistConfig)
 # AutoModel gives the question-answering model, as remote-code multimodal models on the Hub do.
 AutoModel.register(MistConfig, MistForVideoQuestionAnswering)
+AutoProcessor.register(MistConfig, MistProcessor)
+AutoVideoProcessor.register(MistConfig, MistVideoProcessor)
 # Files written by save_pretrained carry an auto_map, so they load with trust_remote_code alone.
 MistConfig.register_for_auto_class()
 MistForVideoQuestionAnswering.register_for_auto_class("AutoModel")
+MistProcessor.register_for_auto_class()
+MistVideoProcessor.register_for_auto_class()
 
-__all__ = ["MistConfig", "MistForVideoQuestionAnswering", "MistModel", "MistPreTrainedModel"]
+__all__ = [
+    "MistConfig",
+    "MistForVideoQuestionAnswering",
+    "MistModel",
+    "MistPreTrainedModel",
+    "MistProcessor",
+    "MistVideoProcessor",
+]

@@ -1,0 +1,254 @@
+"""MIST processor: the text encoder's tokenizer and the CLIP video processor behind one call.
+
+`processor(videos=..., text=questions, choices=...)` returns exactly the inputs of
+`MistForVideoQuestionAnswering`: CLIP features of the video and of the question, the tokenised
+question and the tokenised answer candidates. Without videos it tokenises only, so a training
+collator can pair it with stored features.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
+
+from .video_processing_mist import MistVideoProcessor, MistVideoProcessorKwargs
+
+
+class MistProcessorKwargs(ProcessingKwargs, total=False):
+    videos_kwargs: MistVideoProcessorKwargs
+
+
+def _default_label_names(id2label: dict) -> bool:
+    """True for transformers' placeholder labels (`LABEL_0`, `LABEL_1`, ...), which are no answer vocabulary."""
+    return all(name == f"LABEL_{index}" for index, name in id2label.items())
+
+
+def _feature_tensor(value, name: str, ndim: int) -> torch.Tensor:
+    """Precomputed features as a float32 tensor with a batch dimension (`ndim` dimensions in all)."""
+    if isinstance(value, (list, tuple)):
+        value = torch.stack([torch.as_tensor(np.asarray(item) if not torch.is_tensor(item) else item) for item in value])
+    tensor = torch.as_tensor(value).float()
+    if tensor.ndim == ndim - 1:
+        tensor = tensor.unsqueeze(0)  # one video
+    if tensor.ndim != ndim:
+        raise ValueError(f"{name} has shape {tuple(tensor.shape)}; expected {ndim} dimensions (batch first)")
+    return tensor
+
+
+class MistProcessor(ProcessorMixin):
+    r"""
+    Builds MIST inputs from videos, questions and answer candidates.
+
+    Args:
+        tokenizer (`PreTrainedTokenizerBase`): the text encoder's tokenizer (BERT), for questions and answers.
+        video_processor (`MistVideoProcessor`): frame sampling and CLIP features (image and text towers).
+        answer_vocabulary (`list[str]`, *optional*): the shared candidates of an open-ended dataset, in
+            the order of the model's `id2label`. Tokenised once and cached.
+        max_question_length (`int`, defaults to 30): question tokens kept (longer questions are truncated).
+        max_answer_length (`int`, defaults to 38): answer tokens kept.
+    """
+
+    valid_processor_kwargs = MistProcessorKwargs
+    text_kwargs = {"padding": "longest", "truncation": True, "return_token_type_ids": False}
+
+    def __init__(
+        self,
+        tokenizer=None,
+        video_processor=None,
+        answer_vocabulary: Sequence[str] | None = None,
+        max_question_length: int = 30,
+        max_answer_length: int = 38,
+        **kwargs,
+    ):
+        self.answer_vocabulary = list(answer_vocabulary) if answer_vocabulary is not None else None
+        self.max_question_length = max_question_length
+        self.max_answer_length = max_answer_length
+        self._answer_cache = None  # (candidates, encoding) of the last open-ended candidate set
+        super().__init__(tokenizer, video_processor, **kwargs)
+
+    @classmethod
+    def from_mist_config(cls, config, tokenizer, video_processor: MistVideoProcessor | None = None, **video_kwargs):
+        """A processor sized for `config` (frames, grid, crop, text lengths, answer vocabulary from `id2label`).
+
+        `video_kwargs` (e.g. `clip_model_name`, `clip_pretrained`) go to a new `MistVideoProcessor`.
+        """
+        if video_processor is None:
+            crop = {"height": config.crop_size, "width": config.crop_size}
+            video_processor = MistVideoProcessor(
+                num_frames=config.num_frames,
+                grid_size=config.grid_size,
+                crop_size=crop,
+                size={"shortest_edge": config.crop_size},
+                **video_kwargs,
+            )
+        id2label = {int(index): name for index, name in config.id2label.items()}
+        vocabulary = None if _default_label_names(id2label) else [id2label[i] for i in sorted(id2label)]
+        return cls(
+            tokenizer,
+            video_processor,
+            answer_vocabulary=vocabulary,
+            max_question_length=config.max_question_length,
+            max_answer_length=config.max_answer_length,
+        )
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return [
+            "frame_features",
+            "patch_features",
+            "question_clip_embeds",
+            "input_ids",
+            "attention_mask",
+            "answer_input_ids",
+            "answer_attention_mask",
+        ]
+
+    def __call__(
+        self,
+        text: str | list[str] | None = None,
+        videos=None,
+        answers: Sequence[str] | None = None,
+        choices: Sequence[Sequence[str]] | None = None,
+        labels: Sequence[int | str] | None = None,
+        frame_features=None,
+        patch_features=None,
+        question_clip_embeds=None,
+        return_question_clip_embeds: bool | None = None,
+        **kwargs: Unpack[MistProcessorKwargs],
+    ) -> BatchFeature:
+        r"""
+        Args:
+            text (`str` or `list[str]`): the questions, one per video. Truncated to `max_question_length` tokens.
+            videos: one video or a list: paths (mp4, webm, avi, mkv), frame folders, or frames `[T, H, W, 3]` uint8.
+            answers (`list[str]`, *optional*): open-ended candidates shared by all questions; defaults to
+                `answer_vocabulary`. Gives `answer_input_ids [A, La]`.
+            choices (`list[list[str]]`, *optional*): multiple-choice candidates per question, the same number
+                for each. Gives `answer_input_ids [B, C, La]`.
+            labels (`list[int | str]`, *optional*): the right answer per question, as an index or as the
+                answer text (looked up among the candidates). Gives `labels [B]`.
+            frame_features, patch_features, question_clip_embeds (*optional*): precomputed features passed through
+                (`[B, F, D]`, `[B, F, P, D]`, `[B, D]`) instead of computing them from `videos`.
+            return_question_clip_embeds (`bool`, *optional*): embed the questions with CLIP's text tower.
+                Defaults to True when `videos` are given, False otherwise.
+
+        Returns:
+            `BatchFeature` with the model's inputs among `frame_features [B, F, D]`, `patch_features
+            [B, F, P, D]`, `question_clip_embeds [B, D]`, `input_ids`/`attention_mask [B, L]`,
+            `answer_input_ids`/`answer_attention_mask` and `labels`.
+        """
+        if all(value is None for value in (text, videos, answers, choices, frame_features, patch_features)):
+            raise ValueError(f"{self.__class__.__name__} needs at least one of text, videos, answers or choices")
+        output_kwargs = self._merge_kwargs(
+            MistProcessorKwargs, tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs
+        )
+        text_kwargs, videos_kwargs = output_kwargs["text_kwargs"], output_kwargs["videos_kwargs"]
+        return_tensors = text_kwargs.pop("return_tensors", None) or videos_kwargs.pop("return_tensors", None) or "pt"
+        videos_kwargs.pop("return_tensors", None)
+        data = {}
+
+        questions = self._check_questions(text) if text is not None else None
+        if questions is not None:
+            text_kwargs.setdefault("max_length", self.max_question_length)
+            encoding = self.tokenizer(questions, return_tensors="pt", **text_kwargs)
+            data["input_ids"], data["attention_mask"] = encoding["input_ids"], encoding["attention_mask"]
+
+        if videos is not None:
+            if frame_features is not None or patch_features is not None:
+                raise ValueError("pass either videos or precomputed frame_features/patch_features, not both")
+            data.update(self.video_processor(videos, return_tensors="pt", **videos_kwargs))
+        else:
+            if frame_features is not None:
+                data["frame_features"] = _feature_tensor(frame_features, "frame_features", ndim=3)
+            if patch_features is not None:
+                data["patch_features"] = _feature_tensor(patch_features, "patch_features", ndim=4)
+
+        if question_clip_embeds is not None:
+            data["question_clip_embeds"] = _feature_tensor(question_clip_embeds, "question_clip_embeds", ndim=2)
+        elif questions is not None and (return_question_clip_embeds if return_question_clip_embeds is not None else videos is not None):
+            data["question_clip_embeds"] = self.video_processor.encode_text(questions, device=videos_kwargs.get("device"))
+
+        candidates = None
+        if choices is not None:
+            candidates = [list(row) for row in choices]
+            data.update(self._encode_choices(candidates))
+        elif answers is not None or (questions is not None and self.answer_vocabulary is not None):
+            candidates = list(answers) if answers is not None else self.answer_vocabulary
+            data.update(self._encode_answer_candidates(candidates))
+        if labels is not None:
+            data["labels"] = self._encode_labels(labels, candidates, per_question=choices is not None)
+
+        self._check_batch_sizes(data)
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    @staticmethod
+    def _check_questions(text) -> list[str]:
+        questions = [text] if isinstance(text, str) else list(text)
+        if not questions:
+            raise ValueError("text is an empty list; expected one question per video")
+        for index, question in enumerate(questions):
+            if not isinstance(question, str):
+                raise ValueError(f"question {index} is a {type(question).__name__}; expected a string")
+            if not question.strip():
+                raise ValueError(f"question {index} is empty ({question!r}); every question needs at least one word")
+        return questions
+
+    def _tokenize_answers(self, answers: list[str]) -> dict[str, torch.Tensor]:
+        encoding = self.tokenizer(
+            answers,
+            padding="longest",
+            truncation=True,
+            max_length=self.max_answer_length,
+            return_token_type_ids=False,
+            return_tensors="pt",
+        )
+        return {"answer_input_ids": encoding["input_ids"], "answer_attention_mask": encoding["attention_mask"]}
+
+    def _encode_answer_candidates(self, candidates: list[str]) -> dict[str, torch.Tensor]:
+        """`[A, La]` ids and mask of a shared candidate set; the last set is cached (the vocabulary, in training)."""
+        if not candidates:
+            raise ValueError("answers is empty; expected at least one answer candidate")
+        key = tuple(candidates)
+        if self._answer_cache is None or self._answer_cache[0] != key:
+            self._answer_cache = (key, self._tokenize_answers(candidates))
+        return dict(self._answer_cache[1])
+
+    def _encode_choices(self, choices: list[list[str]]) -> dict[str, torch.Tensor]:
+        """`[B, C, La]` ids and mask of per-question candidates."""
+        if not choices:
+            raise ValueError("choices is empty; expected one list of candidates per question")
+        num_choices = len(choices[0])
+        for index, row in enumerate(choices):
+            if len(row) != num_choices or not row:
+                raise ValueError(
+                    f"question {index} has {len(row)} choices but question 0 has {num_choices}; "
+                    "every question needs the same, non-zero number of choices"
+                )
+        encoding = self._tokenize_answers([answer for row in choices for answer in row])
+        return {name: ids.view(len(choices), num_choices, -1) for name, ids in encoding.items()}  # [B, C, La]
+
+    @staticmethod
+    def _encode_labels(labels, candidates, per_question: bool) -> torch.Tensor:
+        """Indices `[B]` of the right answers, given as indices or as answer texts."""
+        indices = []
+        for index, label in enumerate(labels):
+            if isinstance(label, (int, np.integer)) or (torch.is_tensor(label) and label.ndim == 0):
+                indices.append(int(label))
+                continue
+            row = candidates[index] if per_question else candidates
+            if row is None or label not in row:
+                raise ValueError(f"label {index} ({label!r}) is not among its answer candidates")
+            indices.append(row.index(label))
+        return torch.tensor(indices, dtype=torch.long)
+
+    @staticmethod
+    def _check_batch_sizes(data: dict) -> None:
+        sizes = {name: value.shape[0] for name, value in data.items() if name not in ("answer_input_ids", "answer_attention_mask")}
+        if data.get("answer_input_ids") is not None and data["answer_input_ids"].ndim == 3:
+            sizes["choices"] = data["answer_input_ids"].shape[0]
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"inputs disagree on the batch size: {sizes}; expected one question per video")
+
+
+__all__ = ["MistProcessor"]
