@@ -7,6 +7,7 @@ Every size that the tensors carry is read from their shapes; the few that no ten
 """
 
 import argparse
+import pickle
 import re
 import sys
 from pathlib import Path
@@ -87,7 +88,10 @@ class NotAMistCheckpointError(ValueError):
 
 def load_reference_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors only (`weights_only=True`: nothing else is unpickled), without the `module.` DataParallel prefix."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise NotAMistCheckpointError(f"{path} is not a tensors-only PyTorch checkpoint: {error}") from error
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -1,0 +1,1 @@
+from mist_testing import config, inputs  # noqa: F401  (fixtures)

@@ -1,0 +1,63 @@
+"""Tiny MIST sizes and random inputs shared by the model tests."""
+
+import pytest
+import torch
+
+from modeling_mist import MistConfig
+
+BATCH, QUESTION_LENGTH, NUM_ANSWERS, ANSWER_LENGTH, VOCAB = 3, 5, 6, 4, 99
+
+
+def tiny_config(**overrides) -> MistConfig:
+    sizes = dict(
+        text_config={
+            "vocab_size": VOCAB,
+            "hidden_size": 24,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "intermediate_size": 37,
+            "max_position_embeddings": 32,
+        },
+        num_frames=8,
+        num_segments=4,
+        grid_size=2,
+        clip_hidden_size=16,
+        hidden_size=32,
+        box_hidden_size=8,
+        num_ista_layers=2,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        num_selected_segments=2,
+        num_selected_patches=2,
+        max_question_length=7,
+    )
+    sizes.update(overrides)
+    return MistConfig(**sizes)
+
+
+def random_inputs(config: MistConfig, batch_size: int = BATCH, seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    frames, patches, width = config.num_frames, config.num_patches, config.clip_hidden_size
+    attention_mask = torch.ones(batch_size, QUESTION_LENGTH, dtype=torch.long)
+    attention_mask[0, 3:] = 0
+    input_ids = torch.randint(1, VOCAB, (batch_size, QUESTION_LENGTH), generator=generator) * attention_mask
+    return {
+        "frame_features": torch.randn(batch_size, frames, width, generator=generator),
+        "patch_features": torch.randn(batch_size, frames, patches, width, generator=generator),
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "question_clip_embeds": torch.randn(batch_size, width, generator=generator),
+        "answer_input_ids": torch.randint(1, VOCAB, (NUM_ANSWERS, ANSWER_LENGTH), generator=generator),
+        "answer_attention_mask": torch.ones(NUM_ANSWERS, ANSWER_LENGTH, dtype=torch.long),
+    }
+
+
+@pytest.fixture
+def config() -> MistConfig:
+    return tiny_config()
+
+
+@pytest.fixture
+def inputs(config) -> dict:
+    return random_inputs(config)
