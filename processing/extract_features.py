@@ -1,0 +1,250 @@
+"""`mist extract-features`: CLIP frame and patch features of a set of videos, as a `datasets` dataset.
+
+    mist extract-features videos/ --output-dir features/agqa
+    accelerate launch --num_processes 2 -m training.cli extract-features videos/ --output-dir features/agqa
+
+Each process takes every n-th video of the sorted list, decodes in background threads and encodes
+batches of videos on its device. Finished videos go to a work folder one file each (see
+`processing.feature_store`), so an interrupted run resumes where it stopped. When all processes are
+done, the main process writes the dataset (`video_id`, `frame_features [F, D]`,
+`patch_features [F, P, D]`) with `save_to_disk`: load it with `datasets.load_from_disk` or push it
+with `push_to_hub`. Unreadable videos are reported and skipped; the exit status is then 1.
+"""
+
+import argparse
+import glob
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
+from tqdm.auto import tqdm
+
+from modeling_mist.video_processing_mist import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MistVideoProcessor, VideoDecodeError
+from processing.decode_pool import batched, decode_ahead
+from processing.feature_store import FeatureStore
+from processing.question_embeddings import add_question_embeddings
+
+
+@dataclass(frozen=True)
+class VideoFile:
+    video_id: str  # file stem (or frame folder name): the dataset's key
+    path: str
+
+
+def _is_frame_folder(path: str) -> bool:
+    return os.path.isdir(path) and any(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(path))
+
+
+def _is_video(path: str) -> bool:
+    return (os.path.isfile(path) and path.lower().endswith(VIDEO_EXTENSIONS)) or _is_frame_folder(path)
+
+
+def _video_file(path: str) -> VideoFile:
+    path = os.path.normpath(path)
+    name = os.path.basename(path)
+    return VideoFile(video_id=os.path.splitext(name)[0] if os.path.isfile(path) else name, path=path)
+
+
+def find_videos(inputs: list[str]) -> list[VideoFile]:
+    """Videos named by folders (their video files and frame folders), globs, video files or list files.
+
+    A list file holds one path per line (relative to the list file's folder; `#` starts a comment).
+    Entries of a list file are taken as given: a missing one is reported when it fails to decode.
+    Sorted by id; raises ValueError for an input that names nothing or for two videos with one id.
+    """
+    found = []
+    for entry in inputs:
+        if os.path.isdir(entry) and not _is_frame_folder(entry):
+            inside = [path for path in (os.path.join(entry, name) for name in os.listdir(entry)) if _is_video(path)]
+            if not inside:
+                raise ValueError(f"input {entry!r}: the folder holds no video file or frame folder")
+            found += inside
+        elif any(character in entry for character in "*?["):
+            matches = sorted(path for path in glob.glob(entry, recursive=True) if _is_video(path))
+            if not matches:
+                raise ValueError(f"input {entry!r}: the glob matches no video file or frame folder")
+            found += matches
+        elif _is_video(entry):
+            found.append(entry)
+        elif os.path.isfile(entry):
+            base = os.path.dirname(entry)
+            with open(entry) as file:
+                lines = [line.split("#", 1)[0].strip() for line in file]
+            found += [os.path.join(base, line) for line in lines if line]
+        else:
+            raise ValueError(f"input {entry!r}: no such video file, folder, glob match or list file")
+    videos = sorted({_video_file(path) for path in found}, key=lambda video: (video.video_id, video.path))
+    by_id = {}
+    for video in videos:
+        by_id.setdefault(video.video_id, []).append(video.path)
+    clashes = {video_id: paths for video_id, paths in by_id.items() if len(paths) > 1}
+    if clashes:
+        raise ValueError(f"several videos share an id (the file stem): {clashes}; ids must be unique")
+    return videos
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="mist extract-features",
+        description="CLIP frame and patch features of videos, written as a datasets dataset (resumable, multi-process).",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="folder of videos, glob, video file or list file")
+    parser.add_argument("--output-dir", required=True, help="where the dataset is saved (load_from_disk)")
+    parser.add_argument("--work-dir", help="per-video results for resuming (default: OUTPUT_DIR.work)")
+    parser.add_argument("--clip-model", default="ViT-B-32-quickgelu", help="open_clip model name or local-dir:PATH")
+    parser.add_argument(
+        "--clip-pretrained", default="openai", help="open_clip pretrained tag, checkpoint file, or 'none' (random)"
+    )
+    parser.add_argument("--num-frames", type=int, default=32, help="frames sampled per video")
+    parser.add_argument("--grid-size", type=int, default=4, help="crops per frame side (patches = grid_size**2)")
+    parser.add_argument("--crop-size", type=int, default=224, help="CLIP input size")
+    parser.add_argument("--batch-size", type=int, default=4, help="videos encoded together")
+    parser.add_argument("--clip-batch-size", type=int, default=544, help="images per CLIP forward pass")
+    parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding videos ahead")
+    parser.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="stored feature type")
+    parser.add_argument("--device", help="device for CLIP (default: this process's accelerate device)")
+    parser.add_argument("--questions", help="questions file (jsonl, json or parquet) to add CLIP text embeddings to")
+    parser.add_argument("--questions-output", help="where the questions file with embeddings goes")
+    parser.add_argument("--question-column", default="question", help="question text column of --questions")
+    parser.add_argument("--keep-work-dir", action="store_true", help="keep the per-video files after success")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if bool(args.questions) != bool(args.questions_output):
+        parser.error("--questions and --questions-output go together")
+    for name in ("num_frames", "grid_size", "crop_size", "batch_size", "clip_batch_size", "decode_workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    return args
+
+
+def _check_output_dir(output_dir: str) -> None:
+    """Refuse to replace a folder that holds anything but a saved dataset."""
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
+        if not os.path.exists(os.path.join(output_dir, "state.json")):
+            raise ValueError(f"--output-dir {output_dir} exists and is not a saved dataset; choose an empty folder")
+
+
+def extract_share(videos, store, video_processor, args, state, device) -> dict:
+    """Encode this process's share of `videos` that has no file yet; returns counts."""
+    share = videos[state.process_index :: state.num_processes]
+    pending = [video for video in share if not store.has(video.video_id)]
+    progress = tqdm(
+        total=len(share),
+        initial=len(share) - len(pending),
+        desc=f"process {state.process_index}" if state.num_processes > 1 else "videos",
+        unit="video",
+        position=state.process_index,
+        disable=args.no_progress,
+    )
+    computed = failed = 0
+    decoded = decode_ahead(
+        pending, lambda video: video_processor.load_video(video.path), args.decode_workers, 2 * args.batch_size
+    )
+    for batch in batched(decoded, args.batch_size):
+        good = []
+        for video, frames, error in batch:
+            if error is None:
+                good.append((video, frames))
+                continue
+            failed += 1
+            reason = str(error) if isinstance(error, VideoDecodeError) else f"{video.path}: {type(error).__name__}: {error}"
+            progress.write(f"error: {reason}; skipped", file=sys.stderr)
+            store.record_failure(state.process_index, video.path, reason)
+        if good:
+            frame_features, patch_features = video_processor.extract_features(
+                [torch.from_numpy(frames) for _, frames in good], device=device, batch_size=args.clip_batch_size
+            )
+            for (video, _), frames_of_video, patches_of_video in zip(good, frame_features, patch_features):
+                store.write(video.video_id, frames_of_video, patches_of_video, args.dtype)
+            computed += len(good)
+        progress.update(len(batch))
+    progress.close()
+    return {"share": len(share), "reused": len(share) - len(pending), "computed": computed, "failed": failed}
+
+
+def _wait_for_processes(store: FeatureStore, num_processes: int) -> None:
+    # Files rather than a collective barrier: shares can finish hours apart, beyond any barrier timeout.
+    while len(store.summaries()) < num_processes:
+        time.sleep(1)
+
+
+def _process_state() -> PartialState:
+    """This process's place among those launched together (accelerate launch, torchrun, or alone).
+
+    `accelerate launch --cpu` marks CPU runs; processes that torchrun (or `accelerate launch
+    --multi_gpu`) starts on a machine without GPUs are CPU processes too, joined over gloo.
+    """
+    launched_together = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    use_cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or (launched_together and not torch.cuda.is_available())
+    return PartialState(cpu=use_cpu)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    state = _process_state()
+    output_dir = os.path.normpath(args.output_dir)
+    work_dir = args.work_dir or output_dir + ".work"
+    settings = {
+        "clip_model_name": args.clip_model,
+        "clip_pretrained": None if args.clip_pretrained.lower() == "none" else args.clip_pretrained,
+        "num_frames": args.num_frames,
+        "grid_size": args.grid_size,
+        "crop_size": args.crop_size,
+        "dtype": args.dtype,
+    }
+    try:
+        videos = find_videos(args.inputs)
+        _check_output_dir(output_dir)
+        store = FeatureStore(work_dir)
+        if state.is_main_process:
+            store.prepare(settings)
+    except ValueError as error:
+        print(f"mist extract-features: {error}", file=sys.stderr)
+        return 2
+    state.wait_for_everyone()  # the work folder is ready before anyone writes to it
+
+    video_processor = MistVideoProcessor(
+        clip_model_name=settings["clip_model_name"],
+        clip_pretrained=settings["clip_pretrained"],
+        num_frames=args.num_frames,
+        grid_size=args.grid_size,
+        crop_size={"height": args.crop_size, "width": args.crop_size},
+        size={"shortest_edge": args.crop_size},
+        clip_batch_size=args.clip_batch_size,
+        decode_workers=args.decode_workers,
+    )
+    device = torch.device(args.device) if args.device else state.device
+    counts = extract_share(videos, store, video_processor, args, state, device)
+    store.mark_done(state.process_index, counts)
+    if not state.is_main_process:
+        return 0  # the main process reports everyone's failures and sets the exit status
+
+    _wait_for_processes(store, state.num_processes)
+    failures = store.failures()
+    num_rows, unreadable = store.assemble([video.video_id for video in videos], output_dir, settings)
+    failures += unreadable
+    if args.questions:
+        encode = partial(video_processor.encode_text, device=device)
+        num_questions = add_question_embeddings(args.questions, args.questions_output, encode, args.question_column)
+        print(f"wrote {num_questions} questions with CLIP embeddings to {args.questions_output}")
+
+    computed = sum(summary["computed"] for summary in store.summaries())
+    print(f"wrote {num_rows} of {len(videos)} videos to {output_dir} ({computed} computed now, {num_rows - computed} reused)")
+    if failures:
+        print(f"{len(failures)} videos failed and were skipped (rerun to retry them):", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure['reason']}", file=sys.stderr)
+        return 1
+    if not args.keep_work_dir:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

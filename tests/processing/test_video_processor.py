@@ -1,0 +1,119 @@
+"""CLIP features of the video processor: shapes, crop layout checked by hand, batching, text tower."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from video_testing import CLIP_EMBED_DIM, GRID_SIZE, NUM_FRAMES
+
+from modeling_mist.video_processing_mist import MistVideoProcessor
+
+CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
+CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
+
+
+def clip_input(image: Image.Image) -> torch.Tensor:
+    """A 224x224 PIL image as a normalised CLIP input `[3, 224, 224]`."""
+    pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
+    return (pixels - CLIP_MEAN) / CLIP_STD
+
+
+def embed_one(model, image: Image.Image) -> torch.Tensor:
+    with torch.no_grad():
+        return model.encode_image(clip_input(image)[None])[0]
+
+
+def test_video_features_shapes_and_dtypes(video_processor, video_dir):
+    videos = [os.path.join(video_dir, name) for name in ("alpha.mp4", "bravo.webm", "delta.mkv")]
+    features = video_processor(videos)
+    assert set(features) == {"frame_features", "patch_features"}
+    assert features["frame_features"].shape == (3, NUM_FRAMES, CLIP_EMBED_DIM)
+    assert features["patch_features"].shape == (3, NUM_FRAMES, GRID_SIZE**2, CLIP_EMBED_DIM)
+    assert features["frame_features"].dtype == features["patch_features"].dtype == torch.float32
+
+
+def test_patches_are_the_grid_crops_row_major_and_frames_use_clip_preprocessing(video_processor):
+    """Patch i of frame t is the CLIP embedding of crop (row i // G, column i % G) of the resized frame."""
+    # Noise with a different brightness per region, so that every crop differs from the others.
+    generator = np.random.default_rng(0)
+    frames = generator.integers(0, 156, (NUM_FRAMES, 60, 80, 3), dtype=np.uint8)
+    frames[:, :30, 40:] += 50
+    frames[:, 30:, :40] += 100
+    features = video_processor(frames)  # NUM_FRAMES frames: sampling keeps them all
+    model = video_processor.clip_model()
+    canvas_side = GRID_SIZE * 224
+    for time in (0, 5):
+        frame = Image.fromarray(frames[time])
+        # By hand, with PIL: the whole frame squashed to the canvas, crops read left to right, top to bottom.
+        canvas = frame.resize((canvas_side, canvas_side), Image.BICUBIC)
+        crops = [
+            canvas.crop((column * 224, row * 224, (column + 1) * 224, (row + 1) * 224))
+            for row in range(GRID_SIZE)
+            for column in range(GRID_SIZE)
+        ]
+        expected = torch.stack([embed_one(model, crop) for crop in crops])  # [P, D]
+        actual = features["patch_features"][0, time]
+        torch.testing.assert_close(actual, expected, atol=2e-3, rtol=1e-3)
+        # The layout is right, not merely close: each patch is nearest to its own crop.
+        distances = torch.cdist(actual, expected)
+        assert distances.argmin(dim=1).tolist() == list(range(GRID_SIZE**2))
+
+        # Frame: short side to 224 (bicubic, long side truncated as torchvision does), centre crop 224.
+        scaled = frame.resize((int(frame.width * 224 / frame.height), 224), Image.BICUBIC)
+        left = int(round((scaled.width - 224) / 2))
+        expected_frame = embed_one(model, scaled.crop((left, 0, left + 224, 224)))
+        torch.testing.assert_close(features["frame_features"][0, time], expected_frame, atol=2e-3, rtol=1e-3)
+
+
+def test_features_do_not_depend_on_batching(video_processor, video_dir):
+    paths = [os.path.join(video_dir, name) for name in ("alpha.mp4", "charlie.avi")]
+    together = video_processor(paths, clip_batch_size=1000)
+    small_forwards = video_processor(paths, clip_batch_size=7)
+    alone = video_processor(paths[1])
+    for name in ("frame_features", "patch_features"):
+        torch.testing.assert_close(small_forwards[name], together[name], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(alone[name][0], together[name][1], atol=1e-5, rtol=1e-5)
+
+
+def test_frame_arrays_match_the_decoded_video(video_processor, video_dir):
+    path = os.path.join(video_dir, "bravo.webm")
+    from_file = video_processor(path)
+    frames = video_processor.load_video(path)
+    from_array = video_processor(torch.from_numpy(frames))  # already NUM_FRAMES frames: sampling keeps them all
+    torch.testing.assert_close(from_array["patch_features"], from_file["patch_features"])
+
+
+def test_text_embedding_is_the_raw_clip_text_feature(video_processor):
+    import open_clip
+
+    questions = ["what is the person holding?", "where did the ball go"]
+    embeddings = video_processor.encode_text(questions)
+    model = video_processor.clip_model()
+    tokens = open_clip.get_tokenizer(video_processor.clip_model_name)(questions)
+    with torch.no_grad():
+        expected = model.encode_text(tokens)
+    assert embeddings.shape == (2, CLIP_EMBED_DIM) and embeddings.dtype == torch.float32
+    torch.testing.assert_close(embeddings, expected)
+    assert not torch.allclose(embeddings.norm(dim=-1), torch.ones(2))  # not normalised
+
+
+def test_random_clip_weights_are_the_same_in_every_process(clip_model_name):
+    first = MistVideoProcessor(clip_model_name=clip_model_name, clip_pretrained=None).clip_model()
+    second = MistVideoProcessor(clip_model_name=clip_model_name, clip_pretrained="none").clip_model()
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), name
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    MistVideoProcessor(clip_model_name=clip_model_name, clip_pretrained=None).clip_model()
+    assert torch.equal(torch.rand(1), before)  # building CLIP leaves the caller's random state alone
+
+
+def test_crop_size_must_match_the_clip_image_size(clip_model_name):
+    processor = MistVideoProcessor(
+        clip_model_name=clip_model_name, clip_pretrained=None, crop_size={"height": 112, "width": 112}
+    )
+    with pytest.raises(ValueError, match="crop_size"):
+        processor.clip_model()
