@@ -75,13 +75,8 @@ class MistProcessor(ProcessorMixin):
         `video_kwargs` (e.g. `clip_model_name`, `clip_pretrained`) go to a new `MistVideoProcessor`.
         """
         if video_processor is None:
-            crop = {"height": config.crop_size, "width": config.crop_size}
             video_processor = MistVideoProcessor(
-                num_frames=config.num_frames,
-                grid_size=config.grid_size,
-                crop_size=crop,
-                size={"shortest_edge": config.crop_size},
-                **video_kwargs,
+                num_frames=config.num_frames, grid_size=config.grid_size, crop_size=config.crop_size, **video_kwargs
             )
         id2label = {int(index): name for index, name in config.id2label.items()}
         vocabulary = None if _default_label_names(id2label) else [id2label[i] for i in sorted(id2label)]
@@ -92,6 +87,12 @@ class MistProcessor(ProcessorMixin):
             max_question_length=config.max_question_length,
             max_answer_length=config.max_answer_length,
         )
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        saved_files = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        # transformers leaves the remote-code `auto_map` on the saved object; saving should not change the processor.
+        self.__dict__.pop("auto_map", None)
+        return saved_files
 
     @property
     def model_input_names(self) -> list[str]:
@@ -144,7 +145,8 @@ class MistProcessor(ProcessorMixin):
             MistProcessorKwargs, tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs
         )
         text_kwargs, videos_kwargs = output_kwargs["text_kwargs"], output_kwargs["videos_kwargs"]
-        return_tensors = text_kwargs.pop("return_tensors", None) or videos_kwargs.pop("return_tensors", None) or "pt"
+        # Features are tensors whatever the caller asks; `return_tensors="np"` converts everything at the end.
+        return_tensors = text_kwargs.pop("return_tensors", None) or "pt"
         videos_kwargs.pop("return_tensors", None)
         data = {}
 

@@ -309,6 +309,10 @@ class MistVideoProcessor(BaseVideoProcessor):
         clip_pretrained: str | None = clip_pretrained,
         **kwargs: Unpack[MistVideoProcessorKwargs],
     ):
+        if "crop_size" in kwargs and "size" not in kwargs:
+            # The frame's short side goes to the crop size, as CLIP's own preprocessing does.
+            crop_size = kwargs["crop_size"]
+            kwargs["size"] = {"shortest_edge": crop_size if isinstance(crop_size, int) else crop_size["height"]}
         super().__init__(**kwargs)
         self.clip_model_name = clip_model_name
         self.clip_pretrained = None if clip_pretrained in (None, "", "none", "None") else os.fspath(clip_pretrained)

@@ -215,7 +215,6 @@ def main(argv: list[str]) -> int:
         num_frames=args.num_frames,
         grid_size=args.grid_size,
         crop_size={"height": args.crop_size, "width": args.crop_size},
-        size={"shortest_edge": args.crop_size},
         clip_batch_size=args.clip_batch_size,
         decode_workers=args.decode_workers,
     )

@@ -1,0 +1,64 @@
+"""transformers' own processor tests (ProcessorTesterMixin), run against MistProcessor with a tiny random CLIP.
+
+The mixin's videos are random frames and its text is "lower newer": these tests check kwargs plumbing,
+save/load and the input names; tests/processing checks what the features are.
+"""
+
+import json
+import tempfile
+import unittest
+from pathlib import Path
+
+from hf_common_tests.test_processing_common import ProcessorTesterMixin
+from transformers import BertTokenizer
+
+from modeling_mist.processing_mist import MistProcessor
+from modeling_mist.video_processing_mist import MistVideoProcessor
+
+CLIP_EMBED_DIM = 16
+TINY_CLIP = {
+    "model_cfg": {
+        "embed_dim": CLIP_EMBED_DIM,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": 224, "layers": 1, "width": 32, "head_width": 16, "patch_size": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
+}
+VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "lower", "newer", "upper", "older", "longer", "string"]
+
+
+class MistProcessorTest(ProcessorTesterMixin, unittest.TestCase):
+    processor_class = MistProcessor
+    videos_input_name = "frame_features"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.components_dir = tempfile.TemporaryDirectory()
+        folder = Path(cls.components_dir.name)
+        (folder / "open_clip_config.json").write_text(json.dumps(TINY_CLIP))
+        (folder / "vocab.txt").write_text("\n".join(VOCABULARY) + "\n")
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.components_dir.cleanup()
+
+    @classmethod
+    def _setup_tokenizer(cls):
+        return BertTokenizer.from_pretrained(cls.components_dir.name)
+
+    @classmethod
+    def _setup_video_processor(cls):
+        return MistVideoProcessor(
+            clip_model_name=f"local-dir:{cls.components_dir.name}", clip_pretrained=None, num_frames=4, grid_size=1
+        )
+
+    @staticmethod
+    def prepare_processor_dict():
+        # An open-ended answer vocabulary, so that a call with text returns every model input.
+        return {"answer_vocabulary": ["lower", "newer"], "max_question_length": 30}
+
+    def _check_modality_outputs(self, inputs, modality):
+        # CLIP features rather than pixels: the mixin's "normalised pixels average below zero" does not apply.
+        self.assertEqual(inputs["frame_features"].shape[-1], CLIP_EMBED_DIM)
