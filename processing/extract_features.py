@@ -170,6 +170,7 @@ def extract_share(videos, store, video_processor, args, state, device) -> dict:
 
 def _wait_for_processes(store: FeatureStore, num_processes: int) -> None:
     # Files rather than a collective barrier: shares can finish hours apart, beyond any barrier timeout.
+    # A process that dies makes its launcher (accelerate launch, torchrun) stop the others, this one included.
     while len(store.summaries()) < num_processes:
         time.sleep(1)
 
@@ -234,7 +235,10 @@ def main(argv: list[str]) -> int:
         print(f"wrote {num_questions} questions with CLIP embeddings to {args.questions_output}")
 
     computed = sum(summary["computed"] for summary in store.summaries())
-    print(f"wrote {num_rows} of {len(videos)} videos to {output_dir} ({computed} computed now, {num_rows - computed} reused)")
+    if num_rows:
+        print(f"wrote {num_rows} of {len(videos)} videos to {output_dir} ({computed} computed now, {num_rows - computed} reused)")
+    else:
+        print(f"no video could be encoded: nothing written to {output_dir}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} videos failed and were skipped (rerun to retry them):", file=sys.stderr)
         for failure in failures:

@@ -129,7 +129,7 @@ class FeatureStore:
         """Write the finished videos among `video_ids` as a dataset to `output_dir` (replacing it).
 
         Returns the number of rows and the videos whose file turned out unreadable (those files are
-        deleted, so a rerun computes them again).
+        deleted, so a rerun computes them again). Without any finished video nothing is written.
         """
         finished = [video_id for video_id in video_ids if self.has(video_id)]
         unreadable = []
@@ -138,12 +138,14 @@ class FeatureStore:
             if (tensors := self._read_or_drop(video_id, unreadable)) is not None:
                 hidden_size = tensors["frame_features"].shape[-1]
                 break
+        if hidden_size is None:
+            return 0, unreadable
         num_frames, num_patches, dtype = settings["num_frames"], settings["grid_size"] ** 2, settings["dtype"]
         features = Features(
             {
                 "video_id": Value("string"),
-                "frame_features": Array2D(shape=(num_frames, hidden_size or 1), dtype=dtype),
-                "patch_features": Array3D(shape=(num_frames, num_patches, hidden_size or 1), dtype=dtype),
+                "frame_features": Array2D(shape=(num_frames, hidden_size), dtype=dtype),
+                "patch_features": Array3D(shape=(num_frames, num_patches, hidden_size), dtype=dtype),
             }
         )
         output_dir = os.path.normpath(output_dir)

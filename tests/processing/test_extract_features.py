@@ -212,3 +212,10 @@ def test_two_processes_write_each_video_exactly_once(input_dir, tmp_path, clip_m
     np.testing.assert_allclose(
         dataset.with_format("numpy")[5]["frame_features"], expected["frame_features"][0].half().numpy(), atol=1e-2, rtol=1e-2
     )
+
+
+def test_nothing_encodable_writes_nothing_and_fails(tmp_path, clip_model_name, capsys):
+    (tmp_path / "broken.mp4").write_text("not a video")
+    assert main([str(tmp_path / "broken.mp4"), *extract_args(clip_model_name, tmp_path / "features")]) == 1
+    assert "nothing written" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "features")

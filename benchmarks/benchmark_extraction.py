@@ -1,0 +1,191 @@
+"""Feature extraction speed: the batched extractor against one-image-at-a-time loops, on one machine.
+
+    python benchmarks/benchmark_extraction.py [--device cpu|cuda] [--videos 4] [--num-frames 32] [--grid-size 4] [--threads N]
+
+Generates small videos (moving coloured shapes, H.264), builds a random-weight CLIP ViT-B/32 (no
+download; speed does not depend on the weights) and extracts the same features three ways, each in
+its own process so that peak memory is its own:
+
+* `naive`: like the reference notebook, decode a video, then per frame preprocess and encode the
+  frame, then encode its crops one by one (1 image per forward, `torch.no_grad`, float32);
+* `per-frame`: the notebook's actual batching, the frame and its crops in one forward (1 + P images);
+* `batched`: `MistVideoProcessor.extract_features` as `mist extract-features` runs it: decoding in
+  background threads, all frames and crops of `--batch-size` videos in forwards of
+  `--clip-batch-size` images, `torch.inference_mode`, float16 autocast on GPU.
+
+Prints videos/s, images/s and peak memory per method with the machine named, and checks that the
+batched features equal the naive ones.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from modeling_mist.video_processing_mist import MistVideoProcessor
+from processing.decode_pool import batched, decode_ahead
+
+METHODS = ("naive", "per-frame", "batched")
+
+
+def write_videos(folder: str, count: int, num_frames: int, width: int, height: int) -> list[str]:
+    import av
+
+    paths, generator = [], np.random.default_rng(0)
+    for index in range(count):
+        path = os.path.join(folder, f"video{index}.mp4")
+        with av.open(path, "w") as container:
+            stream = container.add_stream("libx264", rate=24, options={"g": "12"})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            colour = generator.integers(0, 256, 3)
+            for time_step in range(num_frames):
+                image = np.full((height, width, 3), 40 + (3 * time_step) % 180, dtype=np.uint8)
+                left, top = (5 * time_step) % (width - 60), (3 * time_step) % (height - 60)
+                image[top : top + 60, left : left + 60] = colour
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        paths.append(path)
+    return paths
+
+
+def machine_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"CPU {platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads), torch {torch.__version__}"
+
+
+def run_naive(processor, paths, device, images_per_forward: int):
+    """Decode each video, then per frame: preprocess, encode in forwards of `images_per_forward` images."""
+    model = processor.clip_model(device)
+    frame_features, patch_features = [], []
+    with torch.no_grad():
+        for path in paths:
+            frames = torch.from_numpy(processor.load_video(path)).permute(0, 3, 1, 2)  # [F, 3, H, W]
+            video_frames, video_patches = [], []
+            for frame in frames:
+                frame_image, crops = processor.clip_pixel_values(frame[None].to(device))  # [1, 3, S, S], [1, P, 3, S, S]
+                images = torch.cat([frame_image, crops[0]])  # [1 + P, 3, S, S]
+                embeddings = torch.cat([model.encode_image(chunk) for chunk in images.split(images_per_forward)])
+                video_frames.append(embeddings[0])
+                video_patches.append(embeddings[1:])
+            frame_features.append(torch.stack(video_frames).cpu())
+            patch_features.append(torch.stack(video_patches).cpu())
+    return torch.stack(frame_features), torch.stack(patch_features)
+
+
+def run_batched(processor, paths, device, batch_size: int, decode_workers: int):
+    frame_features, patch_features = [], []
+    decoded = decode_ahead(paths, processor.load_video, num_workers=decode_workers, max_pending=2 * batch_size)
+    for batch in batched(decoded, batch_size):
+        videos = [torch.from_numpy(frames) for _, frames, _ in batch]
+        frames_out, patches_out = processor.extract_features(videos, device=device)
+        frame_features.append(frames_out)
+        patch_features.append(patches_out)
+    return torch.cat(frame_features), torch.cat(patch_features)
+
+
+def measure(args) -> dict:
+    """One method in this process: time, peak memory, features saved for the comparison."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    processor = MistVideoProcessor(
+        clip_model_name="ViT-B-32-quickgelu",
+        clip_pretrained=None,
+        num_frames=args.num_frames,
+        grid_size=args.grid_size,
+        clip_batch_size=args.clip_batch_size,
+    )
+    paths = sorted(os.path.join(args.work_dir, name) for name in os.listdir(args.work_dir) if name.endswith(".mp4"))
+    # Warm-up: build CLIP, load kernels; not timed.
+    processor.encode_images(torch.zeros(2, 3, 224, 224, device=device))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    if args.method == "naive":
+        frame_features, patch_features = run_naive(processor, paths, device, images_per_forward=1)
+    elif args.method == "per-frame":
+        frame_features, patch_features = run_naive(processor, paths, device, images_per_forward=args.grid_size**2 + 1)
+    else:
+        frame_features, patch_features = run_batched(processor, paths, device, args.batch_size, args.decode_workers)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    if device.type == "cuda":
+        peak = f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB GPU"
+    else:
+        peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB RSS"
+    np.save(os.path.join(args.work_dir, f"{args.method}.npy"), patch_features.numpy())
+    num_images = len(paths) * args.num_frames * (1 + args.grid_size**2)
+    return {"method": args.method, "seconds": seconds, "videos": len(paths), "images": num_images, "peak": peak}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--videos", type=int, default=4, help="videos to extract")
+    parser.add_argument("--video-frames", type=int, default=96, help="frames per generated video")
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--num-frames", type=int, default=32, help="frames sampled per video")
+    parser.add_argument("--grid-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4, help="videos per batched step")
+    parser.add_argument("--clip-batch-size", type=int, default=544, help="images per batched forward")
+    parser.add_argument("--decode-workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)  # internal: run one method
+    parser.add_argument("--work-dir", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    if args.method:
+        print(json.dumps(measure(args)))
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    with tempfile.TemporaryDirectory() as work_dir:
+        write_videos(work_dir, args.videos, args.video_frames, args.width, args.height)
+        images_per_video = args.num_frames * (1 + args.grid_size**2)
+        print(f"machine: {machine_name(device)}")
+        print(
+            f"CLIP ViT-B-32-quickgelu (random weights); {args.videos} videos of {args.video_frames} frames "
+            f"{args.width}x{args.height}; {args.num_frames} frames x (1 + {args.grid_size**2} crops) = "
+            f"{images_per_video} images per video"
+        )
+        print(f"{'method':<12} {'seconds':>8} {'videos/s':>9} {'images/s':>9}  peak memory")
+        results = {}
+        for method in args.methods:
+            command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--method", method, "--work-dir", work_dir]
+            completed = subprocess.run(command, capture_output=True, text=True, check=True)
+            result = json.loads(completed.stdout.strip().splitlines()[-1])
+            results[method] = result
+            print(
+                f"{method:<12} {result['seconds']:8.2f} {result['videos'] / result['seconds']:9.3f} "
+                f"{result['images'] / result['seconds']:9.1f}  {result['peak']}",
+                flush=True,
+            )
+        if "naive" in results and "batched" in results:
+            speedup = results["naive"]["seconds"] / results["batched"]["seconds"]
+            naive, batched_features = (np.load(os.path.join(work_dir, f"{m}.npy")) for m in ("naive", "batched"))
+            difference = np.abs(naive - batched_features).max()
+            scale = np.abs(naive).mean()
+            print(f"batched is {speedup:.1f}x faster than naive; max |batched - naive| = {difference:.2e} (mean |feature| {scale:.2f})")
+
+
+if __name__ == "__main__":
+    main()
