@@ -73,7 +73,9 @@ def run_naive(processor, paths, device, images_per_forward: int):
             frames = torch.from_numpy(processor.load_video(path)).permute(0, 3, 1, 2)  # [F, 3, H, W]
             video_frames, video_patches = [], []
             for frame in frames:
-                frame_image, crops = processor.clip_pixel_values(frame[None].to(device))  # [1, 3, S, S], [1, P, 3, S, S]
+                frame_image, crops = processor.clip_pixel_values(
+                    frame[None].to(device)
+                )  # [1, 3, S, S], [1, P, 3, S, S]
                 images = torch.cat([frame_image, crops[0]])  # [1 + P, 3, S, S]
                 embeddings = torch.cat([model.encode_image(chunk) for chunk in images.split(images_per_forward)])
                 video_frames.append(embeddings[0])
@@ -170,7 +172,15 @@ def main():
         print(f"{'method':<12} {'seconds':>8} {'videos/s':>9} {'images/s':>9}  peak memory")
         results = {}
         for method in args.methods:
-            command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--method", method, "--work-dir", work_dir]
+            command = [
+                sys.executable,
+                os.path.abspath(__file__),
+                *sys.argv[1:],
+                "--method",
+                method,
+                "--work-dir",
+                work_dir,
+            ]
             completed = subprocess.run(command, capture_output=True, text=True, check=True)
             result = json.loads(completed.stdout.strip().splitlines()[-1])
             results[method] = result
@@ -184,7 +194,9 @@ def main():
             naive, batched_features = (np.load(os.path.join(work_dir, f"{m}.npy")) for m in ("naive", "batched"))
             difference = np.abs(naive - batched_features).max()
             scale = np.abs(naive).mean()
-            print(f"batched is {speedup:.1f}x faster than naive; max |batched - naive| = {difference:.2e} (mean |feature| {scale:.2f})")
+            print(
+                f"batched is {speedup:.1f}x faster than naive; max |batched - naive| = {difference:.2e} (mean |feature| {scale:.2f})"
+            )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ def _default_label_names(id2label: dict) -> bool:
 def _feature_tensor(value, name: str, ndim: int) -> torch.Tensor:
     """Precomputed features as a float32 tensor with a batch dimension (`ndim` dimensions in all)."""
     if isinstance(value, (list, tuple)):
-        value = torch.stack([torch.as_tensor(np.asarray(item) if not torch.is_tensor(item) else item) for item in value])
+        value = torch.stack(
+            [torch.as_tensor(np.asarray(item) if not torch.is_tensor(item) else item) for item in value]
+        )
     tensor = torch.as_tensor(value).float()
     if tensor.ndim == ndim - 1:
         tensor = tensor.unsqueeze(0)  # one video
@@ -166,10 +168,13 @@ class MistProcessor(ProcessorMixin):
             if patch_features is not None:
                 data["patch_features"] = _feature_tensor(patch_features, "patch_features", ndim=4)
 
+        if return_question_clip_embeds is None:
+            return_question_clip_embeds = videos is not None
         if question_clip_embeds is not None:
             data["question_clip_embeds"] = _feature_tensor(question_clip_embeds, "question_clip_embeds", ndim=2)
-        elif questions is not None and (return_question_clip_embeds if return_question_clip_embeds is not None else videos is not None):
-            data["question_clip_embeds"] = self.video_processor.encode_text(questions, device=videos_kwargs.get("device"))
+        elif questions is not None and return_question_clip_embeds:
+            device = videos_kwargs.get("device")
+            data["question_clip_embeds"] = self.video_processor.encode_text(questions, device=device)
 
         candidates = None
         if choices is not None:
@@ -246,7 +251,11 @@ class MistProcessor(ProcessorMixin):
 
     @staticmethod
     def _check_batch_sizes(data: dict) -> None:
-        sizes = {name: value.shape[0] for name, value in data.items() if name not in ("answer_input_ids", "answer_attention_mask")}
+        sizes = {
+            name: value.shape[0]
+            for name, value in data.items()
+            if name not in ("answer_input_ids", "answer_attention_mask")
+        }
         if data.get("answer_input_ids") is not None and data["answer_input_ids"].ndim == 3:
             sizes["choices"] = data["answer_input_ids"].shape[0]
         if len(set(sizes.values())) > 1:

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import TypeVar
 
-
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 

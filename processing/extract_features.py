@@ -153,7 +153,9 @@ def extract_share(videos, store, video_processor, args, state, device) -> dict:
                 good.append((video, frames))
                 continue
             failed += 1
-            reason = str(error) if isinstance(error, VideoDecodeError) else f"{video.path}: {type(error).__name__}: {error}"
+            reason = (
+                str(error) if isinstance(error, VideoDecodeError) else f"{video.path}: {type(error).__name__}: {error}"
+            )
             progress.write(f"error: {reason}; skipped", file=sys.stderr)
             store.record_failure(state.process_index, video.path, reason)
         if good:
@@ -236,7 +238,9 @@ def main(argv: list[str]) -> int:
 
     computed = sum(summary["computed"] for summary in store.summaries())
     if num_rows:
-        print(f"wrote {num_rows} of {len(videos)} videos to {output_dir} ({computed} computed now, {num_rows - computed} reused)")
+        print(
+            f"wrote {num_rows} of {len(videos)} videos to {output_dir} ({computed} computed now, {num_rows - computed} reused)"
+        )
     else:
         print(f"no video could be encoded: nothing written to {output_dir}", file=sys.stderr)
     if failures:

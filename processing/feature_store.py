@@ -24,7 +24,6 @@ from datasets import Array2D, Array3D, Dataset, Features, Value
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-
 FEATURE_SUFFIX = ".safetensors"
 
 

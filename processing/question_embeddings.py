@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-
 EMBEDDING_COLUMN = "question_clip_embedding"
 
 

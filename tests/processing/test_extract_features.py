@@ -83,7 +83,11 @@ def test_globs_list_files_and_float32(input_dir, tmp_path, clip_model_name):
     list_file = tmp_path / "videos.txt"
     list_file.write_text("# one path per line, relative to this file\ninputs/charlie.avi\n\n")
     output_dir = tmp_path / "features32"
-    arguments = [str(input_dir / "*.webm"), str(list_file), *extract_args(clip_model_name, output_dir, "--dtype", "float32")]
+    arguments = [
+        str(input_dir / "*.webm"),
+        str(list_file),
+        *extract_args(clip_model_name, output_dir, "--dtype", "float32"),
+    ]
     assert main(arguments) == 0
     dataset = load_from_disk(str(output_dir)).with_format("torch")[:]
     assert dataset["video_id"] == ["bravo", "charlie"]
@@ -155,18 +159,26 @@ def test_resume_after_a_kill_keeps_finished_videos_and_computes_each_once(tmp_pa
     arguments[arguments.index("--grid-size") + 1] = "4"
     command = [sys.executable, "-m", "training.cli", "extract-features", *arguments]
     environment = {**os.environ, "PYTHONPATH": REPO_ROOT}
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     finished_dir = f"{output_dir}.work/videos"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if os.path.isdir(finished_dir) and len([n for n in os.listdir(finished_dir) if not n.startswith(".")]) >= 2:
             break
         time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be interrupted: " + process.stderr.read().decode()[-2000:]
+    assert process.poll() is None, (
+        "the run ended before it could be interrupted: " + process.stderr.read().decode()[-2000:]
+    )
     process.send_signal(signal.SIGKILL)
     process.wait()
     process.stderr.close()
-    before = {name: os.stat(os.path.join(finished_dir, name)).st_mtime_ns for name in os.listdir(finished_dir) if not name.startswith(".")}
+    before = {
+        name: os.stat(os.path.join(finished_dir, name)).st_mtime_ns
+        for name in os.listdir(finished_dir)
+        if not name.startswith(".")
+    }
     assert 2 <= len(before) < 8
     assert not os.path.exists(output_dir)
 
@@ -182,7 +194,9 @@ def test_resume_after_a_kill_keeps_finished_videos_and_computes_each_once(tmp_pa
     expected = reference_features(
         clip_model_name, [str(videos / f"clip{index}.mp4") for index in checked], num_frames=16, grid_size=4
     )
-    np.testing.assert_allclose(dataset[checked]["patch_features"], expected["patch_features"].half().numpy(), atol=1e-2, rtol=1e-2)
+    np.testing.assert_allclose(
+        dataset[checked]["patch_features"], expected["patch_features"].half().numpy(), atol=1e-2, rtol=1e-2
+    )
 
 
 @pytest.mark.slow
@@ -210,7 +224,10 @@ def test_two_processes_write_each_video_exactly_once(input_dir, tmp_path, clip_m
     assert list(dataset["video_id"]) == ["alpha", "bravo", "charlie", "delta", "extra0", "extra1"]
     expected = reference_features(clip_model_name, [str(input_dir / "extra1.mp4")])
     np.testing.assert_allclose(
-        dataset.with_format("numpy")[5]["frame_features"], expected["frame_features"][0].half().numpy(), atol=1e-2, rtol=1e-2
+        dataset.with_format("numpy")[5]["frame_features"],
+        expected["frame_features"][0].half().numpy(),
+        atol=1e-2,
+        rtol=1e-2,
     )
 
 

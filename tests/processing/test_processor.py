@@ -108,8 +108,9 @@ def test_multiple_choice_and_labels(processor, tokenizer):
     inputs = processor(text=QUESTIONS, choices=choices, labels=[2, "no"])
     assert inputs["answer_input_ids"].shape[:2] == (2, 3)
     assert inputs["answer_input_ids"].shape[2] <= processor.max_answer_length
-    assert inputs["answer_input_ids"][1, 0][inputs["answer_attention_mask"][1, 0].bool()].tolist() == (
-        tokenizer("the blue box")["input_ids"]
+    assert (
+        inputs["answer_input_ids"][1, 0][inputs["answer_attention_mask"][1, 0].bool()].tolist()
+        == (tokenizer("the blue box")["input_ids"])
     )
     assert inputs["labels"].tolist() == [2, 1]
     open_ended = processor(text=QUESTIONS, labels=["no", "the blue box"])
@@ -137,7 +138,9 @@ def test_save_and_load_round_trip_keeps_the_clip_choice_without_weights(processo
     assert (video_processor.num_frames, video_processor.grid_size) == (NUM_FRAMES, GRID_SIZE)
     assert loaded.answer_vocabulary == ANSWERS and loaded.max_question_length == 12
     path = os.path.join(video_dir, "charlie.avi")
-    torch.testing.assert_close(loaded(videos=path, text="why")["patch_features"], processor(videos=path, text="why")["patch_features"])
+    torch.testing.assert_close(
+        loaded(videos=path, text="why")["patch_features"], processor(videos=path, text="why")["patch_features"]
+    )
 
     with_weights = MistProcessor(processor.tokenizer, processor.video_processor.__class__(clip_pretrained="weights.pt"))
     with_weights.save_pretrained(tmp_path / "tagged")
@@ -209,7 +212,9 @@ def tiny_config(tokenizer) -> MistConfig:
 
 
 def test_processor_output_feeds_the_model(tiny_config, tokenizer, clip_model_name, video_dir):
-    processor = MistProcessor.from_mist_config(tiny_config, tokenizer, clip_model_name=clip_model_name, clip_pretrained=None)
+    processor = MistProcessor.from_mist_config(
+        tiny_config, tokenizer, clip_model_name=clip_model_name, clip_pretrained=None
+    )
     assert processor.answer_vocabulary == ANSWERS
     model = MistForVideoQuestionAnswering(tiny_config).eval()
     videos = [os.path.join(video_dir, "alpha.mp4"), os.path.join(video_dir, "delta.mkv")]

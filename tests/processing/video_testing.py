@@ -7,7 +7,6 @@ import sys
 import av
 import numpy as np
 
-
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLIP_EMBED_DIM = 16
 NUM_FRAMES, GRID_SIZE = 8, 2
