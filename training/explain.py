@@ -65,7 +65,7 @@ def draw_explanation(
     figure = plt.figure(figsize=(per_row * 0.9 + 1, num_rows * 1.25 + 1.6 + 0.6 * (answers is not None)), dpi=100)
     strip_height = num_rows / (num_rows + 1.3)
     strip = figure.add_axes((0.02, 1 - strip_height, 0.96, strip_height - 0.12))
-    bars = figure.add_axes((0.06, 0.08, 0.9, 1 - strip_height - 0.12))
+    bars = figure.add_axes((0.06, 0.12, 0.9, 1 - strip_height - 0.2))
 
     gap = 0.08 * width
     for frame_index in range(num_frames):
@@ -123,7 +123,7 @@ def draw_explanation(
     bars.set_xlabel("segment", fontsize=7)
     bars.set_ylabel("selection score", fontsize=7)
     bars.tick_params(labelsize=6)
-    bars.legend(fontsize=6, loc="upper right")
+    bars.legend(fontsize=6, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=num_layers, frameon=False)
 
     heading = title
     if answers:

@@ -71,6 +71,9 @@ class TrainScriptArguments:
     answer_vocabulary: str | None = field(
         default=None, metadata={"help": "open-ended answers (JSON list or answer->index object); default: train answers"}
     )
+    freeze_text_encoders: bool | None = field(
+        default=None, metadata={"help": "keep both text encoders fixed (default: the preset's choice)"}
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "use the first N training questions"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "use the first N questions of each evaluated split"})
     clip_model: str = field(default="ViT-B-32-quickgelu", metadata={"help": "open_clip model of the processor"})
@@ -122,6 +125,12 @@ def build_model(
     if text_encoder is not None:
         model.load_text_encoders(text_encoder)
     return model
+
+
+def freeze_text_encoders(model: MistForVideoQuestionAnswering) -> None:
+    """Stop training the question and answer encoders (the Trainer optimises only trainable parameters)."""
+    model.mist.question_encoder.requires_grad_(False)
+    model.answer_encoder.requires_grad_(False)
 
 
 def build_processor(config: MistConfig, tokenizer_source: str, clip_model: str, clip_pretrained: str | None) -> MistProcessor:
@@ -224,6 +233,9 @@ def train(script_args: TrainScriptArguments, training_args: TrainingArguments, p
         vocabulary,
         choice_template=preset.choice_template if multiple_choice else None,
     )
+    freeze = script_args.freeze_text_encoders
+    if freeze if freeze is not None else preset.freeze_text_encoders:
+        freeze_text_encoders(model)
     processor = MistProcessor.from_mist_config(
         model.config, tokenizer, clip_model_name=script_args.clip_model, clip_pretrained=script_args.clip_pretrained
     )

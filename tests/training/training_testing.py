@@ -1,0 +1,91 @@
+"""Tiny text encoder, tiny synthetic task and subprocess helpers shared by the training tests.
+
+Everything is built here: a 2-layer BERT with a vocabulary file written by the test, the synthetic
+task at test sizes (8 frames, 4 segments, 2 x 2 grid, 16-d features), nothing downloaded.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from transformers import BertConfig, BertModel, BertTokenizer
+
+from training.synthetic_dataset import OBJECT_WORDS, SyntheticTaskConfig, SyntheticVideoQA
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FEATURE_DIM = 16  # the tiny preset's clip_hidden_size
+QUESTION_WORDS = "what appeared together with the did show up near beginning or end before after".split()
+EXTRA_WORDS = "yes no red blue cup box why how".split()
+
+# open_clip config of a 1-layer ViT (224-pixel crops) with a tiny text tower and 16-d embeddings.
+TINY_CLIP_CONFIG = {
+    "model_cfg": {
+        "embed_dim": FEATURE_DIM,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": 224, "layers": 1, "width": 32, "head_width": 16, "patch_size": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    },
+    "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]},
+}
+
+
+def tiny_task_config(train_videos: int = 24, eval_videos: int = 8, seed: int = 0, **overrides) -> SyntheticTaskConfig:
+    return SyntheticTaskConfig(
+        num_frames=8,
+        num_segments=4,
+        grid_size=2,
+        feature_dim=FEATURE_DIM,
+        num_events=2,
+        videos_per_split=(train_videos, eval_videos, eval_videos),
+        seed=seed,
+        **overrides,
+    )
+
+
+def write_text_encoder(folder: Path) -> Path:
+    """A random 2-layer BERT (hidden 32) and its word-level vocabulary, saved like a Hub checkpoint."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "?", ".", ","]
+    vocabulary += list(OBJECT_WORDS) + QUESTION_WORDS + EXTRA_WORDS
+    (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"))
+    tokenizer.save_pretrained(str(folder))
+    config = BertConfig(
+        vocab_size=len(vocabulary),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
+    return folder
+
+
+def write_task(folder: Path, config: SyntheticTaskConfig) -> tuple[Path, Path]:
+    """The synthetic task saved as (questions save_to_disk folder, features save_to_disk folder)."""
+    questions, features = SyntheticVideoQA(config).generate()
+    questions.save_to_disk(str(folder / "questions"))
+    features.save_to_disk(str(folder / "features"))
+    return folder / "questions", folder / "features"
+
+
+def write_clip_config(folder: Path) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "open_clip_config.json").write_text(json.dumps(TINY_CLIP_CONFIG))
+    return f"local-dir:{folder}"
+
+
+def run_python(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """A subprocess of this interpreter with the repository importable and quiet, deterministic threads."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
+    return subprocess.run([sys.executable, *args], cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout)
