@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 from datasets import DatasetDict
-from transformers import AutoConfig, AutoTokenizer, TrainingArguments
+from huggingface_hub.errors import StrictDataclassError
+from transformers import AutoConfig, AutoTokenizer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from configuration.arguments import build_model_config_kwargs, parse_with_preset
@@ -119,8 +120,7 @@ def build_model(
     if choice_template is not None:
         # Multiple choice: how a candidate becomes the answer encoder's text, kept for evaluate/predict.
         kwargs["choice_template"] = choice_template
-    config = MistConfig(**kwargs)
-    config.validate_mist_sizes()
+    config = MistConfig(**kwargs)  # validates the sizes
     model = MistForVideoQuestionAnswering(config)
     if text_encoder is not None:
         model.load_text_encoders(text_encoder)
@@ -225,6 +225,7 @@ def train(script_args: TrainScriptArguments, training_args: TrainingArguments, p
     if tokenizer_source is None:
         raise ValueError(f"preset {preset.name!r} has no text encoder: pass --text-encoder or --tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    set_seed(training_args.seed)  # the model is built before the Trainer seeds: seed its initialisation here
     model = build_model(
         preset,
         script_args.config_overrides,
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             if "--output_dir" not in argv and "--output-dir" not in argv:
                 raise ValueError("--output-dir is required")
         results = train(script_args, training_args, preset)
-    except ValueError as error:
+    except (ValueError, StrictDataclassError) as error:
         print(f"mist train: {error}", file=sys.stderr)
         return 2
     if training_args.process_index == 0:

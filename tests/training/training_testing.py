@@ -59,6 +59,8 @@ def write_text_encoder(folder: Path) -> Path:
         num_attention_heads=4,
         intermediate_size=37,
         max_position_embeddings=64,
+        hidden_dropout_prob=0.0,  # with MIST's own dropout 0 and top-k selection, training is deterministic
+        attention_probs_dropout_prob=0.0,
     )
     BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
     return folder

@@ -58,7 +58,7 @@ class MistAccuracy(evaluate.Metric):
     def _compute(self, predictions, references, question_types=None, top_k=None):
         if question_types is not None and len(question_types) != len(references):
             raise ValueError(f"got {len(question_types)} question_types for {len(references)} references")
-        if top_k is not None and any(len(ranked) < min(top_k, 1) for ranked in predictions):
+        if any(len(ranked) == 0 for ranked in predictions):
             raise ValueError("every prediction needs at least one ranked candidate")
         top1 = [bool(ranked) and ranked[0] == reference for ranked, reference in zip(predictions, references)]
         results = {"accuracy": _mean(top1)}

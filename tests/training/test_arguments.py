@@ -1,0 +1,58 @@
+"""Presets give defaults; transformers' own flags and --config_overrides win."""
+
+import pytest
+from dataclasses import dataclass
+
+from configuration.arguments import build_model_config_kwargs, parse_config_overrides, parse_with_preset
+from configuration.presets import AGQA, NEXTQA, PRESETS, get_preset, minilm_path
+from modeling_mist import MistConfig
+
+
+@dataclass
+class ScriptArguments:
+    dataset: str | None = None
+    preset: str | None = None
+
+
+def test_command_line_overrides_preset_training_defaults():
+    script_args, training_args, preset = parse_with_preset(
+        ["--preset", "agqa", "--output-dir", "out", "--max_steps", "7", "--learning_rate", "1e-4"], ScriptArguments
+    )
+    assert preset is AGQA and script_args.preset == "agqa"
+    assert training_args.max_steps == 7 and training_args.learning_rate == 1e-4
+    assert training_args.per_device_train_batch_size == 128 and training_args.max_grad_norm == 12.0
+    assert training_args.lr_scheduler_type == "cosine" and training_args.output_dir == "out"
+
+
+def test_preset_chosen_from_the_data_when_not_named():
+    _, training_args, preset = parse_with_preset(["--output_dir", "o"], ScriptArguments, lambda args: "nextqa")
+    assert preset is NEXTQA and training_args.learning_rate == 4e-5
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("msrvtt")
+
+
+def test_config_overrides():
+    assert parse_config_overrides("hidden_size=256,dropout=0.1,train_selection=topk") == {
+        "hidden_size": 256,
+        "dropout": 0.1,
+        "train_selection": "topk",
+    }
+    with pytest.raises(ValueError, match="key=value"):
+        parse_config_overrides("hidden_size")
+    kwargs = build_model_config_kwargs(get_preset("tiny"), "hidden_size=64,text_config.num_hidden_layers=1")
+    assert kwargs["hidden_size"] == 64 and kwargs["text_config"]["num_hidden_layers"] == 1
+    assert get_preset("tiny").model["text_config"]["num_hidden_layers"] == 2  # the preset itself is untouched
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_a_valid_config(name):
+    config = MistConfig(**build_model_config_kwargs(get_preset(name)))
+    assert config.sequence_length == config.max_question_length + config.num_video_tokens
+
+
+def test_agqa_preset_is_the_paper_setting():
+    config = MistConfig(**build_model_config_kwargs(AGQA))
+    assert (config.hidden_size, config.intermediate_size, config.num_attention_heads) == (512, 1024, 8)
+    assert (config.max_question_length, config.max_answer_length, config.dropout) == (30, 38, 0.3)
+    assert AGQA.training["learning_rate"] == 3e-5 and AGQA.text_encoder == "bert-base-uncased"
+    assert (minilm_path() / "config.json").exists()
