@@ -49,7 +49,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SPLIT_ALIASES = {"train": "train", "val": "validation", "valid": "validation", "validation": "validation", "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "test": "test",
+}
 NEXTQA_GROUPS = {"C": "causal", "T": "temporal", "D": "descriptive"}
 ENVQA_YES_NO = {"yes, it is": "yes", "yes, it has": "yes", "no, it isn't": "no", "no, it hasn't": "no"}
 
@@ -166,7 +172,9 @@ def read_agqa(path: Path, report: ConversionReport) -> Iterator[dict]:
             "video_id": str(record["video_id"]),
             "question": question,
             "answer": answer,
-            "question_type": [str(kind) for kind in global_types] if isinstance(global_types, list) else [str(global_types)],
+            "question_type": [str(kind) for kind in global_types]
+            if isinstance(global_types, list)
+            else [str(global_types)],
             "semantic": record.get("semantic"),
             "structural": record.get("structural"),
             "ans_type": record.get("ans_type"),
@@ -236,7 +244,9 @@ def convert(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="mist prepare-dataset", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="mist prepare-dataset",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--format", required=True, choices=sorted(READERS), dest="dataset_format")
     parser.add_argument("inputs", nargs="+", help="annotation files of the chosen format")
@@ -250,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     summary = {name: report.as_dict() for name, report in reports.items()}
     with open(Path(args.output_dir) / "conversion_report.json", "w", encoding="utf-8") as handle:
-        json.dump({"format": args.dataset_format, "inputs": [str(p) for p in args.inputs], "splits": summary}, handle, indent=2)
+        json.dump(
+            {"format": args.dataset_format, "inputs": [str(p) for p in args.inputs], "splits": summary},
+            handle,
+            indent=2,
+        )
     print(json.dumps(summary, indent=2))
     return 0

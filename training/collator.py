@@ -72,4 +72,7 @@ class MistDataCollator:
         if any(example.get("choices") is None for example in examples):
             raise ValueError("examples have no choices and the collator has no open-ended answer vocabulary")
         sep_token = self.processor.tokenizer.sep_token
-        return [format_choices(example["question"], example["choices"], self.choice_template, sep_token) for example in examples]
+        return [
+            format_choices(example["question"], example["choices"], self.choice_template, sep_token)
+            for example in examples
+        ]

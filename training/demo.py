@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, TrainingArguments
+from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
 
 from configuration.arguments import parse_config_overrides
 from configuration.presets import DEMO, minilm_path
@@ -32,6 +33,17 @@ from .synthetic_dataset import SyntheticTaskConfig, SyntheticVideoQA, answer_voc
 from .train import build_model, freeze_text_encoders, make_collator, make_trainer
 
 logger = logging.getLogger("mist.demo")
+
+
+class ProgressLine(TrainerCallback):
+    """One short line per logging step instead of the Trainer's full log dictionaries."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            print(f"  {self.name}: step {state.global_step}/{state.max_steps}  loss {logs['loss']:.3f}", flush=True)
 
 
 def train_one(name, questions, store, vocabulary, output_dir: Path, args, zero_video: bool):
@@ -51,13 +63,15 @@ def train_one(name, questions, store, vocabulary, output_dir: Path, args, zero_v
             "num_train_epochs": args.epochs,
             "seed": args.seed,
             "disable_tqdm": True,
-            "logging_steps": 50,
+            "logging_steps": 100,
             "report_to": "none",
         },
     )
     train_dataset = MistQuestionDataset(questions["train"], store, vocabulary, split="train")
     eval_dataset = MistQuestionDataset(questions["test"], store, vocabulary, keep_unlabeled=True, split="test")
     trainer = make_trainer(model, processor, training_args, train_dataset, eval_dataset, zero_video=zero_video)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(ProgressLine(name))
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
@@ -91,7 +105,12 @@ def selection_hits(model, dataset: MistQuestionDataset, collator, batch_size: in
                     if segment == evidence[0]:
                         frames_kept = kept_patches[row, rank]  # [frames_per_segment, j]
                         cell_total[layer] += frames_kept.shape[0]
-                        cell_hits[layer] += int(sum(asked_cell in frame.tolist() or cells[offset + row][1] in frame.tolist() for frame in frames_kept))
+                        cell_hits[layer] += int(
+                            sum(
+                                asked_cell in frame.tolist() or cells[offset + row][1] in frame.tolist()
+                                for frame in frames_kept
+                            )
+                        )
         offset += kept_segments.shape[0]
     return [
         {
@@ -101,6 +120,16 @@ def selection_hits(model, dataset: MistQuestionDataset, collator, batch_size: in
         }
         for layer in range(len(top_segment_hits))
     ]
+
+
+def quiet_libraries() -> None:
+    """The demo prints its own summary: no progress bars or load reports from the libraries."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def print_table(rows: list[tuple], header: tuple) -> None:
@@ -123,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-baseline", action="store_true", help="train MIST only")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    quiet_libraries()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     started = time.perf_counter()
     output_dir = Path(args.output_dir)
@@ -132,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         feature_dim=DEMO.model["clip_hidden_size"],
         seed=args.seed,
         videos_per_split=(args.train_videos, args.test_videos, args.test_videos),
-        **{key: tuple(value) if isinstance(value, list) else value for key, value in parse_config_overrides(args.task_overrides).items()},
+        **{
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in parse_config_overrides(args.task_overrides).items()
+        },
     )
     generator = SyntheticVideoQA(task_config)
     questions, features = generator.generate()
@@ -149,7 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     mist_trainer, processor, mist_seconds, mist_metrics, test_dataset = train_one(
         "mist", questions, store, vocabulary, output_dir, args, zero_video=False
     )
-    rows = [("MIST", _percent(mist_metrics["test_accuracy"]), _percent(mist_metrics["test_top10_accuracy"]), f"{mist_seconds:.0f}s")]
+    rows = [
+        (
+            "MIST",
+            _percent(mist_metrics["test_accuracy"]),
+            _percent(mist_metrics["test_top10_accuracy"]),
+            f"{mist_seconds:.0f}s",
+        )
+    ]
     baseline_metrics = None
     if not args.skip_baseline:
         _, _, baseline_seconds, baseline_metrics, _ = train_one(
@@ -193,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         config=model.config,
         training_arguments=mist_trainer.args,
         data_reports=[mist_trainer.train_dataset.report.as_dict(), test_dataset.report.as_dict()],
-        results={"test": mist_metrics, **({"test (question-only baseline)": baseline_metrics} if baseline_metrics else {})},
+        results={
+            "test": mist_metrics,
+            **({"test (question-only baseline)": baseline_metrics} if baseline_metrics else {}),
+        },
         train_runtime=mist_seconds,
     )
     explanation = answer_one(model_dir, questions["test"][0], store, generator, output_dir / "explanation.png")
@@ -212,10 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def answer_one(model_dir: Path, question: dict, store: VideoFeatureStore, generator: SyntheticVideoQA, png: Path) -> dict:
+def answer_one(
+    model_dir: Path, question: dict, store: VideoFeatureStore, generator: SyntheticVideoQA, png: Path
+) -> dict:
     """Reload the saved model the way a user would and explain one answer."""
-    import modeling_mist  # noqa: F401  (registers MIST with the Auto classes)
     from transformers import AutoModel, AutoProcessor
+
+    import modeling_mist  # noqa: F401  (registers MIST with the Auto classes)
 
     from .predict import predict
 

@@ -25,8 +25,9 @@ TOP_ANSWERS_WRITTEN = 5
 
 def load_trained(model_path: str, clip_pretrained: str | None = None, device: str = "cpu"):
     """The model and processor saved by `mist train`; `clip_pretrained` overrides the processor's CLIP weights."""
-    import modeling_mist  # noqa: F401  (registers MIST with the Auto classes)
     from transformers import AutoModel, AutoProcessor
+
+    import modeling_mist  # noqa: F401  (registers MIST with the Auto classes)
 
     model = AutoModel.from_pretrained(model_path).to(device).eval()
     processor = AutoProcessor.from_pretrained(model_path)
@@ -66,7 +67,9 @@ def evaluate_split(
     multiple_choice = "choices" in questions.column_names
     if multiple_choice != bool(getattr(model.config, "choice_template", None)):
         kind = "multiple-choice" if multiple_choice else "open-ended"
-        raise ValueError(f"the {split!r} questions are {kind} but the model {model.name_or_path!r} was trained otherwise")
+        raise ValueError(
+            f"the {split!r} questions are {kind} but the model {model.name_or_path!r} was trained otherwise"
+        )
     vocabulary = None if multiple_choice else candidate_names(processor, model.config, False)
     eval_dataset = MistQuestionDataset(questions, store, vocabulary, keep_unlabeled=True, split=split)
     loader = DataLoader(
@@ -92,18 +95,26 @@ def evaluate_split(
     )
     for column in group_by or []:
         if column in questions.column_names and column != "question_type":
-            grouped = metric.compute(predictions=ranked.tolist(), references=labels, question_types=eval_dataset.column(column))
+            grouped = metric.compute(
+                predictions=ranked.tolist(), references=labels, question_types=eval_dataset.column(column)
+            )
             results[f"accuracy_by_{column}"] = grouped["accuracy_by_type"]
     results["data"] = eval_dataset.report.as_dict()
 
     records = []
-    columns = {name: eval_dataset.column(name) for name in ("question_id", "video_id", "question", "answer", "question_type")}
+    columns = {
+        name: eval_dataset.column(name) for name in ("question_id", "video_id", "question", "answer", "question_type")
+    }
     choice_lists = eval_dataset.column("choices") if multiple_choice else None
     for index, label in enumerate(labels):
-        names = candidate_names(processor, model.config, multiple_choice, choice_lists[index] if multiple_choice else None)
+        names = candidate_names(
+            processor, model.config, multiple_choice, choice_lists[index] if multiple_choice else None
+        )
         top = [(names[int(c)], round(float(s), 5)) for c, s in zip(ranked[index][:TOP_ANSWERS_WRITTEN], scores[index])]
         record = {name: values[index] for name, values in columns.items() if values[index] is not None}
-        record.update(prediction=top[0][0], correct=bool(label >= 0 and int(ranked[index][0]) == label), top_answers=top)
+        record.update(
+            prediction=top[0][0], correct=bool(label >= 0 and int(ranked[index][0]) == label), top_answers=top
+        )
         records.append(record)
     return results, records
 
@@ -119,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers reading features")
     parser.add_argument("--group-by", default="", help="more columns to break accuracy down by, comma-separated")
     parser.add_argument("--features-split", default="train", help="split of a Hub features dataset")
-    parser.add_argument("--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)")
+    parser.add_argument(
+        "--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)"
+    )
     parser.add_argument("--zero-video", action="store_true", help="zero the video features (question-only check)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)

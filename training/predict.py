@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", help="stored features dataset, instead of embedding --video with CLIP")
     parser.add_argument("--video-id", help="row of --features to use")
     parser.add_argument("--question-clip-embedding", help=".npy or JSON list: the question's CLIP embedding")
-    parser.add_argument("--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)")
+    parser.add_argument(
+        "--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)"
+    )
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--explain", help="write a PNG of the frames with the kept segments and patches")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

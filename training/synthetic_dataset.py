@@ -85,7 +85,9 @@ class SyntheticVideoQA:
 
     def __init__(self, config: SyntheticTaskConfig = SyntheticTaskConfig()):
         if 2 * config.num_events > len(OBJECT_WORDS):
-            raise ValueError(f"num_events={config.num_events} needs {2 * config.num_events} distinct objects, have {len(OBJECT_WORDS)}")
+            raise ValueError(
+                f"num_events={config.num_events} needs {2 * config.num_events} distinct objects, have {len(OBJECT_WORDS)}"
+            )
         if config.num_events > config.num_segments or config.num_events < 2:
             raise ValueError(f"num_events={config.num_events} must be in [2, num_segments={config.num_segments}]")
         self.config = config
@@ -113,7 +115,9 @@ class SyntheticVideoQA:
         scene = _unit(rng.standard_normal(config.feature_dim))
         noise = self._noise(rng, (config.num_frames, config.num_patches))
         patches = _unit(scene + config.background_noise * noise)  # [frames, patches, dim]
-        frame_objects = np.zeros((config.num_frames, config.feature_dim))  # what each frame shows, for its global embedding
+        frame_objects = np.zeros(
+            (config.num_frames, config.feature_dim)
+        )  # what each frame shows, for its global embedding
         events = []
         for slot, segment in enumerate(segments):
             pair = objects[event_order[slot]]
@@ -122,7 +126,9 @@ class SyntheticVideoQA:
                 jitter = self._noise(rng, (len(frames),))
                 patches[frames, cell] = _unit(self.object_vectors[obj] + config.object_noise * jitter)
                 frame_objects[frames] += config.object_salience * self.object_vectors[obj]
-            events.append({"segment": int(segment), "objects": [int(o) for o in pair], "cells": [int(c) for c in cells[slot]]})
+            events.append(
+                {"segment": int(segment), "objects": [int(o) for o in pair], "cells": [int(c) for c in cells[slot]]}
+            )
         frame_noise = config.frame_noise * self._noise(rng, (config.num_frames,))
         # A global embedding shows the scene and, more weakly, each object in view.
         frames = _unit(config.scene_weight * scene + frame_objects + frame_noise)  # [frames, dim]
@@ -160,7 +166,9 @@ class SyntheticVideoQA:
                 text = f"did the {OBJECT_WORDS[x]} show up before or after the {OBJECT_WORDS[y]}?"
                 mentioned, evidence = [x, y], [a, b]
                 answer_text = "before" if a["segment"] < b["segment"] else "after"
-            embedding = self.object_vectors[mentioned].sum(axis=0) + 0.5 * self.template_vectors[QUESTION_KINDS.index(kind)]
+            embedding = (
+                self.object_vectors[mentioned].sum(axis=0) + 0.5 * self.template_vectors[QUESTION_KINDS.index(kind)]
+            )
             embedding = _unit(embedding + config.question_noise * self._noise(rng, ()))
             questions.append(
                 {
@@ -233,12 +241,18 @@ class SyntheticVideoQA:
         video = self.video(split_index, int(video_id.rsplit("_", 1)[1]))
         cell = size // config.grid_size
         images = np.full((config.num_frames, cell * config.grid_size, cell * config.grid_size, 3), 200, dtype=np.uint8)
-        palette = (np.random.default_rng([self.config.seed, 2]).uniform(40, 230, (len(OBJECT_WORDS), 3))).astype(np.uint8)
+        palette = (np.random.default_rng([self.config.seed, 2]).uniform(40, 230, (len(OBJECT_WORDS), 3))).astype(
+            np.uint8
+        )
         for event in video["events"]:
             start = event["segment"] * config.frames_per_segment
             for obj, index in zip(event["objects"], event["cells"]):
                 row, col = divmod(index, config.grid_size)
-                images[start : start + config.frames_per_segment, row * cell : (row + 1) * cell, col * cell : (col + 1) * cell] = palette[obj]
+                images[
+                    start : start + config.frames_per_segment,
+                    row * cell : (row + 1) * cell,
+                    col * cell : (col + 1) * cell,
+                ] = palette[obj]
         return images
 
     def events_of(self, video_id: str) -> list[dict]:

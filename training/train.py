@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from datasets import DatasetDict
 from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoTokenizer, TrainingArguments, set_seed
@@ -50,18 +49,23 @@ class TrainScriptArguments:
     """Data and model choices of `mist train` (training hyperparameters are `TrainingArguments`)."""
 
     dataset: str | None = field(
-        default=None, metadata={"help": "questions: folder of {train,validation,test}.jsonl/parquet, save_to_disk folder or Hub id"}
+        default=None,
+        metadata={"help": "questions: folder of {train,validation,test}.jsonl/parquet, save_to_disk folder or Hub id"},
     )
     features: str | None = field(
         default=None, metadata={"help": "video features from `mist extract-features` (save_to_disk folder or Hub id)"}
     )
     preset: str | None = field(
-        default=None, metadata={"help": "agqa, nextqa, star, demo or tiny (default: nextqa for multiple choice, else agqa)"}
+        default=None,
+        metadata={"help": "agqa, nextqa, star, demo or tiny (default: nextqa for multiple choice, else agqa)"},
     )
     text_encoder: str | None = field(
-        default=None, metadata={"help": "BERT-family encoder (name or folder) for both text encoders; default: the preset's"}
+        default=None,
+        metadata={"help": "BERT-family encoder (name or folder) for both text encoders; default: the preset's"},
     )
-    tokenizer: str | None = field(default=None, metadata={"help": "tokenizer name or folder (default: the text encoder's)"})
+    tokenizer: str | None = field(
+        default=None, metadata={"help": "tokenizer name or folder (default: the text encoder's)"}
+    )
     config_overrides: str | None = field(
         default=None, metadata={"help": "MistConfig overrides, e.g. 'hidden_size=256,dropout=0.1,train_selection=topk'"}
     )
@@ -70,13 +74,16 @@ class TrainScriptArguments:
     test_split: str | None = field(default="test", metadata={"help": "split evaluated once after training, if present"})
     features_split: str = field(default="train", metadata={"help": "split of a Hub features dataset"})
     answer_vocabulary: str | None = field(
-        default=None, metadata={"help": "open-ended answers (JSON list or answer->index object); default: train answers"}
+        default=None,
+        metadata={"help": "open-ended answers (JSON list or answer->index object); default: train answers"},
     )
     freeze_text_encoders: bool | None = field(
         default=None, metadata={"help": "keep both text encoders fixed (default: the preset's choice)"}
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "use the first N training questions"})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "use the first N questions of each evaluated split"})
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "use the first N questions of each evaluated split"}
+    )
     clip_model: str = field(default="ViT-B-32-quickgelu", metadata={"help": "open_clip model of the processor"})
     clip_pretrained: str | None = field(
         default="openai", metadata={"help": "open_clip weights (tag or file; 'none' for random, tests only)"}
@@ -133,9 +140,13 @@ def freeze_text_encoders(model: MistForVideoQuestionAnswering) -> None:
     model.answer_encoder.requires_grad_(False)
 
 
-def build_processor(config: MistConfig, tokenizer_source: str, clip_model: str, clip_pretrained: str | None) -> MistProcessor:
+def build_processor(
+    config: MistConfig, tokenizer_source: str, clip_model: str, clip_pretrained: str | None
+) -> MistProcessor:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    return MistProcessor.from_mist_config(config, tokenizer, clip_model_name=clip_model, clip_pretrained=clip_pretrained)
+    return MistProcessor.from_mist_config(
+        config, tokenizer, clip_model_name=clip_model, clip_pretrained=clip_pretrained
+    )
 
 
 def add_question_clip_embeddings(splits: DatasetDict, processor: MistProcessor) -> DatasetDict:
@@ -145,7 +156,9 @@ def add_question_clip_embeddings(splits: DatasetDict, processor: MistProcessor) 
             continue
         logger.info("computing CLIP embeddings of %d %s questions", len(questions), name)
         embeddings = embed_unique(questions["question"], processor.video_processor.encode_text)
-        splits[name] = questions.add_column(EMBEDDING_COLUMN, [embeddings[text].tolist() for text in questions["question"]])
+        splits[name] = questions.add_column(
+            EMBEDDING_COLUMN, [embeddings[text].tolist() for text in questions["question"]]
+        )
     return splits
 
 
@@ -195,7 +208,10 @@ def limit(questions, max_samples: int | None):
 
 def train(script_args: TrainScriptArguments, training_args: TrainingArguments, preset: Preset) -> dict:
     """Train, evaluate, save; returns the results per evaluated split."""
-    dataset, features_source = _required(script_args.dataset, "--dataset"), _required(script_args.features, "--features")
+    dataset, features_source = (
+        _required(script_args.dataset, "--dataset"),
+        _required(script_args.features, "--features"),
+    )
     splits = load_questions(dataset)
     train_questions = limit(get_split(splits, script_args.train_split, dataset), script_args.max_train_samples)
     evaluated = {}

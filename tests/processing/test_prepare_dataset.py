@@ -78,7 +78,13 @@ AGQA_JSON = {
 
 ENVQA_JSON = [
     {"question_id": "env_0", "video_id": "FloorPlan1_01", "question": "Is the fridge open?", "answer": "yes, it is"},
-    {"question_id": "env_1", "video_id": "FloorPlan1_01", "question": "What did the agent pick up first?", "answer": "apple", "question_type": "order"},
+    {
+        "question_id": "env_1",
+        "video_id": "FloorPlan1_01",
+        "question": "What did the agent pick up first?",
+        "answer": "apple",
+        "question_type": "order",
+    },
     {"question_id": "env_2", "video_id": "FloorPlan2_03", "question": "", "answer": "cup"},
 ]
 
@@ -179,7 +185,10 @@ def test_command_line_writes_splits_that_load_dataset_reads(tmp_path, capsys):
     (tmp_path / "train.csv").write_text(NEXTQA_CSV)
     (tmp_path / "test.csv").write_text(NEXTQA_CSV)
     out = tmp_path / "nextqa"
-    assert main(["--format", "nextqa", str(tmp_path / "train.csv"), str(tmp_path / "test.csv"), "--output-dir", str(out)]) == 0
+    assert (
+        main(["--format", "nextqa", str(tmp_path / "train.csv"), str(tmp_path / "test.csv"), "--output-dir", str(out)])
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["train"]["written"] == 3 and summary["test"]["written"] == 3
     assert json.loads((out / "conversion_report.json").read_text())["format"] == "nextqa"

@@ -1,7 +1,8 @@
 """Presets give defaults; transformers' own flags and --config_overrides win."""
 
-import pytest
 from dataclasses import dataclass
+
+import pytest
 
 from configuration.arguments import build_model_config_kwargs, parse_config_overrides, parse_with_preset
 from configuration.presets import AGQA, NEXTQA, PRESETS, get_preset, minilm_path

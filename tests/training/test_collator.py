@@ -45,11 +45,16 @@ def example(question: str, label: int | None = 0, seed: int = 0, choices=None) -
 
 def test_open_ended_batch(processor):
     collator = MistDataCollator(processor, answer_vocabulary=VOCABULARY)
-    examples = [example("what appeared?", 1, seed=1), example("what appeared together with the red cup before the end?", 4, seed=2)]
+    examples = [
+        example("what appeared?", 1, seed=1),
+        example("what appeared together with the red cup before the end?", 4, seed=2),
+    ]
     batch = collator(examples)
     assert batch["frame_features"].shape == (2, FRAMES, WIDTH) and batch["frame_features"].dtype == torch.float32
     assert batch["patch_features"].shape == (2, FRAMES, PATCHES, WIDTH)
-    torch.testing.assert_close(batch["patch_features"][1], torch.from_numpy(examples[1]["patch_features"].astype(np.float32)))
+    torch.testing.assert_close(
+        batch["patch_features"][1], torch.from_numpy(examples[1]["patch_features"].astype(np.float32))
+    )
     assert batch["question_clip_embeds"].shape == (2, WIDTH)
     # questions: [CLS] what appeared ? [SEP] padded to the longest, the long one cut at max_question_length=6
     assert batch["input_ids"].shape == (2, 6)

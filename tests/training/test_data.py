@@ -50,10 +50,16 @@ def open_ended(tmp_path):
     rows = write_features(tmp_path / "features", ["v0", "v1", "v2"])
     folder = tmp_path / "questions"
     folder.mkdir()
-    write_jsonl(folder / "train.jsonl", [question("a", "v0", "cup"), question("b", "v1", "box"), question("c", "v2", "cup")])
+    write_jsonl(
+        folder / "train.jsonl", [question("a", "v0", "cup"), question("b", "v1", "box"), question("c", "v2", "cup")]
+    )
     write_jsonl(
         folder / "validation.jsonl",
-        [question("d", "v0", "box"), question("e", "missing", "cup"), question("f", "v2", "a dog")],  # no video, new answer
+        [
+            question("d", "v0", "box"),
+            question("e", "missing", "cup"),
+            question("f", "v2", "a dog"),
+        ],  # no video, new answer
     )
     return folder, tmp_path / "features", rows
 
@@ -123,7 +129,9 @@ def test_multiple_choice_labels_are_choice_indices(tmp_path):
 def test_open_ended_needs_a_vocabulary_and_bad_datasets_are_named(tmp_path, open_ended):
     folder, features_folder, _ = open_ended
     with pytest.raises(ValueError, match="vocabulary"):
-        MistQuestionDataset(load_questions(str(folder))["train"], VideoFeatureStore(load_features(str(features_folder))))
+        MistQuestionDataset(
+            load_questions(str(folder))["train"], VideoFeatureStore(load_features(str(features_folder)))
+        )
     (tmp_path / "bad").mkdir()
     write_jsonl(tmp_path / "bad" / "train.jsonl", [{"question": "q", "answer": "a"}])
     with pytest.raises(ValueError, match="video_id"):

@@ -16,7 +16,14 @@ def test_demo_runs_offline_and_leaves_a_reloadable_model(tmp_path, capsys):
     code = mist(["demo", "--output-dir", str(tmp_path), "--train-videos", "32", "--test-videos", "8", "--epochs", "1"])
     assert code == 0
     printed = capsys.readouterr().out
-    for row in ("MIST", "question only", "chance", "ISTA layer 1", "ISTA layer 2", "reloaded MistForVideoQuestionAnswering"):
+    for row in (
+        "MIST",
+        "question only",
+        "chance",
+        "ISTA layer 1",
+        "ISTA layer 2",
+        "reloaded MistForVideoQuestionAnswering",
+    ):
         assert row in printed
     results = json.loads((tmp_path / "demo_results.json").read_text())
     assert results["mist"]["test_num_questions"] == 16 and results["question_only"]["test_num_questions"] == 16

@@ -19,7 +19,15 @@ pytestmark = pytest.mark.slow
 LAUNCHERS = {
     "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node", "2"],
     # accelerate 1.x starts several CPU processes through its multi-GPU (torchrun) launcher
-    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--mixed_precision", "no"],
+    "accelerate": [
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--mixed_precision",
+        "no",
+    ],
 }
 
 
@@ -58,6 +66,14 @@ def test_two_processes_match_one_process(launcher, one_process, tiny_task, text_
     assert moved > 5e-3, "the runs must actually train for the comparison to mean anything"
     for name in single:
         if name.endswith("running_var"):
-            torch.testing.assert_close(distributed[name], single[name], rtol=1e-4, atol=0, msg=lambda message, name=name: f"{name}: {message}")
+            torch.testing.assert_close(
+                distributed[name], single[name], rtol=1e-4, atol=0, msg=lambda message, name=name: f"{name}: {message}"
+            )
         else:
-            torch.testing.assert_close(distributed[name], single[name], rtol=1e-4, atol=1e-5, msg=lambda message, name=name: f"{name}: {message}")
+            torch.testing.assert_close(
+                distributed[name],
+                single[name],
+                rtol=1e-4,
+                atol=1e-5,
+                msg=lambda message, name=name: f"{name}: {message}",
+            )

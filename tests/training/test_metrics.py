@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+import torch
+from transformers import EvalPrediction
 
 from training.metrics import load_accuracy
 from training.trainer import build_compute_metrics, rank_candidates
-from transformers import EvalPrediction
-
-import torch
 
 
 @pytest.fixture(scope="module")

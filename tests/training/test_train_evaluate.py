@@ -54,9 +54,28 @@ def test_output_folder_is_a_complete_model(trained, tiny_task):
     assert json.loads((trained / "data_report.json").read_text())[0]["kept"] == 48
 
 
-def test_training_changes_the_weights_and_the_saved_model_reproduces_itself(trained, tiny_task, text_encoder_dir, tmp_path):
+def test_training_changes_the_weights_and_the_saved_model_reproduces_itself(
+    trained, tiny_task, text_encoder_dir, tmp_path
+):
     # the same seed and no steps' worth of learning rate gives the initial weights
-    assert mist(train_args(tiny_task, text_encoder_dir, tmp_path, "--max_steps", "1", "--learning_rate", "0", "--eval_split", "none", "--test_split", "none")) == 0
+    assert (
+        mist(
+            train_args(
+                tiny_task,
+                text_encoder_dir,
+                tmp_path,
+                "--max_steps",
+                "1",
+                "--learning_rate",
+                "0",
+                "--eval_split",
+                "none",
+                "--test_split",
+                "none",
+            )
+        )
+        == 0
+    )
     initial, final = load_file(str(tmp_path / "model.safetensors")), load_file(str(trained / "model.safetensors"))
     moved = max((final[name] - initial[name]).abs().max().item() for name in final if "running" not in name)
     assert moved > 1e-3
@@ -72,7 +91,14 @@ def test_evaluate_prints_json_and_writes_predictions(trained, tiny_task, tmp_pat
     assert code == 0
     results = json.loads((tmp_path / "results_test.json").read_text())
     assert results["task"] == "open-ended" and results["num_questions"] == 16
-    assert set(results) >= {"accuracy", "top10_accuracy", "accuracy_by_type", "count_by_type", "data", "predictions_file"}
+    assert set(results) >= {
+        "accuracy",
+        "top10_accuracy",
+        "accuracy_by_type",
+        "count_by_type",
+        "data",
+        "predictions_file",
+    }
     assert results["count_by_type"] == {"together": 16}
     records = [json.loads(line) for line in (tmp_path / "predictions_test.jsonl").read_text().splitlines()]
     assert len(records) == 16
@@ -93,7 +119,18 @@ def test_evaluate_json_on_stdout_matches_the_file(trained, tiny_task, tmp_path, 
 
 
 def test_resume_from_checkpoint_gives_the_same_state(tiny_task, text_encoder_dir, tmp_path):
-    common = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--eval_split", "none", "--test_split", "none"]
+    common = [
+        "--max_steps",
+        "4",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+        "--eval_split",
+        "none",
+        "--test_split",
+        "none",
+    ]
     assert mist(train_args(tiny_task, text_encoder_dir, tmp_path / "straight", *common)) == 0
     checkpoint = tmp_path / "straight" / "checkpoint-2"
     assert (checkpoint / "optimizer.pt").exists()

@@ -90,4 +90,6 @@ def run_python(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Com
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
     }
-    return subprocess.run([sys.executable, *args], cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args], cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout
+    )

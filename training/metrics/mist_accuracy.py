@@ -73,7 +73,9 @@ class MistAccuracy(evaluate.Metric):
                     kind = "unknown" if kind is None else str(kind)
                     count_by_type[kind] += 1
                     correct_by_type[kind] += int(correct)
-            results["accuracy_by_type"] = {kind: correct_by_type[kind] / count_by_type[kind] for kind in sorted(count_by_type)}
+            results["accuracy_by_type"] = {
+                kind: correct_by_type[kind] / count_by_type[kind] for kind in sorted(count_by_type)
+            }
             results["count_by_type"] = dict(sorted(count_by_type.items()))
         return results
 
