@@ -27,24 +27,25 @@ def parse_with_preset(
     argv: Sequence[str],
     script_arguments: type,
     choose_preset: Callable[[object], str] | None = None,
+    **parser_kwargs,
 ) -> tuple[object, TrainingArguments, Preset]:
     """Parse `argv` into (`script_arguments` instance, `TrainingArguments`, preset).
 
     `script_arguments` is a dataclass with a `preset` field. When the command line names no preset,
     `choose_preset(script_args)` picks one (for example from the data); the command line is then
-    parsed again so that the chosen preset's training defaults apply.
+    parsed again so that the chosen preset's training defaults apply. `parser_kwargs` (`prog`,
+    `description`) go to the argument parser.
     """
     argv = list(argv)
     name = preset_name_from(argv)
     if name is None:
         if choose_preset is None:
             raise ValueError(f"--preset is required; expected one of {', '.join(PRESETS)}")
-        first_pass, _ = HfArgumentParser((script_arguments, TrainingArguments)).parse_args_into_dataclasses(
-            argv, look_for_args_file=False
-        )
+        first_parser = HfArgumentParser((script_arguments, TrainingArguments), **parser_kwargs)
+        first_pass, _ = first_parser.parse_args_into_dataclasses(argv, look_for_args_file=False)
         name = choose_preset(first_pass)
     preset = get_preset(name)
-    parser = HfArgumentParser((script_arguments, TrainingArguments))
+    parser = HfArgumentParser((script_arguments, TrainingArguments), **parser_kwargs)
     parser.set_defaults(**preset.training, preset=preset.name)
     script_args, training_args = parser.parse_args_into_dataclasses(argv, look_for_args_file=False)
     return script_args, training_args, preset

@@ -323,10 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
-        script_args, training_args, preset = parse_with_preset(argv, TrainScriptArguments, default_preset)
-        if not training_args.output_dir or training_args.output_dir == "trainer_output":
-            if "--output_dir" not in argv and "--output-dir" not in argv:
-                raise ValueError("--output-dir is required")
+        script_args, training_args, preset = parse_with_preset(
+            argv, TrainScriptArguments, default_preset, prog="mist train", description=__doc__.split("\n\n")[0]
+        )
+        if not any(arg.split("=")[0] in ("--output_dir", "--output-dir") for arg in argv):
+            raise ValueError("--output-dir is required")
         results = train(script_args, training_args, preset)
     except (ValueError, StrictDataclassError) as error:
         print(f"mist train: {error}", file=sys.stderr)

@@ -194,3 +194,31 @@ def test_bad_config_is_an_error_message(tiny_task, text_encoder_dir, tmp_path, c
     code = mist(train_args(tiny_task, text_encoder_dir, tmp_path, "--config_overrides", "num_selected_patches=9"))
     assert code == 2
     assert "num_selected_patches=9" in capsys.readouterr().err
+
+
+def test_question_clip_embeddings_are_computed_when_the_data_has_none(
+    tiny_task, text_encoder_dir, clip_model_name, tmp_path
+):
+    questions, features = tiny_task
+    splits = load_from_disk(str(questions))
+    folder = tmp_path / "questions"
+    folder.mkdir()
+    for split in ("train", "validation"):
+        rows = splits[split].remove_columns(["question_clip_embedding", "evidence_segments", "evidence_cells"])
+        rows.to_json(str(folder / f"{split}.jsonl"))
+    out = tmp_path / "out"
+    # crop_size: the processor checks the CLIP image size even when it only embeds text
+    extra = [
+        "--clip_model",
+        clip_model_name,
+        "--config_overrides",
+        "crop_size=224",
+        "--max_steps",
+        "2",
+        "--test_split",
+        "none",
+    ]
+    assert mist(train_args((folder, features), text_encoder_dir, out, *extra)) == 0
+    assert json.loads((out / "eval_results.json").read_text())["eval_num_questions"] == 16
+    processor = AutoProcessor.from_pretrained(str(out))
+    assert processor.video_processor.clip_model_name == clip_model_name  # evaluate/predict embed questions the same way
