@@ -434,6 +434,8 @@ class MistPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["MistIstaLayer", "MistPatchEncoder", "BertLayer"]
     _supports_sdpa = True
     _supports_attention_backend = True
+    # The loss is a plain per-batch mean: the Trainer must scale it for gradient accumulation and processes itself.
+    accepts_loss_kwargs = False
 
     @torch.no_grad()
     def _init_weights(self, module):
