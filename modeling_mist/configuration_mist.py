@@ -42,6 +42,17 @@ class MistConfig(PreTrainedConfig):
         gumbel_temperature (`float`, defaults to 1.0): temperature of the training-time Gumbel-softmax.
         answer_pooling (`str`, defaults to `"cls"`): how an answer's token states become one vector
             (`"cls"`: first token, as the AGQA reference; `"mean"`: masked mean).
+        task (`str`, defaults to `"open-ended"`): `"open-ended"` (every question is scored against one
+            shared answer vocabulary, `id2label`) or `"multiple-choice"` (each question brings its own
+            choices; `id2label` is unused).
+        choice_template (`str`, defaults to `"{choice}"`): how a multiple-choice candidate becomes the text
+            the answer encoder reads; `{question}`, `{choice}` and `{sep}` (the tokenizer's separator) are
+            filled in, e.g. `"{question} {sep} {choice}"` for the NExT-QA and STAR references.
+
+    The task definition (task, choice template, answer vocabulary) lives here, with the weights it was
+    trained for: it is saved in `config.json`, shown on the Hub, and read by the processor, `mist
+    evaluate`, `mist predict` and the pipeline. The processor receives a copy when it is built
+    (`MistProcessor.from_mist_config`) so that it also works on its own.
     """
 
     model_type = "mist"
@@ -71,6 +82,32 @@ class MistConfig(PreTrainedConfig):
     train_selection: Literal["gumbel", "topk"] = "gumbel"  # training-time selection rule
     gumbel_temperature: float = 1.0  # Gumbel-softmax temperature in training
     answer_pooling: Literal["cls", "mean"] = "cls"  # answer token states -> one vector
+    task: Literal["open-ended", "multiple-choice"] = "open-ended"  # shared vocabulary or per-question choices
+    choice_template: str = "{choice}"  # multiple choice: candidate text read by the answer encoder
+
+    @property
+    def multiple_choice(self) -> bool:
+        return self.task == "multiple-choice"
+
+    @property
+    def answer_vocabulary(self) -> list[str] | None:
+        """The open-ended answers in logit order (`id2label`), or None: multiple choice, or only
+        transformers' placeholder labels (`LABEL_0`, ...), which mean that no vocabulary was set."""
+        if self.multiple_choice:
+            return None
+        id2label = {int(index): name for index, name in self.id2label.items()}
+        if all(name == f"LABEL_{index}" for index, name in id2label.items()):
+            return None
+        return [id2label[index] for index in sorted(id2label)]
+
+    def set_answer_vocabulary(self, answers: list[str]) -> None:
+        """Make `answers` the open-ended vocabulary (`id2label` / `label2id`, in logit order)."""
+        if self.multiple_choice:
+            raise ValueError("a multiple-choice config has no answer vocabulary; its questions bring their choices")
+        if not answers:
+            raise ValueError("the answer vocabulary is empty; expected at least one answer")
+        self.id2label = dict(enumerate(answers))
+        self.label2id = {answer: index for index, answer in enumerate(answers)}
 
     @property
     def num_patches(self) -> int:
@@ -94,6 +131,8 @@ class MistConfig(PreTrainedConfig):
 
     def validate_mist_sizes(self):
         """Reject size combinations the architecture cannot express."""
+        if "{choice}" not in self.choice_template:
+            raise ValueError(f"choice_template={self.choice_template!r} must contain '{{choice}}'")
         if self.num_frames % self.num_segments != 0:
             raise ValueError(
                 f"num_frames={self.num_frames} must be divisible by num_segments={self.num_segments}"
