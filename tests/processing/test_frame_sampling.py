@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from modeling_mist.video_processing_mist import sample_frame_indices
+from modeling_mist.video_decoding_mist import sample_frame_indices
 
 
 def reference_uniform_indices(num_frames: int, total_frames: int) -> list[int]:

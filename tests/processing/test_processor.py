@@ -147,6 +147,12 @@ def test_save_and_load_round_trip_keeps_the_clip_choice_without_weights(processo
     assert MistProcessor.from_pretrained(tmp_path / "tagged").video_processor.clip_pretrained == "weights.pt"
 
 
+def test_save_pretrained_copies_every_file_the_remote_code_imports(processor, tmp_path):
+    processor.save_pretrained(tmp_path)
+    remote_code = {"processing_mist.py", "video_processing_mist.py", "video_decoding_mist.py", "clip_runtime_mist.py"}
+    assert remote_code <= set(os.listdir(tmp_path))
+
+
 def test_auto_processor_loads_with_remote_code_where_the_project_is_not_importable(processor, video_dir, tmp_path):
     saved = tmp_path / "saved"
     processor.save_pretrained(saved)

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from video_testing import frame_level, make_frames, write_video
 
-from modeling_mist.video_processing_mist import VideoDecodeError, load_video_frames, sample_frame_indices
+from modeling_mist.video_decoding_mist import VideoDecodeError, load_video_frames, sample_frame_indices
 
 
 def sample(num_frames):

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from video_testing import CLIP_EMBED_DIM, GRID_SIZE, NUM_FRAMES
 
+from modeling_mist.clip_runtime_mist import parse_clip_pretrained
 from modeling_mist.video_processing_mist import MistVideoProcessor
 
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
@@ -109,6 +110,20 @@ def test_random_clip_weights_are_the_same_in_every_process(clip_model_name):
     torch.manual_seed(123)
     MistVideoProcessor(clip_model_name=clip_model_name, clip_pretrained=None).clip_model()
     assert torch.equal(torch.rand(1), before)  # building CLIP leaves the caller's random state alone
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, None), ("", None), ("none", None), ("None", None), ("NONE", None), ("openai", "openai")],
+)
+def test_clip_pretrained_none_means_random_weights(value, expected):
+    assert parse_clip_pretrained(value) == expected
+    assert MistVideoProcessor(clip_pretrained=value).clip_pretrained == expected
+
+
+def test_clip_pretrained_file_is_kept_as_a_path_string(tmp_path):
+    checkpoint = tmp_path / "none" / "weights.pt"  # a folder named none is not the "none" keyword
+    assert parse_clip_pretrained(checkpoint) == str(checkpoint)
 
 
 def test_crop_size_must_match_the_clip_image_size(clip_model_name):
