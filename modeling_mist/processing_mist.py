@@ -20,9 +20,13 @@ class MistProcessorKwargs(ProcessingKwargs, total=False):
     videos_kwargs: MistVideoProcessorKwargs
 
 
-def _default_label_names(id2label: dict) -> bool:
-    """True for transformers' placeholder labels (`LABEL_0`, `LABEL_1`, ...), which are no answer vocabulary."""
-    return all(name == f"LABEL_{index}" for index, name in id2label.items())
+def format_choices(question: str, choices: Sequence[str], template: str, sep_token: str | None) -> list[str]:
+    """The answer texts of one multiple-choice question: each choice written with `template`.
+
+    `{question}`, `{choice}` and `{sep}` (the tokenizer's separator) are filled in: `"{choice}"` gives the
+    choice alone, `"{question} {sep} {choice}"` the NExT-QA / STAR reference's "question [SEP] choice".
+    """
+    return [template.format(question=question, choice=choice, sep=sep_token or "") for choice in choices]
 
 
 def _feature_tensor(value, name: str, ndim: int) -> torch.Tensor:
@@ -48,8 +52,15 @@ class MistProcessor(ProcessorMixin):
         video_processor (`MistVideoProcessor`): frame sampling and CLIP features (image and text towers).
         answer_vocabulary (`list[str]`, *optional*): the shared candidates of an open-ended dataset, in
             the order of the model's `id2label`. Tokenised once and cached.
-        max_question_length (`int`, defaults to 30): question tokens kept (longer questions are truncated).
+        max_question_length (`int`, defaults to 30): question tokens kept (longer questions are truncated,
+            whatever `max_length` the tokenizer carries).
         max_answer_length (`int`, defaults to 38): answer tokens kept.
+        choice_template (`str`, defaults to `"{choice}"`): how a multiple-choice candidate becomes the answer
+            text (see `format_choices`).
+
+    The task definition belongs to the model's `MistConfig` (`task`, `choice_template`, `id2label`);
+    `from_mist_config` copies it here, and `save_pretrained` saves the copy so that a processor loaded on
+    its own still builds the candidates the model was trained with.
     """
 
     valid_processor_kwargs = MistProcessorKwargs
@@ -62,17 +73,20 @@ class MistProcessor(ProcessorMixin):
         answer_vocabulary: Sequence[str] | None = None,
         max_question_length: int = 30,
         max_answer_length: int = 38,
+        choice_template: str = "{choice}",
         **kwargs,
     ):
         self.answer_vocabulary = list(answer_vocabulary) if answer_vocabulary is not None else None
         self.max_question_length = max_question_length
         self.max_answer_length = max_answer_length
+        self.choice_template = choice_template
         self._answer_cache = None  # (candidates, encoding) of the last open-ended candidate set
         super().__init__(tokenizer, video_processor, **kwargs)
 
     @classmethod
     def from_mist_config(cls, config, tokenizer, video_processor: MistVideoProcessor | None = None, **video_kwargs):
-        """A processor sized for `config` (frames, grid, crop, text lengths, answer vocabulary from `id2label`).
+        """A processor sized for `config` (frames, grid, crop, text lengths) with its task definition
+        (answer vocabulary, choice template).
 
         `video_kwargs` (e.g. `clip_model_name`, `clip_pretrained`) go to a new `MistVideoProcessor`.
         """
@@ -80,15 +94,23 @@ class MistProcessor(ProcessorMixin):
             video_processor = MistVideoProcessor(
                 num_frames=config.num_frames, grid_size=config.grid_size, crop_size=config.crop_size, **video_kwargs
             )
-        id2label = {int(index): name for index, name in config.id2label.items()}
-        vocabulary = None if _default_label_names(id2label) else [id2label[i] for i in sorted(id2label)]
         return cls(
             tokenizer,
             video_processor,
-            answer_vocabulary=vocabulary,
+            answer_vocabulary=config.answer_vocabulary,
             max_question_length=config.max_question_length,
             max_answer_length=config.max_answer_length,
+            choice_template=config.choice_template,
         )
+
+    def answer_candidates(self, question: str, choices: Sequence[str] | None = None) -> list[str]:
+        """The texts the answer encoder scores for one question: its `choices` written with
+        `choice_template`, or, for an open-ended question, the answer vocabulary."""
+        if choices is not None:
+            return format_choices(question, choices, self.choice_template, self.tokenizer.sep_token)
+        if self.answer_vocabulary is None:
+            raise ValueError("this processor has no answer vocabulary: pass the question's choices (or answers=...)")
+        return list(self.answer_vocabulary)
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         saved_files = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
@@ -119,6 +141,7 @@ class MistProcessor(ProcessorMixin):
         patch_features=None,
         question_clip_embeds=None,
         return_question_clip_embeds: bool | None = None,
+        choice_template: str | None = None,
         **kwargs: Unpack[MistProcessorKwargs],
     ) -> BatchFeature:
         r"""
@@ -128,13 +151,15 @@ class MistProcessor(ProcessorMixin):
             answers (`list[str]`, *optional*): open-ended candidates shared by all questions; defaults to
                 `answer_vocabulary`. Gives `answer_input_ids [A, La]`.
             choices (`list[list[str]]`, *optional*): multiple-choice candidates per question, the same number
-                for each. Gives `answer_input_ids [B, C, La]`.
+                for each, written with `choice_template` (see `answer_candidates`). Gives
+                `answer_input_ids [B, C, La]`, each candidate tokenised as one sequence (token type 0).
             labels (`list[int | str]`, *optional*): the right answer per question, as an index or as the
                 answer text (looked up among the candidates). Gives `labels [B]`.
             frame_features, patch_features, question_clip_embeds (*optional*): precomputed features passed through
                 (`[B, F, D]`, `[B, F, P, D]`, `[B, D]`) instead of computing them from `videos`.
             return_question_clip_embeds (`bool`, *optional*): embed the questions with CLIP's text tower.
                 Defaults to True when `videos` are given, False otherwise.
+            choice_template (`str`, *optional*): overrides the processor's `choice_template` for this call.
 
         Returns:
             `BatchFeature` with the model's inputs among `frame_features [B, F, D]`, `patch_features
@@ -154,7 +179,10 @@ class MistProcessor(ProcessorMixin):
 
         questions = self._check_questions(text) if text is not None else None
         if questions is not None:
-            text_kwargs.setdefault("max_length", self.max_question_length)
+            # The config's limit wins over a longer `max_length` saved with the tokenizer (MiniLM carries 128).
+            requested = text_kwargs.get("max_length") or self.max_question_length
+            text_kwargs["max_length"] = min(requested, self.max_question_length)
+            text_kwargs["truncation"] = True
             encoding = self.tokenizer(questions, return_tensors="pt", **text_kwargs)
             data["input_ids"], data["attention_mask"] = encoding["input_ids"], encoding["attention_mask"]
 
@@ -179,7 +207,7 @@ class MistProcessor(ProcessorMixin):
         candidates = None
         if choices is not None:
             candidates = [list(row) for row in choices]
-            data.update(self._encode_choices(candidates))
+            data.update(self._encode_choices(self._choice_texts(questions, candidates, choice_template)))
         elif answers is not None or (questions is not None and self.answer_vocabulary is not None):
             candidates = list(answers) if answers is not None else self.answer_vocabulary
             data.update(self._encode_answer_candidates(candidates))
@@ -200,6 +228,18 @@ class MistProcessor(ProcessorMixin):
             if not question.strip():
                 raise ValueError(f"question {index} is empty ({question!r}); every question needs at least one word")
         return questions
+
+    def _choice_texts(self, questions, choices: list[list[str]], choice_template: str | None) -> list[list[str]]:
+        template = choice_template or self.choice_template
+        if "{question}" in template and (questions is None or len(questions) != len(choices)):
+            raise ValueError(
+                f"choice_template {template!r} needs each question: pass text with one question per choices list"
+            )
+        sep_token = self.tokenizer.sep_token
+        return [
+            format_choices(questions[index] if questions else "", row, template, sep_token)
+            for index, row in enumerate(choices)
+        ]
 
     def _tokenize_answers(self, answers: list[str]) -> dict[str, torch.Tensor]:
         encoding = self.tokenizer(
@@ -262,4 +302,4 @@ class MistProcessor(ProcessorMixin):
             raise ValueError(f"inputs disagree on the batch size: {sizes}; expected one question per video")
 
 
-__all__ = ["MistProcessor"]
+__all__ = ["MistProcessor", "format_choices"]

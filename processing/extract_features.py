@@ -1,7 +1,4 @@
-"""`mist extract-features`: CLIP frame and patch features of a set of videos, as a `datasets` dataset.
-
-    mist extract-features videos/ --output-dir features/agqa
-    accelerate launch --num_processes 2 -m training.cli extract-features videos/ --output-dir features/agqa
+"""CLIP frame and patch features of a set of videos, as a `datasets` dataset (what `mist extract-features` runs).
 
 Each process takes every n-th video of the sorted list, decodes in background threads and encodes
 batches of videos on its device. Finished videos go to a work folder one file each (see
@@ -11,7 +8,6 @@ done, the main process writes the dataset (`video_id`, `frame_features [F, D]`,
 with `push_to_hub`. Unreadable videos are reported and skipped; the exit status is then 1.
 """
 
-import argparse
 import glob
 import os
 import shutil
@@ -25,10 +21,47 @@ from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
 from tqdm.auto import tqdm
 
-from modeling_mist.video_processing_mist import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MistVideoProcessor, VideoDecodeError
+from modeling_mist.video_decoding_mist import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoDecodeError
+from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.decode_pool import batched, decode_ahead
 from processing.feature_store import FeatureStore
 from processing.question_embeddings import add_question_embeddings
+
+
+@dataclass
+class ExtractionOptions:
+    """One extraction run. Sizes and the CLIP choice are those of the model the features are for."""
+
+    inputs: list[str]  # folders of videos, globs, video files or list files
+    output_dir: str  # where the dataset is saved (load_from_disk)
+    num_frames: int  # frames sampled per video (config.num_frames)
+    grid_size: int  # crops per frame side (config.grid_size)
+    crop_size: int  # CLIP input size (config.crop_size)
+    clip_model: str  # open_clip model name or local-dir:PATH
+    clip_pretrained: str | None  # open_clip tag or checkpoint file; None: seeded random weights
+    work_dir: str | None = None  # per-video results for resuming (default: OUTPUT_DIR.work)
+    batch_size: int = 4  # videos encoded together
+    clip_batch_size: int = 544  # images per CLIP forward pass
+    decode_workers: int = 4  # threads decoding videos ahead
+    dtype: str = "float16"  # stored feature type
+    device: str | None = None  # device for CLIP (default: this process's accelerate device)
+    questions: str | None = None  # questions file to add CLIP text embeddings to
+    questions_output: str | None = None  # where the questions file with embeddings goes
+    question_column: str = "question"
+    keep_work_dir: bool = False  # keep the per-video files after success
+    no_progress: bool = False
+
+
+@dataclass
+class ExtractionSummary:
+    """What a run did (main process only): rows written, videos asked for, computed now, failures."""
+
+    rows: int
+    videos: int
+    computed: int
+    failures: list[dict]
+    questions_written: int | None = None
+    main_process: bool = True
 
 
 @dataclass(frozen=True)
@@ -89,40 +122,6 @@ def find_videos(inputs: list[str]) -> list[VideoFile]:
     return videos
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="mist extract-features",
-        description="CLIP frame and patch features of videos, written as a datasets dataset (resumable, multi-process).",
-    )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="folder of videos, glob, video file or list file")
-    parser.add_argument("--output-dir", required=True, help="where the dataset is saved (load_from_disk)")
-    parser.add_argument("--work-dir", help="per-video results for resuming (default: OUTPUT_DIR.work)")
-    parser.add_argument("--clip-model", default="ViT-B-32-quickgelu", help="open_clip model name or local-dir:PATH")
-    parser.add_argument(
-        "--clip-pretrained", default="openai", help="open_clip pretrained tag, checkpoint file, or 'none' (random)"
-    )
-    parser.add_argument("--num-frames", type=int, default=32, help="frames sampled per video")
-    parser.add_argument("--grid-size", type=int, default=4, help="crops per frame side (patches = grid_size**2)")
-    parser.add_argument("--crop-size", type=int, default=224, help="CLIP input size")
-    parser.add_argument("--batch-size", type=int, default=4, help="videos encoded together")
-    parser.add_argument("--clip-batch-size", type=int, default=544, help="images per CLIP forward pass")
-    parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding videos ahead")
-    parser.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="stored feature type")
-    parser.add_argument("--device", help="device for CLIP (default: this process's accelerate device)")
-    parser.add_argument("--questions", help="questions file (jsonl, json or parquet) to add CLIP text embeddings to")
-    parser.add_argument("--questions-output", help="where the questions file with embeddings goes")
-    parser.add_argument("--question-column", default="question", help="question text column of --questions")
-    parser.add_argument("--keep-work-dir", action="store_true", help="keep the per-video files after success")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    if bool(args.questions) != bool(args.questions_output):
-        parser.error("--questions and --questions-output go together")
-    for name in ("num_frames", "grid_size", "crop_size", "batch_size", "clip_batch_size", "decode_workers"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    return args
-
-
 def _check_output_dir(output_dir: str) -> None:
     """Refuse to replace a folder that holds anything but a saved dataset."""
     if os.path.isdir(output_dir) and os.listdir(output_dir):
@@ -130,7 +129,7 @@ def _check_output_dir(output_dir: str) -> None:
             raise ValueError(f"--output-dir {output_dir} exists and is not a saved dataset; choose an empty folder")
 
 
-def extract_share(videos, store, video_processor, args, state, device) -> dict:
+def extract_share(videos, store, video_processor, options: ExtractionOptions, state, device) -> dict:
     """Encode this process's share of `videos` that has no file yet; returns counts."""
     share = videos[state.process_index :: state.num_processes]
     pending = [video for video in share if not store.has(video.video_id)]
@@ -140,13 +139,13 @@ def extract_share(videos, store, video_processor, args, state, device) -> dict:
         desc=f"process {state.process_index}" if state.num_processes > 1 else "videos",
         unit="video",
         position=state.process_index,
-        disable=args.no_progress,
+        disable=options.no_progress,
     )
     computed = failed = 0
     decoded = decode_ahead(
-        pending, lambda video: video_processor.load_video(video.path), args.decode_workers, 2 * args.batch_size
+        pending, lambda video: video_processor.load_video(video.path), options.decode_workers, 2 * options.batch_size
     )
-    for batch in batched(decoded, args.batch_size):
+    for batch in batched(decoded, options.batch_size):
         good = []
         for video, frames, error in batch:
             if error is None:
@@ -160,10 +159,10 @@ def extract_share(videos, store, video_processor, args, state, device) -> dict:
             store.record_failure(state.process_index, video.path, reason)
         if good:
             frame_features, patch_features = video_processor.extract_features(
-                [torch.from_numpy(frames) for _, frames in good], device=device, batch_size=args.clip_batch_size
+                [torch.from_numpy(frames) for _, frames in good], device=device, batch_size=options.clip_batch_size
             )
             for (video, _), frames_of_video, patches_of_video in zip(good, frame_features, patch_features):
-                store.write(video.video_id, frames_of_video, patches_of_video, args.dtype)
+                store.write(video.video_id, frames_of_video, patches_of_video, options.dtype)
             computed += len(good)
         progress.update(len(batch))
     progress.close()
@@ -188,70 +187,59 @@ def _process_state() -> PartialState:
     return PartialState(cpu=use_cpu)
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+def extract_features(options: ExtractionOptions) -> ExtractionSummary:
+    """Encode every video of `options.inputs` not encoded yet and write the dataset; see the module doc.
+
+    Raises ValueError for unusable inputs or output folders before any work starts.
+    """
     state = _process_state()
-    output_dir = os.path.normpath(args.output_dir)
-    work_dir = args.work_dir or output_dir + ".work"
+    output_dir = os.path.normpath(options.output_dir)
+    work_dir = options.work_dir or output_dir + ".work"
     settings = {
-        "clip_model_name": args.clip_model,
-        "clip_pretrained": None if args.clip_pretrained.lower() == "none" else args.clip_pretrained,
-        "num_frames": args.num_frames,
-        "grid_size": args.grid_size,
-        "crop_size": args.crop_size,
-        "dtype": args.dtype,
+        "clip_model_name": options.clip_model,
+        "clip_pretrained": options.clip_pretrained,
+        "num_frames": options.num_frames,
+        "grid_size": options.grid_size,
+        "crop_size": options.crop_size,
+        "dtype": options.dtype,
     }
-    try:
-        videos = find_videos(args.inputs)
-        _check_output_dir(output_dir)
-        store = FeatureStore(work_dir)
-        if state.is_main_process:
-            store.prepare(settings)
-    except ValueError as error:
-        print(f"mist extract-features: {error}", file=sys.stderr)
-        return 2
+    videos = find_videos(options.inputs)
+    _check_output_dir(output_dir)
+    store = FeatureStore(work_dir)
+    if state.is_main_process:
+        store.prepare(settings)
     state.wait_for_everyone()  # the work folder is ready before anyone writes to it
 
     video_processor = MistVideoProcessor(
         clip_model_name=settings["clip_model_name"],
         clip_pretrained=settings["clip_pretrained"],
-        num_frames=args.num_frames,
-        grid_size=args.grid_size,
-        crop_size={"height": args.crop_size, "width": args.crop_size},
-        clip_batch_size=args.clip_batch_size,
-        decode_workers=args.decode_workers,
+        num_frames=options.num_frames,
+        grid_size=options.grid_size,
+        crop_size={"height": options.crop_size, "width": options.crop_size},
+        clip_batch_size=options.clip_batch_size,
+        decode_workers=options.decode_workers,
     )
-    device = torch.device(args.device) if args.device else state.device
-    counts = extract_share(videos, store, video_processor, args, state, device)
+    device = torch.device(options.device) if options.device else state.device
+    counts = extract_share(videos, store, video_processor, options, state, device)
     store.mark_done(state.process_index, counts)
-    if not state.is_main_process:
-        return 0  # the main process reports everyone's failures and sets the exit status
+    if not state.is_main_process:  # the main process reports everyone's failures
+        return ExtractionSummary(rows=0, videos=len(videos), computed=counts["computed"], failures=[], main_process=False)
 
     _wait_for_processes(store, state.num_processes)
     failures = store.failures()
     num_rows, unreadable = store.assemble([video.video_id for video in videos], output_dir, settings)
     failures += unreadable
-    if args.questions:
+    summary = ExtractionSummary(
+        rows=num_rows,
+        videos=len(videos),
+        computed=sum(done["computed"] for done in store.summaries()),
+        failures=failures,
+    )
+    if options.questions:
         encode = partial(video_processor.encode_text, device=device)
-        num_questions = add_question_embeddings(args.questions, args.questions_output, encode, args.question_column)
-        print(f"wrote {num_questions} questions with CLIP embeddings to {args.questions_output}")
-
-    computed = sum(summary["computed"] for summary in store.summaries())
-    if num_rows:
-        print(
-            f"wrote {num_rows} of {len(videos)} videos to {output_dir} ({computed} computed now, {num_rows - computed} reused)"
+        summary.questions_written = add_question_embeddings(
+            options.questions, options.questions_output, encode, options.question_column
         )
-    else:
-        print(f"no video could be encoded: nothing written to {output_dir}", file=sys.stderr)
-    if failures:
-        print(f"{len(failures)} videos failed and were skipped (rerun to retry them):", file=sys.stderr)
-        for failure in failures:
-            print(f"  {failure['reason']}", file=sys.stderr)
-        return 1
-    if not args.keep_work_dir:
+    if not failures and not options.keep_work_dir:
         shutil.rmtree(work_dir, ignore_errors=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    return summary

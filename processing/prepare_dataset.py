@@ -1,4 +1,4 @@
-"""Convert published video QA annotations into this project's question schema.
+"""Convert published video QA annotations into this project's question schema (`mist prepare-dataset`).
 
 `mist prepare-dataset --format nextqa|agqa|star|envqa INPUT... --output-dir DIR` writes
 `DIR/{train,validation,test}.jsonl`, one question per line:
@@ -39,11 +39,9 @@ Formats (as published; the reference `showlab/mist` loaders read the same files)
   empty are skipped.
 """
 
-import argparse
 import csv
 import json
 import re
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -239,31 +237,7 @@ def convert(
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
                     report.written += 1
         reports[name] = report
-    return reports
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mist prepare-dataset",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--format", required=True, choices=sorted(READERS), dest="dataset_format")
-    parser.add_argument("inputs", nargs="+", help="annotation files of the chosen format")
-    parser.add_argument("--output-dir", required=True, help="folder for train/validation/test.jsonl")
-    parser.add_argument("--split", default=None, help="split name for a single input whose file name does not tell")
-    args = parser.parse_args(argv)
-    try:
-        reports = convert(args.dataset_format, args.inputs, args.output_dir, split=args.split)
-    except (ValueError, KeyError, json.JSONDecodeError) as error:
-        print(f"mist prepare-dataset: {error}", file=sys.stderr)
-        return 1
     summary = {name: report.as_dict() for name, report in reports.items()}
-    with open(Path(args.output_dir) / "conversion_report.json", "w", encoding="utf-8") as handle:
-        json.dump(
-            {"format": args.dataset_format, "inputs": [str(p) for p in args.inputs], "splits": summary},
-            handle,
-            indent=2,
-        )
-    print(json.dumps(summary, indent=2))
-    return 0
+    with open(output_dir / "conversion_report.json", "w", encoding="utf-8") as handle:
+        json.dump({"format": dataset_format, "inputs": [str(p) for p in inputs], "splits": summary}, handle, indent=2)
+    return reports

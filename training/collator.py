@@ -8,11 +8,6 @@ import torch
 from modeling_mist import MistProcessor
 
 
-def format_choices(question: str, choices: list[str], template: str, sep_token: str | None) -> list[str]:
-    """Answer texts of one multiple-choice question, e.g. `"{question} {sep} {choice}"` for NExT-QA."""
-    return [template.format(question=question, choice=choice, sep=sep_token or "") for choice in choices]
-
-
 @dataclass
 class MistDataCollator:
     """Turns examples of `MistQuestionDataset` (or plain dicts of the same keys) into a model batch.
@@ -24,14 +19,15 @@ class MistDataCollator:
     `input_ids`/`attention_mask [B, L]` (L <= the processor's max_question_length),
     `question_clip_embeds [B, D]`, `answer_input_ids`/`answer_attention_mask` `[A, La]` (the
     open-ended vocabulary; the processor tokenises it once and caches it) or `[B, C, La]` (each
-    question's choices, formatted with `choice_template`), and `labels [B]` when examples carry them.
+    question's choices, written by the processor with `choice_template`, or the processor's own template
+    when None), and `labels [B]` when examples carry them.
 
     `zero_video=True` replaces both feature tensors by zeros: the question-only baseline.
     """
 
     processor: MistProcessor
     answer_vocabulary: list[str] | None = None
-    choice_template: str = "{choice}"
+    choice_template: str | None = None
     zero_video: bool = False
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
@@ -49,7 +45,9 @@ class MistDataCollator:
         if self.answer_vocabulary is not None:
             text_inputs = self.processor(text=questions, answers=self.answer_vocabulary)
         else:
-            text_inputs = self.processor(text=questions, choices=self._choices(examples))
+            text_inputs = self.processor(
+                text=questions, choices=self._choices(examples), choice_template=self.choice_template
+            )
         for key in ("input_ids", "attention_mask", "answer_input_ids", "answer_attention_mask"):
             batch[key] = text_inputs[key]
         if all("labels" in example for example in examples):
@@ -71,8 +69,4 @@ class MistDataCollator:
     def _choices(self, examples: list[dict]) -> list[list[str]]:
         if any(example.get("choices") is None for example in examples):
             raise ValueError("examples have no choices and the collator has no open-ended answer vocabulary")
-        sep_token = self.processor.tokenizer.sep_token
-        return [
-            format_choices(example["question"], example["choices"], self.choice_template, sep_token)
-            for example in examples
-        ]
+        return [list(example["choices"]) for example in examples]

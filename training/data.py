@@ -9,6 +9,7 @@ in RAM and each question reads its video's row when it is fetched.
 """
 
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,12 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
+from processing.question_embeddings import EMBEDDING_COLUMN, embed_unique
+
 QUESTION_COLUMNS = ("question_id", "video_id", "question", "answer")
 FEATURE_COLUMNS = ("video_id", "frame_features", "patch_features")
+
+logger = logging.getLogger(__name__)
 
 
 def _is_saved_dataset(path: Path) -> bool:
@@ -44,13 +49,37 @@ def load_questions(name_or_path: str) -> DatasetDict:
     return loaded
 
 
-def get_split(splits: DatasetDict, name: str, source: str) -> Dataset:
-    """`splits[name]`, accepting `val` for `validation` and the reverse."""
-    aliases = {"validation": ["validation", "val", "valid"], "val": ["val", "validation"], "test": ["test"]}
-    for candidate in aliases.get(name, [name]):
+SPLIT_ALIASES = {"validation": ("validation", "val", "valid", "dev"), "val": ("val", "validation", "valid", "dev")}
+
+
+def find_split(splits: DatasetDict, name: str) -> str | None:
+    """The key of split `name` in `splits`, accepting `val`/`valid`/`dev` for `validation` and the reverse."""
+    for candidate in SPLIT_ALIASES.get(name, (name,)):
         if candidate in splits:
-            return splits[candidate]
-    raise ValueError(f"dataset {source!r} has no split {name!r}; it has {sorted(splits)}")
+            return candidate
+    return None
+
+
+def get_split(splits: DatasetDict, name: str, source: str) -> Dataset:
+    """`splits[name]` (see `find_split` for the accepted aliases)."""
+    key = find_split(splits, name)
+    if key is None:
+        raise ValueError(f"dataset {source!r} has no split {name!r}; it has {sorted(splits)}")
+    return splits[key]
+
+
+def add_question_clip_embeddings(splits: DatasetDict, encode_text) -> DatasetDict:
+    """Fill in `question_clip_embedding` where a split lacks it, with `encode_text` (the processor's
+    CLIP text tower, `processor.video_processor.encode_text`), each distinct question once."""
+    for name, questions in splits.items():
+        if EMBEDDING_COLUMN in questions.column_names:
+            continue
+        logger.info("computing CLIP embeddings of %d %s questions", len(questions), name)
+        embeddings = embed_unique(questions["question"], encode_text)
+        splits[name] = questions.add_column(
+            EMBEDDING_COLUMN, [embeddings[text].tolist() for text in questions["question"]]
+        )
+    return splits
 
 
 def load_features(name_or_path: str, split: str = "train") -> Dataset:

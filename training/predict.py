@@ -1,50 +1,30 @@
-"""`mist predict`: answer one question about one video, and optionally draw what MIST selected.
-
-    mist predict --model OUT --video clip.mp4 --question "what did the person hold?" [--choices A B C]
-                 [--top-k 5] [--explain selection.png]
-
-The video is decoded and embedded with the processor's CLIP. Without a video file (or to skip CLIP),
-`--features FEATURES --video-id ID` reads stored features, and `--question-clip-embedding FILE`
-(.npy or a JSON list) gives the question's CLIP embedding; `--clip-pretrained none` builds CLIP
-with random weights (tests only). Prints JSON: the top answers with scores and, per ISTA layer, the
-kept segments, frames and patches.
-"""
-
-import argparse
-import json
-import sys
-from pathlib import Path
+"""Answer one question about one video (or its stored features) with a trained MIST."""
 
 import numpy as np
 import torch
 
-from .collator import format_choices
-from .data import VideoFeatureStore, load_features
-from .evaluate import load_trained
-from .explain import draw_explanation, placeholder_frames, selections_of
+from .trainer import top_candidates
 
 
-def read_embedding(path: str) -> np.ndarray:
-    if path.endswith(".npy"):
-        return np.load(path).astype(np.float32).reshape(-1)
-    with open(path, encoding="utf-8") as handle:
-        return np.asarray(json.load(handle), dtype=np.float32).reshape(-1)
-
-
-def predict(
+def answer_question(
     model,
     processor,
     question: str,
     choices: list[str] | None = None,
-    video: str | None = None,
+    video=None,
     frame_features: np.ndarray | None = None,
     patch_features: np.ndarray | None = None,
     question_clip_embedding: np.ndarray | None = None,
     top_k: int = 5,
-    device: str = "cpu",
 ) -> tuple[list[tuple[str, float]], object, np.ndarray | None]:
-    """(top answers with softmax scores, model output, sampled frames `[F, H, W, 3]` or None)."""
+    """(top answers with softmax scores, model output, sampled frames `[F, H, W, 3]` or None).
+
+    `video` is a path, frame folder or frame array, embedded with the processor's CLIP; otherwise
+    `frame_features [F, D]` and `patch_features [F, P, D]` are used as stored. Runs on the model's device.
+    """
     config = model.config
+    if config.multiple_choice and not choices:
+        raise ValueError(f"model {model.name_or_path!r} is multiple choice: pass the question's choices")
     frames = None
     inputs = {"text": [question]}
     if video is not None:
@@ -57,89 +37,16 @@ def predict(
         inputs["question_clip_embeds"] = question_clip_embedding[None]
     else:
         inputs["return_question_clip_embeds"] = True
-    template = getattr(config, "choice_template", None)
     if choices:
-        inputs["choices"] = [format_choices(question, choices, template or "{choice}", processor.tokenizer.sep_token)]
+        inputs["choices"] = [list(choices)]
         names = list(choices)
     else:
-        if template:
-            raise ValueError(f"model {model.name_or_path!r} is multiple choice: pass --choices")
-        names = processor.answer_vocabulary or [config.id2label[index] for index in sorted(config.id2label)]
+        names = processor.answer_candidates(question)
         inputs["answers"] = names
-    batch = processor(**inputs)
-    batch = {key: value.to(device) for key, value in batch.items()}
+    device = model.device
+    batch = {key: value.to(device) for key, value in processor(**inputs).items()}
     with torch.no_grad():
         outputs = model(**batch)
-    probabilities = outputs.logits[0].float().softmax(dim=-1)
-    best = probabilities.topk(min(top_k, probabilities.numel()))
-    answers = [(names[int(index)], float(score)) for score, index in zip(best.values, best.indices)]
+    indices, scores = top_candidates(outputs.logits, top_k)
+    answers = [(names[int(index)], float(score)) for index, score in zip(indices[0], scores[0])]
     return answers, outputs, frames
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mist predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="folder (or Hub id) written by `mist train`")
-    parser.add_argument("--question", required=True)
-    parser.add_argument("--video", help="video file or frame folder")
-    parser.add_argument("--choices", nargs="+", help="candidate answers (multiple-choice models)")
-    parser.add_argument("--features", help="stored features dataset, instead of embedding --video with CLIP")
-    parser.add_argument("--video-id", help="row of --features to use")
-    parser.add_argument("--question-clip-embedding", help=".npy or JSON list: the question's CLIP embedding")
-    parser.add_argument(
-        "--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)"
-    )
-    parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--explain", help="write a PNG of the frames with the kept segments and patches")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
-
-    if args.video is None and (args.features is None or args.video_id is None):
-        parser.error("pass --video, or --features with --video-id")
-    try:
-        model, processor = load_trained(args.model, args.clip_pretrained, args.device)
-        frame_features = patch_features = None
-        if args.features is not None:
-            store = VideoFeatureStore(load_features(args.features))
-            if args.video_id not in store:
-                raise ValueError(f"video {args.video_id!r} is not in {args.features!r} ({len(store)} videos)")
-            frame_features, patch_features = store[args.video_id]
-        embedding = read_embedding(args.question_clip_embedding) if args.question_clip_embedding else None
-        answers, outputs, frames = predict(
-            model,
-            processor,
-            args.question,
-            choices=args.choices,
-            video=args.video if args.features is None else None,
-            frame_features=frame_features,
-            patch_features=patch_features,
-            question_clip_embedding=embedding,
-            top_k=args.top_k,
-            device=args.device,
-        )
-        if frames is None and args.video is not None and args.explain:
-            frames = processor.video_processor.load_video(args.video, num_frames=model.config.num_frames)
-    except ValueError as error:
-        print(f"mist predict: {error}", file=sys.stderr)
-        return 2
-
-    layers = selections_of(outputs)
-    result = {"question": args.question, "answers": [{"answer": a, "score": round(s, 5)} for a, s in answers]}
-    result["selections"] = [
-        {"layer": number + 1, "segments": layer["segments"], "frames": layer["frames"], "patches": layer["patches"]}
-        for number, layer in enumerate(layers)
-    ]
-    if args.explain:
-        drawn = frames if frames is not None else placeholder_frames(model.config.num_frames)
-        result["explanation"] = str(
-            draw_explanation(
-                drawn,
-                layers,
-                model.config.num_segments,
-                model.config.grid_size,
-                Path(args.explain),
-                title=args.question,
-                answers=answers,
-            )
-        )
-    print(json.dumps(result, indent=2))
-    return 0

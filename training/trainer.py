@@ -1,4 +1,4 @@
-"""Trainer glue: metrics from ranked candidates, and a Trainer that writes MIST's model card."""
+"""Trainer glue: candidate ranking, metrics from ranked candidates, and a Trainer that knows MIST."""
 
 from collections.abc import Callable
 
@@ -11,15 +11,23 @@ from .metrics import load_accuracy
 OPEN_ENDED_TOP_K = 10  # the paper reports top-1 and top-10 accuracy for open-ended answers
 
 
-def rank_candidates(top_k: int) -> Callable:
-    """`preprocess_logits_for_metrics`: keep each question's `top_k` best candidate indices `[B, k]`.
+def top_candidates(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each question's `top_k` best candidates, best first: (indices `[B, k]`, softmax probabilities `[B, k]`)."""
+    best = logits.float().softmax(dim=-1).topk(min(top_k, logits.shape[-1]), dim=-1)
+    return best.indices, best.values
+
+
+def rank_candidates(top_k: int, with_scores: bool = False) -> Callable:
+    """`preprocess_logits_for_metrics`: keep each question's `top_k` best candidate indices `[B, k]`
+    (and, `with_scores`, their probabilities `[B, k]`).
 
     Keeps evaluation memory at `[N, k]` instead of every output of every ISTA layer.
     """
 
     def preprocess(outputs, labels):
         logits = outputs[0] if isinstance(outputs, (tuple, list)) else outputs  # [batch, candidates]
-        return logits.topk(min(top_k, logits.shape[-1]), dim=-1).indices
+        indices, scores = top_candidates(logits, top_k)
+        return (indices, scores) if with_scores else indices
 
     return preprocess
 
@@ -56,6 +64,8 @@ class MistTrainer(Trainer):
       attention options along, so the Trainer must not treat it as normalising by
       `num_items_in_batch` (that would scale the loss by the number of processes and skip the
       gradient-accumulation division).
+    * Evaluation embeds a shared open-ended vocabulary once per evaluation, not once per batch: the
+      answers and the weights do not change within one evaluation.
     * `create_model_card` (called by `push_to_hub`) writes MIST's card instead of the generic one.
     """
 
@@ -63,34 +73,28 @@ class MistTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
         self.model_card = model_card
+        self._answer_cache = None  # (global step, answer ids, answer embeddings)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        answer_ids = inputs.get("answer_input_ids")
+        if answer_ids is not None and answer_ids.dim() == 2:  # one vocabulary shared by the batch
+            inputs = self._prepare_inputs(inputs)
+            answer_ids, answer_mask = inputs.pop("answer_input_ids"), inputs.pop("answer_attention_mask", None)
+            inputs["answer_embeds"] = self._shared_answer_embeddings(model, answer_ids, answer_mask)
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
+    @torch.no_grad()
+    def _shared_answer_embeddings(self, model, answer_ids: torch.Tensor, answer_mask: torch.Tensor | None):
+        cached = self._answer_cache
+        step = self.state.global_step
+        if cached is None or cached[0] != step or not torch.equal(cached[1], answer_ids):
+            with self.autocast_smart_context_manager():
+                embeddings = self.accelerator.unwrap_model(model).get_answer_embeddings(answer_ids, answer_mask)
+            cached = self._answer_cache = (step, answer_ids, embeddings)
+        return cached[2]
 
     def create_model_card(self, *args, **kwargs) -> None:
         if self.model_card is None:
             return super().create_model_card(*args, **kwargs)
         if self.is_world_process_zero():
             self.model_card(self.args.output_dir)
-
-
-@torch.no_grad()
-def predict_ranked(model, dataloader, top_k: int, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Ranked candidates `[N, k]` and their softmax scores for a whole dataloader, answers embedded once.
-
-    For an open-ended vocabulary (the same `[A, La]` answers in every batch) the answer embeddings are
-    computed from the first batch and reused.
-    """
-    model.eval()
-    ranked, scores = [], []
-    cached_answers = None
-    for batch in dataloader:
-        batch = {key: value.to(device) for key, value in batch.items()}
-        batch.pop("labels", None)
-        if batch["answer_input_ids"].dim() == 2:
-            if cached_answers is None:
-                cached_answers = model.get_answer_embeddings(batch["answer_input_ids"], batch["answer_attention_mask"])
-            batch.pop("answer_input_ids"), batch.pop("answer_attention_mask")
-            batch["answer_embeds"] = cached_answers
-        logits = model(**batch).logits  # [batch, candidates]
-        top = logits.softmax(dim=-1).topk(min(top_k, logits.shape[-1]), dim=-1)
-        ranked.append(top.indices.cpu().numpy())
-        scores.append(top.values.float().cpu().numpy())
-    return np.concatenate(ranked), np.concatenate(scores)

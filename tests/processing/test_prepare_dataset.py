@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from processing.prepare_dataset import convert, main, split_from_filename
+from processing.prepare_dataset import convert, split_from_filename
+from training.cli.prepare_dataset import main
 
 NEXTQA_CSV = """video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4
 4010069381,1101,640,480,why did the boy pick up the ball,2,4,CW,to eat it,to sleep,to throw it,to hide,to wash it

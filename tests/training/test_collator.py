@@ -6,7 +6,8 @@ import torch
 from transformers import BertTokenizer
 
 from modeling_mist import MistConfig, MistProcessor
-from training.collator import MistDataCollator, format_choices
+from modeling_mist.processing_mist import format_choices
+from training.collator import MistDataCollator
 
 FRAMES, PATCHES, WIDTH = 8, 4, 16
 VOCABULARY = ["cup", "box", "yes", "no", "red cup"]

@@ -7,7 +7,7 @@ from transformers import AutoModel
 
 import modeling_mist  # noqa: F401
 from training.cli import main as mist
-from training.synthetic_dataset import OBJECT_WORDS
+from training.demo.synthetic_dataset import OBJECT_WORDS
 
 pytestmark = pytest.mark.slow
 

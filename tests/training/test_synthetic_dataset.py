@@ -5,7 +5,7 @@ from collections import Counter, defaultdict
 import numpy as np
 from training_testing import tiny_task_config
 
-from training.synthetic_dataset import OBJECT_WORDS, SyntheticVideoQA, answer_vocabulary
+from training.demo.synthetic_dataset import OBJECT_WORDS, SyntheticVideoQA, answer_vocabulary
 
 
 def test_generation_is_deterministic():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from training.synthetic_dataset import OBJECT_WORDS, SyntheticTaskConfig, SyntheticVideoQA
+from training.demo.synthetic_dataset import OBJECT_WORDS, SyntheticTaskConfig, SyntheticVideoQA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FEATURE_DIM = 16  # the tiny preset's clip_hidden_size

@@ -1,8 +1,8 @@
-"""`mist demo`: the offline end-to-end example on a synthetic long-form video QA task.
+"""The demo's run: the offline end-to-end example on the synthetic long-form video QA task.
 
-    mist demo [--output-dir outputs/demo] [--train-videos 5000] [--epochs 2]
+`run_demo` (what `mist demo` runs):
 
-1. generates the task (`training.synthetic_dataset`) and saves it under OUTPUT_DIR/data;
+1. generates the task (`training.demo.synthetic_dataset`) and saves it under OUTPUT_DIR/data;
 2. trains MIST (preset `demo`, frozen all-MiniLM-L6-v2 text encoders) with the Trainer on CPU;
 3. trains a question-only baseline the same way (the same model with the video features zeroed);
 4. evaluates both on the test split and measures whether MIST's selections hit the evidence;
@@ -10,11 +10,10 @@
    question and draws what it selected to OUTPUT_DIR/explanation.png.
 """
 
-import argparse
 import json
-import logging
-import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,31 +24,44 @@ from transformers.trainer_callback import PrinterCallback
 
 from configuration.arguments import parse_config_overrides
 from configuration.presets import DEMO, minilm_path
+from modeling_mist import MistProcessor
 
-from .data import MistQuestionDataset, VideoFeatureStore
-from .explain import draw_explanation, selections_of
-from .model_card import write_model_card
+from ..data import MistQuestionDataset, VideoFeatureStore
+from ..explain import draw_explanation, selections_of
+from ..factory import build_model, freeze_text_encoders, load_trained, make_collator, make_trainer
+from ..model_card import write_model_card
+from ..predict import answer_question
 from .synthetic_dataset import SyntheticTaskConfig, SyntheticVideoQA, answer_vocabulary
-from .train import build_model, freeze_text_encoders, make_collator, make_trainer
 
-logger = logging.getLogger("mist.demo")
+
+@dataclass
+class DemoOptions:
+    """What `mist demo` varies: sizes of the task, training length, seed, and overrides of both configs."""
+
+    output_dir: str = "outputs/demo"
+    train_videos: int = SyntheticTaskConfig.videos_per_split[0]
+    test_videos: int = SyntheticTaskConfig.videos_per_split[2]
+    epochs: float = DEMO.training["num_train_epochs"]
+    seed: int = 0
+    config_overrides: str | None = None  # MistConfig overrides for both models
+    task_overrides: str | None = None  # SyntheticTaskConfig overrides, e.g. "num_events=3,object_salience=0.5"
+    skip_baseline: bool = False  # train MIST only
 
 
 class ProgressLine(TrainerCallback):
     """One short line per logging step instead of the Trainer's full log dictionaries."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, report: Callable[[str], None]):
         self.name = name
+        self.report = report
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
-            print(f"  {self.name}: step {state.global_step}/{state.max_steps}  loss {logs['loss']:.3f}", flush=True)
+            self.report(f"  {self.name}: step {state.global_step}/{state.max_steps}  loss {logs['loss']:.3f}")
 
 
-def train_one(name, questions, store, vocabulary, output_dir: Path, args, zero_video: bool):
+def train_one(name, questions, store, vocabulary, output_dir: Path, args: DemoOptions, zero_video: bool, report):
     """Train MIST (or its question-only twin) on the synthetic task; returns (trainer, processor, seconds)."""
-    from modeling_mist import MistProcessor
-
     text_encoder = str(minilm_path())
     tokenizer = AutoTokenizer.from_pretrained(text_encoder)
     torch.manual_seed(args.seed)
@@ -71,7 +83,7 @@ def train_one(name, questions, store, vocabulary, output_dir: Path, args, zero_v
     eval_dataset = MistQuestionDataset(questions["test"], store, vocabulary, keep_unlabeled=True, split="test")
     trainer = make_trainer(model, processor, training_args, train_dataset, eval_dataset, zero_video=zero_video)
     trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(ProgressLine(name))
+    trainer.add_callback(ProgressLine(name, report))
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
@@ -132,26 +144,15 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def print_table(rows: list[tuple], header: tuple) -> None:
+def format_table(rows: list[tuple], header: tuple) -> str:
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
-    for row in [header, tuple("-" * w for w in widths)] + rows:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+    lines = [header, tuple("-" * w for w in widths)] + rows
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) for row in lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mist demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output-dir", default="outputs/demo")
-    parser.add_argument("--train-videos", type=int, default=SyntheticTaskConfig.videos_per_split[0])
-    parser.add_argument("--test-videos", type=int, default=SyntheticTaskConfig.videos_per_split[2])
-    parser.add_argument("--epochs", type=float, default=DEMO.training["num_train_epochs"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--config_overrides", default=None, help="MistConfig overrides for both models")
-    parser.add_argument(
-        "--task_overrides", default=None, help="SyntheticTaskConfig overrides, e.g. 'num_events=3,object_salience=0.5'"
-    )
-    parser.add_argument("--skip-baseline", action="store_true", help="train MIST only")
-    args = parser.parse_args(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
+    """Generate, train MIST and the baseline, measure selection, save, reload and explain; returns the
+    summary also written to OUTPUT_DIR/demo_results.json. `report` receives the progress lines."""
     quiet_libraries()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     started = time.perf_counter()
@@ -173,14 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     features.save_to_disk(str(output_dir / "data" / "features"))
     store = VideoFeatureStore(features)
     vocabulary = answer_vocabulary(task_config)
-    print(
+    report(
         f"synthetic task: {len(questions['train'])} training / {len(questions['test'])} test questions on "
         f"{task_config.num_frames}-frame videos, {len(vocabulary)} answers ({time.perf_counter() - started:.0f}s)"
     )
 
     # 2-3. MIST and the question-only baseline, trained the same way
     mist_trainer, processor, mist_seconds, mist_metrics, test_dataset = train_one(
-        "mist", questions, store, vocabulary, output_dir, args, zero_video=False
+        "mist", questions, store, vocabulary, output_dir, args, zero_video=False, report=report
     )
     rows = [
         (
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline_metrics = None
     if not args.skip_baseline:
         _, _, baseline_seconds, baseline_metrics, _ = train_one(
-            "question_only", questions, store, vocabulary, output_dir, args, zero_video=True
+            "question_only", questions, store, vocabulary, output_dir, args, zero_video=True, report=report
         )
         rows.append(
             (
@@ -205,15 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     chance = 1 / (len(vocabulary) - 1)
     rows.append(("chance", _percent(chance), "", ""))
-    print()
-    print_table(rows, ("model", "test accuracy", "top-10", "training"))
+    report("")
+    report(format_table(rows, ("model", "test accuracy", "top-10", "training")))
 
     # 4. did MIST select the evidence?
     model = mist_trainer.model
     hits = selection_hits(model, test_dataset, make_collator(processor, model.config))
-    print()
+    report("")
     for layer in hits:
-        print(
+        report(
             f"ISTA layer {layer['layer']}: top kept segment holds the asked object in {_percent(layer['top_segment_is_evidence'])} "
             f"of test questions; an object cell of that event is among the kept patches in "
             f"{_percent(layer['evidence_cell_kept_in_its_frames'])} of its kept frames"
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         train_runtime=mist_seconds,
     )
-    explanation = answer_one(model_dir, questions["test"][0], store, generator, output_dir / "explanation.png")
+    explanation = answer_one(model_dir, questions["test"][0], store, generator, output_dir / "explanation.png", report)
 
     summary = {
         "mist": _scalars(mist_metrics),
@@ -251,24 +252,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     with open(output_dir / "demo_results.json", "w") as handle:
         json.dump(summary, handle, indent=2)
-    print(f"\ntotal {time.perf_counter() - started:.0f}s; results in {output_dir / 'demo_results.json'}")
-    return 0
+    report(f"\ntotal {time.perf_counter() - started:.0f}s; results in {output_dir / 'demo_results.json'}")
+    return summary
 
 
 def answer_one(
-    model_dir: Path, question: dict, store: VideoFeatureStore, generator: SyntheticVideoQA, png: Path
+    model_dir: Path, question: dict, store: VideoFeatureStore, generator: SyntheticVideoQA, png: Path, report
 ) -> dict:
     """Reload the saved model the way a user would and explain one answer."""
-    from transformers import AutoModel, AutoProcessor
-
-    import modeling_mist  # noqa: F401  (registers MIST with the Auto classes)
-
-    from .predict import predict
-
-    model = AutoModel.from_pretrained(str(model_dir)).eval()
-    processor = AutoProcessor.from_pretrained(str(model_dir))
+    model, processor = load_trained(str(model_dir))
     frame_features, patch_features = store[question["video_id"]]
-    answers, outputs, _ = predict(
+    answers, outputs, _ = answer_question(
         model,
         processor,
         question["question"],
@@ -286,14 +280,14 @@ def answer_one(
         title=f"{question['question']}  (answer: {question['answer']})",
         answers=answers,
     )
-    print(f"\nreloaded {type(model).__name__} from {model_dir}")
-    print(f"Q: {question['question']}  (video {question['video_id']}, true answer: {question['answer']})")
-    print("A: " + ", ".join(f"{answer} {score:.2f}" for answer, score in answers[:3]))
-    print(
+    report(f"\nreloaded {type(model).__name__} from {model_dir}")
+    report(f"Q: {question['question']}  (video {question['video_id']}, true answer: {question['answer']})")
+    report("A: " + ", ".join(f"{answer} {score:.2f}" for answer, score in answers[:3]))
+    report(
         f"   evidence segment {question['evidence_segments'][0]}; kept segments per layer: "
         + "; ".join(str(layer["segments"]) for layer in layers)
     )
-    print(f"   explanation: {png}")
+    report(f"   explanation: {png}")
     return {
         "question": question["question"],
         "answer": question["answer"],
@@ -311,6 +305,3 @@ def _percent(value: float) -> str:
 def _scalars(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
 
-
-if __name__ == "__main__":
-    sys.exit(main())

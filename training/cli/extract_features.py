@@ -1,0 +1,113 @@
+"""`mist extract-features`: CLIP frame and patch features of a set of videos, as a `datasets` dataset.
+
+    mist extract-features videos/ --output-dir features/agqa [--preset agqa | --model DIR]
+    accelerate launch --num_processes 8 -m training.cli extract-features videos/ --output-dir features/agqa
+    torchrun --nproc_per_node 2 -m training.cli extract-features videos/ --output-dir features/agqa
+
+Frames, grid, crop size and the CLIP model are those of the model the features are for: a
+preset's config (default `agqa`, the paper's settings) or a trained model's saved processor
+(`--model`); each can still be set on its own. Resumable and multi-process: see
+`processing.extract_features`. Exit status: 0 all videos written, 1 some videos failed (the good ones
+are written), 2 unusable arguments.
+"""
+
+import argparse
+import sys
+
+from configuration.arguments import build_model_config_kwargs
+from configuration.presets import PRESETS, get_preset
+from modeling_mist import MistConfig, MistVideoProcessor
+from modeling_mist.clip_runtime_mist import parse_clip_pretrained
+from processing.extract_features import ExtractionOptions, extract_features
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="mist extract-features",
+        description="CLIP frame and patch features of videos, written as a datasets dataset (resumable, multi-process).",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="folder of videos, glob, video file or list file")
+    parser.add_argument("--output-dir", required=True, help="where the dataset is saved (load_from_disk)")
+    parser.add_argument("--work-dir", help="per-video results for resuming (default: OUTPUT_DIR.work)")
+    sizes = parser.add_argument_group("what the features are for (default: the agqa preset)")
+    sizes.add_argument("--preset", choices=sorted(PRESETS), help="take frames, grid and crop size from this preset")
+    sizes.add_argument("--model", help="take them, and the CLIP model and weights, from this trained model's processor")
+    sizes.add_argument("--clip-model", help="open_clip model name or local-dir:PATH (default: ViT-B-32-quickgelu)")
+    sizes.add_argument("--clip-pretrained", help="open_clip pretrained tag, checkpoint file, or 'none' (random)")
+    sizes.add_argument("--num-frames", type=int, help="frames sampled per video")
+    sizes.add_argument("--grid-size", type=int, help="crops per frame side (patches = grid_size**2)")
+    sizes.add_argument("--crop-size", type=int, help="CLIP input size")
+    parser.add_argument("--batch-size", type=int, default=4, help="videos encoded together")
+    parser.add_argument("--clip-batch-size", type=int, default=544, help="images per CLIP forward pass")
+    parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding videos ahead")
+    parser.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="stored feature type")
+    parser.add_argument("--device", help="device for CLIP (default: this process's accelerate device)")
+    parser.add_argument("--questions", help="questions file (jsonl, json or parquet) to add CLIP text embeddings to")
+    parser.add_argument("--questions-output", help="where the questions file with embeddings goes")
+    parser.add_argument("--question-column", default="question", help="question text column of --questions")
+    parser.add_argument("--keep-work-dir", action="store_true", help="keep the per-video files after success")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if bool(args.questions) != bool(args.questions_output):
+        parser.error("--questions and --questions-output go together")
+    if args.preset and args.model:
+        parser.error("--preset and --model both say what the features are for: pass one")
+    for name in ("num_frames", "grid_size", "crop_size", "batch_size", "clip_batch_size", "decode_workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    return args
+
+
+def resolve_sizes(args: argparse.Namespace) -> dict:
+    """Frames, grid, crop and CLIP choice: each flag given wins, then `--model`'s processor, then the preset."""
+    if args.model:
+        saved = MistVideoProcessor.from_pretrained(args.model)
+        defaults = {
+            "num_frames": saved.num_frames,
+            "grid_size": saved.grid_size,
+            "crop_size": saved.crop_size.height,
+            "clip_model": saved.clip_model_name,
+            "clip_pretrained": saved.clip_pretrained,
+        }
+    else:
+        config = MistConfig(**build_model_config_kwargs(get_preset(args.preset or "agqa")))
+        defaults = {
+            "num_frames": config.num_frames,
+            "grid_size": config.grid_size,
+            "crop_size": config.crop_size,
+            "clip_model": MistVideoProcessor.clip_model_name,
+            "clip_pretrained": MistVideoProcessor.clip_pretrained,
+        }
+    sizes = {name: getattr(args, name) if getattr(args, name) is not None else value for name, value in defaults.items()}
+    sizes["clip_pretrained"] = parse_clip_pretrained(sizes["clip_pretrained"])
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    options = {name: value for name, value in vars(args).items() if name not in ("preset", "model")}
+    try:
+        options.update(resolve_sizes(args))
+        summary = extract_features(ExtractionOptions(**options))
+    except (ValueError, OSError) as error:
+        print(f"mist extract-features: {error}", file=sys.stderr)
+        return 2
+    if not summary.main_process:
+        return 0  # the main process reports everyone's failures and sets the exit status
+    if summary.questions_written is not None:
+        print(f"wrote {summary.questions_written} questions with CLIP embeddings to {args.questions_output}")
+    if summary.rows:
+        reused = summary.rows - summary.computed
+        print(
+            f"wrote {summary.rows} of {summary.videos} videos to {args.output_dir} "
+            f"({summary.computed} computed now, {reused} reused)"
+        )
+    else:
+        print(f"no video could be encoded: nothing written to {args.output_dir}", file=sys.stderr)
+    if summary.failures:
+        print(f"{len(summary.failures)} videos failed and were skipped (rerun to retry them):", file=sys.stderr)
+        for failure in summary.failures:
+            print(f"  {failure['reason']}", file=sys.stderr)
+        return 1
+    return 0

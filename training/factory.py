@@ -1,0 +1,114 @@
+"""What every command builds: a MIST for a preset, its processor, collator and Trainer, or a trained one loaded back."""
+
+import logging
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoProcessor, TrainingArguments
+
+import modeling_mist  # noqa: F401  (registers MIST with the Auto classes)
+from configuration.arguments import build_model_config_kwargs
+from configuration.presets import Preset
+from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
+from modeling_mist.clip_runtime_mist import parse_clip_pretrained
+
+from .collator import MistDataCollator
+from .data import MistQuestionDataset
+from .trainer import OPEN_ENDED_TOP_K, MistTrainer, build_compute_metrics, rank_candidates
+
+logger = logging.getLogger(__name__)
+
+
+def build_model(
+    preset: Preset,
+    config_overrides: str | None,
+    text_encoder: str | None,
+    tokenizer,
+    answer_vocabulary: list[str] | None,
+    task: str = "open-ended",
+) -> MistForVideoQuestionAnswering:
+    """A fresh MIST for the preset and task, its text encoders loaded from `text_encoder` when given.
+
+    `task` is `"open-ended"` (then `answer_vocabulary` is the model's `id2label`) or `"multiple-choice"`
+    (the preset's `choice_template` says how each choice is written for the answer encoder).
+    """
+    kwargs = build_model_config_kwargs(preset, config_overrides)
+    if text_encoder is not None:
+        # Size the config from the pretrained encoder so no throwaway default-size encoder is built.
+        kwargs["text_config"] = AutoConfig.from_pretrained(text_encoder).to_dict()
+    else:
+        kwargs.setdefault("text_config", {"model_type": "bert"})
+        kwargs["text_config"] = {**kwargs["text_config"], "vocab_size": len(tokenizer)}
+    kwargs["task"] = task
+    config = MistConfig(**kwargs)  # validates the sizes
+    if answer_vocabulary is not None:
+        config.set_answer_vocabulary(answer_vocabulary)
+    model = MistForVideoQuestionAnswering(config)
+    if text_encoder is not None:
+        model.load_text_encoders(text_encoder)
+    return model
+
+
+def freeze_text_encoders(model: MistForVideoQuestionAnswering) -> None:
+    """Stop training the question and answer encoders (the Trainer optimises only trainable parameters)."""
+    model.mist.question_encoder.requires_grad_(False)
+    model.answer_encoder.requires_grad_(False)
+
+
+def make_collator(processor: MistProcessor, config: MistConfig, zero_video: bool = False) -> MistDataCollator:
+    """The collator of the model's task: the open-ended vocabulary, or each question's choices."""
+    return MistDataCollator(
+        processor=processor,
+        answer_vocabulary=None if config.multiple_choice else processor.answer_vocabulary,
+        choice_template=config.choice_template,
+        zero_video=zero_video,
+    )
+
+
+def make_trainer(
+    model: MistForVideoQuestionAnswering,
+    processor: MistProcessor,
+    training_args: TrainingArguments,
+    train_dataset: MistQuestionDataset | None,
+    eval_dataset: MistQuestionDataset | None,
+    zero_video: bool = False,
+    model_card=None,
+    top_k: int | None = None,
+    with_scores: bool = False,
+) -> MistTrainer:
+    """A `MistTrainer` with the collator and metrics that fit the task.
+
+    Evaluation keeps each question's `top_k` best candidates (`rank_candidates`; default: the top 10
+    for open-ended answers, the paper's top-10 accuracy, the best one for multiple choice);
+    `with_scores` keeps their probabilities too and leaves the metrics to the caller.
+    """
+    training_args.remove_unused_columns = False  # examples carry text that only the collator reads
+    training_args.label_names = ["labels"]
+    metric_top_k = None if model.config.multiple_choice else OPEN_ENDED_TOP_K
+    compute_metrics = None
+    if eval_dataset is not None and not with_scores:
+        compute_metrics = build_compute_metrics(eval_dataset.column("question_type"), metric_top_k)
+    return MistTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=make_collator(processor, model.config, zero_video=zero_video),
+        processing_class=processor,
+        compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=rank_candidates(top_k or metric_top_k or 1, with_scores=with_scores),
+        model_card=model_card,
+    )
+
+
+def load_trained(
+    model_path: str, clip_pretrained: str | None = None, device: str | torch.device = "cpu"
+) -> tuple[MistForVideoQuestionAnswering, MistProcessor]:
+    """The model (eval mode, on `device`) and processor saved by `mist train`.
+
+    `clip_pretrained` overrides the processor's CLIP weights (a tag, a file, or `"none"` for random).
+    """
+    model = AutoModel.from_pretrained(model_path).to(device).eval()
+    processor = AutoProcessor.from_pretrained(model_path)
+    if clip_pretrained is not None:
+        processor.video_processor.clip_pretrained = parse_clip_pretrained(clip_pretrained)
+    return model, processor
