@@ -254,7 +254,3 @@ class SyntheticVideoQA:
                     col * cell : (col + 1) * cell,
                 ] = palette[obj]
         return images
-
-    def events_of(self, video_id: str) -> list[dict]:
-        split_index = ("train", "validation", "test").index(video_id.rsplit("_", 1)[0])
-        return self.video(split_index, int(video_id.rsplit("_", 1)[1]))["events"]
