@@ -160,7 +160,6 @@ def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
 
     # 1. the task
     task_config = SyntheticTaskConfig(
-        feature_dim=DEMO.model["clip_hidden_size"],
         seed=args.seed,
         videos_per_split=(args.train_videos, args.test_videos, args.test_videos),
         **{

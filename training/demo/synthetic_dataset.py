@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from datasets import Array2D, Array3D, Dataset, DatasetDict, Features, Sequence, Value
 
+from configuration.presets import DEMO
+
 OBJECT_WORDS = (
     "apple", "ball", "book", "bottle", "box", "chair", "clock", "cup",
     "dog", "hat", "key", "lamp", "phone", "shoe", "towel", "bag",
@@ -37,12 +39,13 @@ QUESTION_KINDS = ("together", "when", "order")
 
 @dataclass(frozen=True)
 class SyntheticTaskConfig:
-    """Sizes and noise of the synthetic task (feature sizes must match the model's config)."""
+    """Sizes and noise of the synthetic task (feature sizes must match the model's config: the defaults
+    are the `demo` preset's)."""
 
-    num_frames: int = 32
-    num_segments: int = 8
-    grid_size: int = 4
-    feature_dim: int = 64  # CLIP-like embedding width (config.clip_hidden_size)
+    num_frames: int = DEMO.model["num_frames"]
+    num_segments: int = DEMO.model["num_segments"]
+    grid_size: int = DEMO.model["grid_size"]
+    feature_dim: int = DEMO.model["clip_hidden_size"]  # CLIP-like embedding width (config.clip_hidden_size)
     num_events: int = 2  # events per video, each in its own segment with two objects
     videos_per_split: tuple[int, int, int] = (5000, 200, 200)  # train, validation, test
     questions_per_video: int = 2
