@@ -51,6 +51,7 @@ SPLIT_ALIASES = {
     "train": "train",
     "val": "validation",
     "valid": "validation",
+    "dev": "validation",
     "validation": "validation",
     "test": "test",
 }
@@ -71,6 +72,11 @@ class ConversionReport:
 
     def as_dict(self) -> dict:
         return {"read": self.read, "written": self.written, "skipped": dict(self.skipped)}
+
+
+def canonical_split(name: str) -> str:
+    """The schema's name of a split: `val`, `valid` and `dev` are `validation`; other names stay as given."""
+    return SPLIT_ALIASES.get(name.lower(), name)
 
 
 def split_from_filename(path: Path) -> str:

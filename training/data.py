@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
+from processing.prepare_dataset import canonical_split
 from processing.question_embeddings import EMBEDDING_COLUMN, embed_unique
 
 QUESTION_COLUMNS = ("question_id", "video_id", "question", "answer")
@@ -49,15 +50,12 @@ def load_questions(name_or_path: str) -> DatasetDict:
     return loaded
 
 
-SPLIT_ALIASES = {"validation": ("validation", "val", "valid", "dev"), "val": ("val", "validation", "valid", "dev")}
-
-
 def find_split(splits: DatasetDict, name: str) -> str | None:
-    """The key of split `name` in `splits`, accepting `val`/`valid`/`dev` for `validation` and the reverse."""
-    for candidate in SPLIT_ALIASES.get(name, (name,)):
-        if candidate in splits:
-            return candidate
-    return None
+    """The key of split `name` in `splits`, aliases included (`val`, `valid`, `dev` = `validation`)."""
+    if name in splits:
+        return name
+    wanted = canonical_split(name)
+    return next((key for key in splits if canonical_split(key) == wanted), None)
 
 
 def get_split(splits: DatasetDict, name: str, source: str) -> Dataset:
