@@ -141,7 +141,6 @@ class MistProcessor(ProcessorMixin):
         patch_features=None,
         question_clip_embeds=None,
         return_question_clip_embeds: bool | None = None,
-        choice_template: str | None = None,
         **kwargs: Unpack[MistProcessorKwargs],
     ) -> BatchFeature:
         r"""
@@ -159,7 +158,6 @@ class MistProcessor(ProcessorMixin):
                 (`[B, F, D]`, `[B, F, P, D]`, `[B, D]`) instead of computing them from `videos`.
             return_question_clip_embeds (`bool`, *optional*): embed the questions with CLIP's text tower.
                 Defaults to True when `videos` are given, False otherwise.
-            choice_template (`str`, *optional*): overrides the processor's `choice_template` for this call.
 
         Returns:
             `BatchFeature` with the model's inputs among `frame_features [B, F, D]`, `patch_features
@@ -207,7 +205,7 @@ class MistProcessor(ProcessorMixin):
         candidates = None
         if choices is not None:
             candidates = [list(row) for row in choices]
-            data.update(self._encode_choices(self._choice_texts(questions, candidates, choice_template)))
+            data.update(self._encode_choices(self._choice_texts(questions, candidates)))
         elif answers is not None or (questions is not None and self.answer_vocabulary is not None):
             candidates = list(answers) if answers is not None else self.answer_vocabulary
             data.update(self._encode_answer_candidates(candidates))
@@ -229,8 +227,8 @@ class MistProcessor(ProcessorMixin):
                 raise ValueError(f"question {index} is empty ({question!r}); every question needs at least one word")
         return questions
 
-    def _choice_texts(self, questions, choices: list[list[str]], choice_template: str | None) -> list[list[str]]:
-        template = choice_template or self.choice_template
+    def _choice_texts(self, questions, choices: list[list[str]]) -> list[list[str]]:
+        template = self.choice_template
         if "{question}" in template and (questions is None or len(questions) != len(choices)):
             raise ValueError(
                 f"choice_template {template!r} needs each question: pass text with one question per choices list"

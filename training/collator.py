@@ -1,5 +1,6 @@
 """Batches questions with their video features into `MistForVideoQuestionAnswering` inputs."""
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,12 @@ class MistDataCollator:
     choice_template: str | None = None
     zero_video: bool = False
 
+    def __post_init__(self):
+        if self.choice_template is not None and self.choice_template != self.processor.choice_template:
+            # A shallow copy shares the tokenizer and CLIP; only the way choices are written differs.
+            self.processor = copy.copy(self.processor)
+            self.processor.choice_template = self.choice_template
+
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         if not examples:
             raise ValueError("cannot collate an empty list of examples")
@@ -45,9 +52,7 @@ class MistDataCollator:
         if self.answer_vocabulary is not None:
             text_inputs = self.processor(text=questions, answers=self.answer_vocabulary)
         else:
-            text_inputs = self.processor(
-                text=questions, choices=self._choices(examples), choice_template=self.choice_template
-            )
+            text_inputs = self.processor(text=questions, choices=self._choices(examples))
         for key in ("input_ids", "attention_mask", "answer_input_ids", "answer_attention_mask"):
             batch[key] = text_inputs[key]
         if all("labels" in example for example in examples):

@@ -56,8 +56,9 @@ class MistProcessorTest(ProcessorTesterMixin, unittest.TestCase):
 
     @staticmethod
     def prepare_processor_dict():
-        # An open-ended answer vocabulary, so that a call with text returns every model input.
-        return {"answer_vocabulary": ["lower", "newer"], "max_question_length": 30}
+        # An open-ended answer vocabulary, so that a call with text returns every model input. The mixin asks
+        # for texts of up to 176 tokens, and MistProcessor cuts questions at its max_question_length.
+        return {"answer_vocabulary": ["lower", "newer"], "max_question_length": 256}
 
     def _check_modality_outputs(self, inputs, modality):
         # CLIP features rather than pixels: the mixin's "normalised pixels average below zero" does not apply.
