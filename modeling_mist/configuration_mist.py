@@ -28,6 +28,8 @@ class MistConfig(PreTrainedConfig):
         num_attention_heads (`int`, defaults to 8): attention heads of those blocks.
         intermediate_size (`int`, defaults to 1024): feed-forward width of those blocks.
         hidden_act (`str`, defaults to `"gelu"`): feed-forward activation.
+        token_projection_act (`str`, defaults to `"gelu"`): activation of the question, segment and patch token
+            projections (Linear -> activation -> LayerNorm); the reference's exact (erf) GELU.
         dropout (`float`, defaults to 0.3): dropout on embeddings, feed-forward outputs and the fusion head.
         attention_dropout (`float`, defaults to 0.3): dropout on attention probabilities.
         layer_norm_eps (`float`, defaults to 1e-12): epsilon of every LayerNorm of the ISTA layers.
@@ -71,6 +73,7 @@ class MistConfig(PreTrainedConfig):
     num_attention_heads: int = 8  # heads per attention block
     intermediate_size: int = 1024  # feed-forward width
     hidden_act: str = "gelu"  # feed-forward activation
+    token_projection_act: str = "gelu"  # activation of the question / segment / patch token projections
     dropout: float | int = 0.3  # embedding / feed-forward / fusion dropout
     attention_dropout: float | int = 0.3  # attention-probability dropout
     layer_norm_eps: float = 1e-12  # LayerNorm epsilon (DistilBERT-style blocks)
@@ -123,6 +126,11 @@ class MistConfig(PreTrainedConfig):
         """Segment summaries plus kept patches in one ISTA sequence."""
         kept_patches = self.num_selected_segments * self.frames_per_segment * self.num_selected_patches
         return self.num_segments + kept_patches
+
+    @property
+    def num_output_hidden_states(self) -> int:
+        """Hidden states `output_hidden_states` returns: per ISTA layer, the embedding output and each block's output."""
+        return self.num_ista_layers * (self.num_hidden_layers + 1)
 
     @property
     def sequence_length(self) -> int:

@@ -1,7 +1,5 @@
 """PyTorch MIST: Multi-modal Iterative Spatial-Temporal Transformer for long-form video QA (CVPR 2023)."""
 
-import inspect
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,12 +9,21 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.models.auto.modeling_auto import MODEL_MAPPING
-from transformers.utils import ModelOutput
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_mist import MistConfig
+
+# Columns of a patch's box descriptor: x1/W, y1/H, x2/W, y2/H and the relative area.
+BOX_DESCRIPTOR_SIZE = 5
+# Modality ids of the ISTA sequence: question tokens, then video tokens (segments and patches).
+QUESTION_MODALITY, VIDEO_MODALITY = 0, 1
+NUM_MODALITIES = 2
 
 
 @dataclass
@@ -84,7 +91,7 @@ class MistVideoQuestionAnsweringOutput(ModelOutput):
 def grid_box_descriptors(grid_size: int, crop_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Box descriptor of every grid cell on the `grid_size * crop_size` square canvas, row-major.
 
-    Returns `[grid_size**2, 5]`: `x1/W, y1/H, x2/W, y2/H, (x2-x1+1)(y2-y1+1)/(W*H)`; the `+1` is the
+    Returns `[grid_size**2, BOX_DESCRIPTOR_SIZE]`: `x1/W, y1/H, x2/W, y2/H, (x2-x1+1)(y2-y1+1)/(W*H)`; the `+1` is the
     reference's pixel-inclusive area and is kept so converted checkpoints see the same inputs.
     """
     canvas = float(grid_size * crop_size)
@@ -109,15 +116,16 @@ def sinusoidal_table(num_positions: int, dim: int) -> torch.Tensor:
     return table.float()
 
 
-def pooling_kwargs(model_class) -> dict:
-    """MIST reads token states only, so text encoders are built without their pooling head where they have one."""
-    return {"add_pooling_layer": False} if "add_pooling_layer" in inspect.signature(model_class).parameters else {}
+def without_pooler(text_encoder: PreTrainedModel) -> PreTrainedModel:
+    """MIST reads token states only: a BERT-style pooling head would hold weights that are never trained."""
+    if getattr(text_encoder, "pooler", None) is not None:
+        text_encoder.pooler = None  # BERT-family encoders skip a missing pooler
+    return text_encoder
 
 
 def build_text_encoder(text_config) -> PreTrainedModel:
-    """A randomly initialised text encoder for `text_config`."""
-    model_class = MODEL_MAPPING[type(text_config)]
-    return model_class(text_config, **pooling_kwargs(model_class))
+    """A randomly initialised text encoder (any `AutoModel` type: BERT, DistilBERT, ...) for `text_config`."""
+    return without_pooler(AutoModel.from_config(text_config))
 
 
 class MistPatchEncoder(nn.Module):
@@ -129,7 +137,7 @@ class MistPatchEncoder(nn.Module):
         box_width = config.box_hidden_size
         # 1x1 convolutions over a [channels, frames, patches] layout, as the reference lays the boxes out.
         self.box_encoder = nn.Sequential(
-            nn.Conv2d(5, box_width, kernel_size=1),
+            nn.Conv2d(BOX_DESCRIPTOR_SIZE, box_width, kernel_size=1),
             nn.BatchNorm2d(box_width),
             nn.ReLU(),
             nn.Conv2d(box_width, box_width, kernel_size=1),
@@ -144,10 +152,10 @@ class MistPatchEncoder(nn.Module):
         boxes = grid_box_descriptors(
             self.config.grid_size, self.config.crop_size, patch_features.dtype, patch_features.device
         )
-        box_input = boxes.t()[None, :, None, :]  # [1, 5, 1, patches]
+        box_input = boxes.t()[None, :, None, :]  # [1, box, 1, patches]
         if self.training:
             # BatchNorm running statistics count every (video, frame, patch) position, like the reference.
-            box_input = box_input.expand(batch_size, -1, num_frames, -1)  # [batch, 5, frames, patches]
+            box_input = box_input.expand(batch_size, -1, num_frames, -1)  # [batch, box, frames, patches]
         box_states = self.box_encoder(box_input).permute(0, 2, 3, 1)  # [batch or 1, frames or 1, patches, box]
         box_states = box_states.expand(batch_size, num_frames, num_patches, -1)
         patch_states = torch.cat([patch_features, box_states], dim=-1)  # [batch, frames, patches, D + box]
@@ -207,12 +215,12 @@ class MistSelector(nn.Module):
 
 
 class MistTokenProjection(nn.Module):
-    """Linear -> GELU -> LayerNorm to the model width (question, segment and patch tokens)."""
+    """Linear -> activation (GELU by default) -> LayerNorm to the model width (question, segment and patch tokens)."""
 
     def __init__(self, config: MistConfig, input_size: int):
         super().__init__()
         self.dense = nn.Linear(input_size, config.hidden_size)
-        self.activation = ACT2FN["gelu"]
+        self.activation = ACT2FN[config.token_projection_act]
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -226,15 +234,15 @@ class MistSequenceEmbeddings(nn.Module):
         super().__init__()
         self.config = config
         self.position_embeddings = nn.Embedding(config.sequence_length, config.hidden_size)
-        self.modality_embeddings = nn.Embedding(2, config.hidden_size)
+        self.modality_embeddings = nn.Embedding(NUM_MODALITIES, config.hidden_size)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         question_length = self.config.max_question_length
         sequence_length = tokens.shape[1]
-        modality_ids = torch.ones(sequence_length, dtype=torch.long, device=tokens.device)
-        modality_ids[:question_length] = 0  # video tokens always start at position Q
+        modality_ids = torch.full((sequence_length,), VIDEO_MODALITY, dtype=torch.long, device=tokens.device)
+        modality_ids[:question_length] = QUESTION_MODALITY  # video tokens always start at position Q
         embeddings = tokens + self.position_embeddings.weight[:sequence_length] + self.modality_embeddings(modality_ids)
         return self.dropout(self.norm(embeddings))
 
@@ -249,17 +257,27 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plain softmax attention; query/key/value `[batch, heads, length, head_dim]`, additive mask."""
+    """Plain softmax attention; query/key/value `[batch, heads, length, head_dim]`.
+
+    `attention_mask` is additive (the eager mask) or boolean (the sdpa mask, when a call that asks for the
+    probabilities falls back to this kernel), `[batch, 1, length, length]`, or None.
+    """
     attention_scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # [batch, heads, length, length]
-    if attention_mask is not None:
+    if attention_mask is not None and attention_mask.dtype == torch.bool:
+        attention_scores = attention_scores.masked_fill(~attention_mask, torch.finfo(attention_scores.dtype).min)
+    elif attention_mask is not None:
         attention_scores = attention_scores + attention_mask
     attention_probs = attention_scores.softmax(dim=-1)
     attention_probs = F.dropout(attention_probs, p=dropout, training=module.training)
-    attention_output = torch.matmul(attention_probs, value).transpose(1, 2).contiguous()  # [batch, length, heads, head_dim]
+    attention_output = (
+        torch.matmul(attention_probs, value).transpose(1, 2).contiguous()
+    )  # [batch, length, heads, head_dim]
     return attention_output, attention_probs
 
 
 class MistAttention(nn.Module):
+    """Multi-head self-attention over the ISTA sequence, dispatched to the configured attention kernel."""
+
     def __init__(self, config: MistConfig):
         super().__init__()
         self.config = config
@@ -276,9 +294,9 @@ class MistAttention(nn.Module):
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`[batch, length, hidden]` -> the attended states and the probabilities (None from fused kernels)."""
         batch_size, length, _ = hidden_states.shape
         head_shape = (batch_size, length, self.num_heads, self.head_dim)
         query = self.q_proj(hidden_states).view(head_shape).transpose(1, 2)  # [batch, heads, length, head_dim]
@@ -286,7 +304,8 @@ class MistAttention(nn.Module):
         value = self.v_proj(hidden_states).view(head_shape).transpose(1, 2)
 
         # Fused kernels do not return probabilities, so a call that asks for them runs eagerly.
-        implementation = "eager" if output_attentions else self.config._attn_implementation
+        wants_probabilities = kwargs.get("output_attentions", self.config.output_attentions)
+        implementation = "eager" if wants_probabilities else self.config._attn_implementation
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         attention_output, attention_probs = attention_interface(
             self,
@@ -303,6 +322,8 @@ class MistAttention(nn.Module):
 
 
 class MistFeedForward(nn.Module):
+    """Position-wise feed-forward: Linear -> `hidden_act` -> Linear -> dropout."""
+
     def __init__(self, config: MistConfig):
         super().__init__()
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size)
@@ -328,25 +349,27 @@ class MistTransformerBlock(GradientCheckpointingLayer):
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        **kwargs,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attention_output, attention_probs = self.attention(hidden_states, attention_mask, output_attentions, **kwargs)
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        attention_output, _ = self.attention(hidden_states, attention_mask, **kwargs)
         hidden_states = self.attention_norm(attention_output + hidden_states)
-        hidden_states = self.output_norm(self.feed_forward(hidden_states) + hidden_states)
-        return hidden_states, attention_probs
+        return self.output_norm(self.feed_forward(hidden_states) + hidden_states)
 
 
 @dataclass
 class IstaLayerOutput:
-    hidden_states: torch.Tensor  # [batch, sequence, hidden]
-    all_hidden_states: tuple[torch.Tensor, ...]
-    attentions: tuple[torch.Tensor, ...]
-    segment_indices: torch.Tensor  # [batch, k]
-    segment_scores: torch.Tensor  # [batch, segments]
-    frame_indices: torch.Tensor  # [batch, k, frames_per_segment]
-    patch_indices: torch.Tensor  # [batch, k, frames_per_segment, j]
-    patch_scores: torch.Tensor  # [batch, k, frames_per_segment, patches]
+    """What one ISTA layer hands to the next one and to the model output.
+
+    Shapes use k = `num_selected_segments`, f = `frames_per_segment`, j = `num_selected_patches`,
+    P = `grid_size**2`, S = `num_segments`.
+    """
+
+    hidden_states: torch.Tensor  # [batch, sequence_length, hidden]: the last block's output
+    segment_indices: torch.Tensor  # [batch, k]: kept segments in rank order
+    segment_scores: torch.Tensor  # [batch, S]: selection probabilities of all segments
+    frame_indices: torch.Tensor  # [batch, k, f]: absolute index of every kept frame
+    patch_indices: torch.Tensor  # [batch, k, f, j]: kept patches (row-major grid index) per kept frame, rank order
+    patch_scores: torch.Tensor  # [batch, k, f, P]: selection probabilities of the patches of every kept frame
 
 
 class MistIstaLayer(nn.Module):
@@ -371,15 +394,13 @@ class MistIstaLayer(nn.Module):
         self,
         question_clip: torch.Tensor,
         question_states: torch.Tensor,
+        question_mask: torch.Tensor,
         segment_states: torch.Tensor,
         patch_states: torch.Tensor,
-        attention_mask: torch.Tensor,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> IstaLayerOutput:
-        """question_clip `[batch, D]`, question_states `[batch, Q, *]`, segment_states `[batch, S, *]`,
-        patch_states `[batch, S, frames_per_segment, P, hidden]`, attention_mask additive `[batch, 1, 1, sequence]`."""
+        """question_clip `[batch, D]`, question_states `[batch, Q, *]` with question_mask `[batch, Q]` (1 = token),
+        segment_states `[batch, S, *]`, patch_states `[batch, S, frames_per_segment, P, hidden]`."""
         config = self.config
         batch_size, num_segments, frames_per_segment, num_patches, hidden_size = patch_states.shape
 
@@ -400,23 +421,18 @@ class MistIstaLayer(nn.Module):
             dim=1,
         )  # [batch, Q + S + k * frames * j, hidden]
         hidden_states = self.embeddings(tokens)
-
-        all_hidden_states = (hidden_states,) if output_hidden_states else ()
-        attentions = ()
+        video_mask = question_mask.new_ones(batch_size, tokens.shape[1] - question_mask.shape[1])
+        attention_mask = create_bidirectional_mask(
+            config=config, inputs_embeds=hidden_states, attention_mask=torch.cat([question_mask, video_mask], dim=1)
+        )
         for block in self.layers:
-            hidden_states, attention_probs = block(hidden_states, attention_mask, output_attentions, **kwargs)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-            if output_attentions:
-                attentions += (attention_probs,)
+            hidden_states = block(hidden_states, attention_mask, **kwargs)
 
         segment_indices = segment_indices.squeeze(1)  # [batch, k]
         frame_offsets = torch.arange(frames_per_segment, device=segment_indices.device)
         shape = (batch_size, config.num_selected_segments, frames_per_segment)
         return IstaLayerOutput(
             hidden_states=hidden_states,
-            all_hidden_states=all_hidden_states,
-            attentions=attentions,
             segment_indices=segment_indices,
             segment_scores=segment_scores.squeeze(1),
             frame_indices=segment_indices[..., None] * frames_per_segment + frame_offsets,
@@ -426,16 +442,28 @@ class MistIstaLayer(nn.Module):
 
 
 class MistPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, attention kernels and output recording shared by the MIST models."""
+
     config: MistConfig
     base_model_prefix = "mist"
     main_input_name = "frame_features"
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["MistIstaLayer", "MistPatchEncoder", "BertLayer"]
+    _no_split_modules = ["MistIstaLayer", "MistPatchEncoder"]  # text encoders add their own
     _supports_sdpa = True
     _supports_attention_backend = True
     # The loss is a plain per-batch mean: the Trainer must scale it for gradient accumulation and processes itself.
     accepts_loss_kwargs = False
+    _can_record_outputs = {
+        # Per ISTA layer: its embedding output, then each block's output.
+        "hidden_states": OutputRecorder(
+            (MistSequenceEmbeddings, MistTransformerBlock),
+            layer_name="ista_layers",
+            capture_initial_hidden_state=False,
+            num_hidden_layers_key="num_output_hidden_states",
+        ),
+        "attentions": OutputRecorder(MistAttention, index=1, layer_name="ista_layers"),
+    }
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -473,7 +501,9 @@ class MistModel(MistPreTrainedModel):
         config = self.config
         frames, patches, width = config.num_frames, config.num_patches, config.clip_hidden_size
         batch_size = frame_features.shape[0]
-        _check_shape("frame_features", frame_features, (batch_size, frames, width), "(batch, num_frames, clip_hidden_size)")
+        _check_shape(
+            "frame_features", frame_features, (batch_size, frames, width), "(batch, num_frames, clip_hidden_size)"
+        )
         _check_shape(
             "patch_features",
             patch_features,
@@ -490,6 +520,7 @@ class MistModel(MistPreTrainedModel):
                 f"{config.max_question_length}; truncate the question (MistProcessor does)"
             )
 
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         frame_features: torch.Tensor,
@@ -497,11 +528,8 @@ class MistModel(MistPreTrainedModel):
         input_ids: torch.LongTensor,
         question_clip_embeds: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | list[int] | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> MistModelOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MistModelOutput:
         r"""
         frame_features (`torch.FloatTensor` of shape `(batch, num_frames, clip_hidden_size)`):
             Raw CLIP image embedding of every sampled frame.
@@ -513,13 +541,9 @@ class MistModel(MistPreTrainedModel):
             Raw CLIP text embedding of the question.
         attention_mask (`torch.LongTensor` of shape `(batch, question_length)`, *optional*):
             1 for question tokens, 0 for padding.
+        `output_hidden_states`, `output_attentions` and `return_dict` are read from `kwargs` or the config.
         """
         config = self.config
-        output_attentions = output_attentions if output_attentions is not None else config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else config.return_dict
         self._check_inputs(frame_features, patch_features, input_ids, attention_mask, question_clip_embeds)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -539,21 +563,11 @@ class MistModel(MistPreTrainedModel):
         padding = config.max_question_length - question_states.shape[1]
         question_states = F.pad(question_states, (0, 0, 0, padding))  # [batch, Q, text_hidden], zero rows appended
         question_mask = F.pad(attention_mask, (0, padding))  # [batch, Q]
-        video_mask = question_mask.new_ones(batch_size, config.num_video_tokens)
-        sequence_mask = torch.cat([question_mask, video_mask], dim=1)  # [batch, sequence]
-        additive_mask = (1.0 - sequence_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
         layer_outputs = []
         for ista_layer in self.ista_layers:
             layer_output = ista_layer(
-                question_clip,
-                question_states,
-                segment_states,
-                patch_states,
-                additive_mask,
-                output_hidden_states=output_hidden_states,
-                output_attentions=output_attentions,
-                **kwargs,
+                question_clip, question_states, question_mask, segment_states, patch_states, **kwargs
             )
             layer_outputs.append(layer_output)
             question_states = layer_output.hidden_states[:, : config.max_question_length]
@@ -561,28 +575,18 @@ class MistModel(MistPreTrainedModel):
                 :, config.max_question_length : config.max_question_length + num_segments
             ]
 
-        all_hidden_states = None
-        if output_hidden_states:
-            all_hidden_states = sum((o.all_hidden_states for o in layer_outputs), ())
-            if isinstance(output_hidden_states, (list, tuple)):  # transformers' "capture only these layers" form
-                keep = {index % len(all_hidden_states) for index in output_hidden_states}
-                all_hidden_states = tuple(h if i in keep else None for i, h in enumerate(all_hidden_states))
-
         fused = torch.stack([output.hidden_states[:, 0] for output in layer_outputs]).sum(dim=0)  # [batch, hidden]
         pooled = self.fusion_proj(self.fusion_dropout(fused))
 
-        output = MistModelOutput(
+        return MistModelOutput(
             last_hidden_state=layer_outputs[-1].hidden_states,
             pooler_output=pooled,
-            hidden_states=all_hidden_states,
-            attentions=sum((o.attentions for o in layer_outputs), ()) if output_attentions else None,
             segment_indices=tuple(o.segment_indices for o in layer_outputs),
             segment_scores=tuple(o.segment_scores for o in layer_outputs),
             frame_indices=tuple(o.frame_indices for o in layer_outputs),
             patch_indices=tuple(o.patch_indices for o in layer_outputs),
             patch_scores=tuple(o.patch_scores for o in layer_outputs),
         )
-        return output if return_dict else output.to_tuple()
 
 
 class MistForVideoQuestionAnswering(MistPreTrainedModel):
@@ -607,13 +611,12 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         `config.text_config` becomes the pretrained encoder's config; when its width differs, the two
         projections that read text states are rebuilt with fresh weights.
         """
-        text_config = type(self.config.text_config).from_pretrained(name_or_path, **kwargs)
-        model_class = MODEL_MAPPING[type(text_config)]
-        question_encoder = model_class.from_pretrained(name_or_path, **pooling_kwargs(model_class), **kwargs)
-        answer_encoder = model_class.from_pretrained(name_or_path, **pooling_kwargs(model_class), **kwargs)
+        question_encoder = without_pooler(AutoModel.from_pretrained(name_or_path, **kwargs))
+        answer_encoder = without_pooler(AutoModel.from_pretrained(name_or_path, **kwargs))
+        text_config = question_encoder.config
         device, dtype = self.answer_projection.weight.device, self.answer_projection.weight.dtype
         width_changed = text_config.hidden_size != self.config.text_config.hidden_size
-        self.config.text_config = question_encoder.config
+        self.config.text_config = text_config
         self.mist.question_encoder = question_encoder.to(device=device, dtype=dtype)
         self.answer_encoder = answer_encoder.to(device=device, dtype=dtype)
         if width_changed:
@@ -639,7 +642,12 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             )
         if answer_attention_mask is None:
             answer_attention_mask = torch.ones_like(answer_input_ids)
-        _check_shape("answer_attention_mask", answer_attention_mask, tuple(answer_input_ids.shape), "the shape of answer_input_ids")
+        _check_shape(
+            "answer_attention_mask",
+            answer_attention_mask,
+            tuple(answer_input_ids.shape),
+            "the shape of answer_input_ids",
+        )
         leading_shape = answer_input_ids.shape[:-1]
         flat_ids = answer_input_ids.reshape(-1, answer_input_ids.shape[-1])  # [answers, length]
         flat_mask = answer_attention_mask.reshape(flat_ids.shape)
@@ -651,6 +659,7 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             pooled = (token_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
         return self.answer_projection(pooled).reshape(*leading_shape, -1)
 
+    @can_return_tuple
     def forward(
         self,
         frame_features: torch.Tensor,
@@ -662,11 +671,8 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         answer_attention_mask: torch.Tensor | None = None,
         answer_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> MistVideoQuestionAnsweringOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MistVideoQuestionAnsweringOutput:
         r"""
         frame_features, patch_features, input_ids, question_clip_embeds, attention_mask: as in [`MistModel`].
         answer_input_ids (`torch.LongTensor` of shape `(num_answers, answer_length)` or `(batch, num_choices, answer_length)`):
@@ -677,8 +683,8 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             Precomputed `get_answer_embeddings(...)`, instead of `answer_input_ids`.
         labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
             Index of the right candidate for each question; -100 is ignored.
+        `output_hidden_states`, `output_attentions` and `return_dict` are read from `kwargs` or the config.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if (answer_input_ids is None) == (answer_embeds is None):
             raise ValueError("Pass exactly one of answer_input_ids or answer_embeds")
         outputs = self.mist(
@@ -687,8 +693,6 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             input_ids,
             question_clip_embeds,
             attention_mask=attention_mask,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
             **kwargs,
         )
@@ -717,7 +721,7 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
                 raise ValueError(f"labels {bad} are out of range: expected indices in [0, {num_candidates}) or -100")
             loss = F.cross_entropy(logits.float(), labels, ignore_index=-100)
 
-        output = MistVideoQuestionAnsweringOutput(
+        return MistVideoQuestionAnsweringOutput(
             loss=loss,
             logits=logits,
             pooler_output=fused,
@@ -729,7 +733,6 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             patch_indices=outputs.patch_indices,
             patch_scores=outputs.patch_scores,
         )
-        return output if return_dict else output.to_tuple()
 
 
 __all__ = ["MistForVideoQuestionAnswering", "MistModel", "MistPreTrainedModel"]
