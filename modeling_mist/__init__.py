@@ -4,6 +4,7 @@ from transformers import AutoConfig, AutoModel, AutoProcessor, AutoVideoProcesso
 
 from .configuration_mist import MistConfig
 from .modeling_mist import MistForVideoQuestionAnswering, MistModel, MistPreTrainedModel
+from .pipeline_mist import MistVideoQuestionAnsweringPipeline, register_pipeline
 from .processing_mist import MistProcessor
 from .video_processing_mist import MistVideoProcessor
 
@@ -17,6 +18,8 @@ MistConfig.register_for_auto_class()
 MistForVideoQuestionAnswering.register_for_auto_class("AutoModel")
 MistProcessor.register_for_auto_class()
 MistVideoProcessor.register_for_auto_class()
+# pipeline("video-question-answering", model=...) here, and saved folders carry the pipeline's code.
+register_pipeline(MistConfig)
 
 __all__ = [
     "MistConfig",
@@ -24,5 +27,6 @@ __all__ = [
     "MistModel",
     "MistPreTrainedModel",
     "MistProcessor",
+    "MistVideoQuestionAnsweringPipeline",
     "MistVideoProcessor",
 ]
