@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from training.data import VideoFeatureStore, load_features
-from training.explain import draw_explanation, placeholder_frames, selections_of
+from training.explain import draw_explanation, explanation_frames, selections_of
 from training.factory import load_trained
 from training.predict import answer_question
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         for number, layer in enumerate(layers)
     ]
     if args.explain:
-        drawn = frames if frames is not None else placeholder_frames(model.config.num_frames)
+        drawn, timing = explanation_frames(args.video, model.config.num_frames, model.config.num_segments)
         result["explanation"] = str(
             draw_explanation(
                 drawn,
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.explain),
                 title=args.question,
                 answers=answers,
+                timing=timing,
             )
         )
     print(json.dumps(result, indent=2))
