@@ -2,17 +2,70 @@
 
 The preset supplies defaults; any `TrainingArguments` field given on the command line under
 transformers' own name (`--learning_rate`, `--max_steps`, `--per_device_train_batch_size`, ...)
-wins. Model sizes are overridden with `--config_overrides "hidden_size=256,dropout=0.1"`, the
-convention of transformers' example scripts.
+wins. Model sizes are overridden with `--config-overrides "hidden_size=256,dropout=0.1"`, the
+convention of transformers' example scripts; sizes that the video features carry (frames, patches,
+CLIP width) are fitted to the features (`fit_config_to_features`).
+
+Every `mist` command spells its options `--a-b` in its help and accepts `--a_b` as well
+(`MistArgumentParser`; `HfArgumentParser` does the same for `mist train`).
 """
 
 import argparse
 import ast
+import dataclasses
+import logging
+import math
+import os
+import sys
 from collections.abc import Callable, Sequence
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from modeling_mist import MistConfig
+
 from .presets import PRESETS, Preset, get_preset
+
+logger = logging.getLogger(__name__)
+
+
+class MistArgumentParser(argparse.ArgumentParser):
+    """`argparse` with the conventions of every `mist` command: options are shown as `--a-b` and also
+    accepted as `--a_b`, and `--debug` shows the full traceback of an error instead of one line."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--debug", action="store_true", help="on an error, show the full traceback instead of a one-line message"
+        )
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args([self._hyphenated(arg) for arg in args], namespace)
+
+    def _hyphenated(self, arg: str) -> str:
+        """`--output_dir=x` -> `--output-dir=x` when only the hyphenated spelling is an option."""
+        if not arg.startswith("--") or "_" not in arg:
+            return arg
+        name, sep, value = arg.partition("=")
+        spelled = name.replace("_", "-")
+        if name not in self._option_string_actions and spelled in self._option_string_actions:
+            return spelled + sep + value
+        return arg
+
+
+def available_cpu_workers() -> int:
+    """Data-loader workers this process can run beside itself: its CPU cores minus one (0 on one core)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(cores - 1, 0)
+
+
+def given_flags(argv: Sequence[str]) -> set[str]:
+    """Field names of the options on a command line (`--max-steps=4` -> `max_steps`)."""
+    return {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}
 
 
 def preset_name_from(argv: Sequence[str]) -> str | None:
@@ -46,9 +99,60 @@ def parse_with_preset(
         name = choose_preset(first_pass)
     preset = get_preset(name)
     parser = HfArgumentParser((script_arguments, TrainingArguments), **parser_kwargs)
-    parser.set_defaults(**preset.training, preset=preset.name)
+    parser.set_defaults(**fit_training_defaults(preset, argv), preset=preset.name)
     script_args, training_args = parser.parse_args_into_dataclasses(argv, look_for_args_file=False)
     return script_args, training_args, preset
+
+
+def fit_training_defaults(preset: Preset, argv: Sequence[str]) -> dict:
+    """The preset's `TrainingArguments` defaults, fitted to this command line and machine.
+
+    * `load_best_model_at_end` needs a checkpoint at every evaluation: when the command line changes
+      the save or evaluation strategy so that they differ (`--save-strategy no`), the preset's
+      `load_best_model_at_end` is turned off rather than refused (unless the flag itself is given).
+    * `dataloader_num_workers` is capped at the CPU cores this process may use, minus one.
+    """
+    defaults = dict(preset.training)
+    given = given_flags(argv)
+    if defaults.get("load_best_model_at_end") and "load_best_model_at_end" not in given:
+        strategies = _strategies_from(argv, defaults)
+        if strategies["save_strategy"] != "best" and (
+            strategies["save_strategy"] != strategies["eval_strategy"]
+            or (strategies["save_strategy"] == "steps" and strategies["save_steps"] % strategies["eval_steps"])
+        ):
+            defaults["load_best_model_at_end"] = False
+            logger.info(
+                "save_strategy=%s, eval_strategy=%s: the %s preset's load_best_model_at_end is off "
+                "(loading the best model needs a checkpoint at every evaluation)",
+                strategies["save_strategy"],
+                strategies["eval_strategy"],
+                preset.name,
+            )
+    workers = defaults.get("dataloader_num_workers", 0)
+    if "dataloader_num_workers" not in given and workers > available_cpu_workers():
+        defaults["dataloader_num_workers"] = available_cpu_workers()
+        logger.info(
+            "dataloader_num_workers: %d (the %s preset asks for %d; this process may use %d CPU cores)",
+            defaults["dataloader_num_workers"],
+            preset.name,
+            workers,
+            available_cpu_workers() + 1,
+        )
+    return defaults
+
+
+def _strategies_from(argv: Sequence[str], defaults: dict) -> dict:
+    """Save/eval strategies and steps of a command line, the preset's where not given."""
+    parser = argparse.ArgumentParser(add_help=False)
+    for name in ("save_strategy", "eval_strategy"):
+        parser.add_argument(f"--{name}", f"--{name.replace('_', '-')}", default=defaults.get(name, "no"))
+    for name in ("save_steps", "eval_steps"):
+        parser.add_argument(f"--{name}", f"--{name.replace('_', '-')}", type=float, default=defaults.get(name))
+    known, _ = parser.parse_known_args(list(argv))
+    values = {name: str(getattr(known, name)).lower() for name in ("save_strategy", "eval_strategy")}
+    save_steps = known.save_steps or 500
+    values.update(save_steps=save_steps, eval_steps=known.eval_steps or save_steps)
+    return values
 
 
 def parse_config_overrides(overrides: str | None) -> dict:
@@ -77,3 +181,139 @@ def build_model_config_kwargs(preset: Preset, overrides: str | None = None) -> d
         else:
             kwargs[key] = value
     return kwargs
+
+
+def fit_config_to_features(
+    kwargs: dict, num_frames: int, num_patches: int, hidden_size: int, overridden: set[str], preset_name: str
+) -> tuple[dict, list[str]]:
+    """Fit a `MistConfig`'s feature sizes to the features the model will read.
+
+    `kwargs` are the preset's config keyword arguments with the overrides applied; `overridden` the keys
+    the user set with `--config-overrides`. A size the preset chose is adapted when the model stays
+    valid (`clip_hidden_size`; `grid_size` when `num_selected_patches` still fits; `num_frames` when it
+    still splits into `num_segments`). Returns (fitted kwargs, one line per change); raises ValueError
+    naming the `--config-overrides` to pass when no safe change exists or an override contradicts the
+    features.
+    """
+    fitted, notes = dict(kwargs), []
+
+    def value(key: str):
+        return fitted.get(key, getattr(MistConfig, key))
+
+    def source(key: str) -> str:
+        return "--config-overrides" if key in overridden else f"the {preset_name} preset"
+
+    def adapt(key: str, new, why: str):
+        notes.append(f"{key}={new} instead of {value(key)} ({source(key)}): {why}")
+        fitted[key] = new
+
+    if value("clip_hidden_size") != hidden_size:
+        if "clip_hidden_size" in overridden:
+            raise ValueError(
+                f"the features are {hidden_size}-d but --config-overrides sets clip_hidden_size="
+                f"{value('clip_hidden_size')}: pass --config-overrides clip_hidden_size={hidden_size} or other features"
+            )
+        adapt("clip_hidden_size", hidden_size, "the width of the CLIP features")
+
+    grid_size = math.isqrt(num_patches)
+    if grid_size * grid_size != num_patches:
+        raise ValueError(f"the features have {num_patches} patches per frame, not a square grid of crops")
+    if value("grid_size") != grid_size:
+        selected = value("num_selected_patches")
+        if "grid_size" in overridden or selected > num_patches:
+            fix = f"grid_size={grid_size}" + (f",num_selected_patches={num_patches}" if selected > num_patches else "")
+            raise ValueError(
+                f"the features have {num_patches} patches per frame ({grid_size}x{grid_size}) but {source('grid_size')} "
+                f"sets grid_size={value('grid_size')} (num_selected_patches={selected}): pass --config-overrides {fix}"
+            )
+        adapt("grid_size", grid_size, f"the features have {num_patches} patches per frame")
+
+    if value("num_frames") != num_frames:
+        segments, selected = value("num_segments"), value("num_selected_segments")
+        if "num_frames" not in overridden and num_frames % segments == 0 and selected <= segments:
+            adapt("num_frames", num_frames, f"the features have {num_frames} frames per video")
+        else:
+            fix = _segments_fix(num_frames, value("num_frames"), segments, selected)
+            raise ValueError(
+                f"the features have {num_frames} frames per video but {source('num_frames')} sets "
+                f"num_frames={value('num_frames')} with num_segments={segments}, and {num_frames} frames do not "
+                f"split into {segments} equal segments: pass --config-overrides {fix}"
+            )
+    return fitted, notes
+
+
+def _segments_fix(num_frames: int, preset_frames: int, segments: int, selected: int) -> str:
+    """The `--config-overrides` value that fits `num_frames` frames, keeping frames per segment if possible."""
+    frames_per_segment = max(preset_frames // segments, 1)
+    if num_frames % frames_per_segment == 0:
+        new_segments = num_frames // frames_per_segment
+    else:
+        new_segments = max(d for d in range(1, min(segments, num_frames) + 1) if num_frames % d == 0)
+    fix = f"num_frames={num_frames},num_segments={new_segments}"
+    if selected > new_segments:
+        fix += f",num_selected_segments={new_segments}"
+    return fix
+
+
+# `TrainingArguments` that `mist train --help` lists; `--help-all` lists every one.
+COMMON_TRAINING_ARGUMENTS = {
+    "output_dir": "where the model, its card, metrics and checkpoints go (required); a folder that holds anything "
+    "is refused unless --resume-from-checkpoint or --overwrite-output-dir is given",
+    "resume_from_checkpoint": "continue an interrupted run: 'last' (the newest complete checkpoint-* in "
+    "--output-dir) or a checkpoint folder; the first run must save checkpoints (--save-strategy steps or epoch)",
+    "num_train_epochs": "training epochs",
+    "max_steps": "training steps; overrides --num-train-epochs when positive",
+    "learning_rate": "peak learning rate",
+    "per_device_train_batch_size": "training questions per batch and process",
+    "per_device_eval_batch_size": "evaluation questions per batch and process",
+    "gradient_accumulation_steps": "batches per optimizer step",
+    "eval_strategy": "when to evaluate on --eval-split: no, steps or epoch",
+    "save_strategy": "when to write a checkpoint-* folder (what --resume-from-checkpoint needs): no, steps, epoch or best",
+    "save_steps": "steps between checkpoints with --save-strategy steps",
+    "save_total_limit": "checkpoints kept (older ones are deleted)",
+    "logging_steps": "steps between loss lines",
+    "seed": "seed of the model initialisation, data order and selection noise",
+    "bf16": "train in bfloat16 mixed precision",
+    "fp16": "train in float16 mixed precision",
+    "dataloader_num_workers": "data-loader worker processes (default: the preset's, at most the CPU cores - 1)",
+    "report_to": "experiment trackers: none, tensorboard, wandb, ...",
+    "push_to_hub": "upload the finished model folder (weights, processor, model card) to --hub-model-id",
+    "hub_model_id": "Hub repository to push to, e.g. user/mist-agqa",
+}
+
+
+def short_help(script_arguments: type, prog: str, description: str, preset_name: str | None = None) -> str:
+    """`mist train --help`: the command's own options and the most used `TrainingArguments`, `--a-b` spelled."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        usage=f"{prog} --dataset DATA --features FEATURES --output-dir OUT [options]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every TrainingArguments flag is accepted (as --a_b or --a-b); `mist train --help-all` lists "
+        "them all. Training defaults come from the preset; a flag given here wins.",
+        add_help=False,
+    )
+    parser.add_argument("-h", "--help", action="store_true", help="this list; --help-all: every option")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, show the full traceback instead of a one-line message"
+    )
+    own = parser.add_argument_group("MIST options")
+    for item in dataclasses.fields(script_arguments):
+        _add_field(own, item, item.metadata.get("help", ""))
+    common = parser.add_argument_group("most used TrainingArguments (defaults from the preset)")
+    fields = {item.name: item for item in dataclasses.fields(TrainingArguments)}
+    for name, help_text in COMMON_TRAINING_ARGUMENTS.items():
+        _add_field(common, fields[name], help_text, False)
+    return parser.format_help()
+
+
+def _add_field(group, item: dataclasses.Field, help_text: str, show_default: bool = True) -> None:
+    flag = f"--{item.name.replace('_', '-')}"
+    if item.type is bool or item.type == (bool | None):
+        group.add_argument(flag, action="store_true", help=help_text)
+        return
+    default = item.default if item.default is not dataclasses.MISSING else None
+    if show_default and default not in (None, "", False) and "default" not in help_text:
+        help_text = f"{help_text} (default: {default})"
+    metavar = {int: "N", float: "X", int | None: "N", float | None: "X"}.get(item.type, "VALUE")
+    group.add_argument(flag, metavar=metavar, help=help_text)

@@ -6,9 +6,14 @@ batches of videos on its device. Finished videos go to a work folder one file ea
 done, the main process writes the dataset (`video_id`, `frame_features [F, D]`,
 `patch_features [F, P, D]`) with `save_to_disk`: load it with `datasets.load_from_disk` or push it
 with `push_to_hub`. Unreadable videos are reported and skipped; the exit status is then 1.
+
+An output folder that already holds a features dataset made with the same settings (CLIP model and
+weights, frames, grid, crop size, dtype) is extended: its videos are kept and not computed again,
+the new ones are added. One made with other settings is refused before any work starts.
 """
 
 import glob
+import json
 import os
 import shutil
 import sys
@@ -19,12 +24,13 @@ from functools import partial
 import torch
 from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
+from datasets import Dataset, load_from_disk
 from tqdm.auto import tqdm
 
 from modeling_mist.video_decoding_mist import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoDecodeError
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.decode_pool import batched, decode_ahead
-from processing.feature_store import FeatureStore
+from processing.feature_store import SETTINGS_PREFIX, FeatureStore, restore_interrupted_swap
 from processing.question_embeddings import add_question_embeddings
 
 
@@ -56,12 +62,13 @@ class ExtractionOptions:
 class ExtractionSummary:
     """What a run did (main process only): rows written, videos asked for, computed now, failures."""
 
-    rows: int
-    videos: int
-    computed: int
+    rows: int  # rows of the written dataset, earlier videos included
+    videos: int  # videos this run was given
+    computed: int  # videos computed by this run
     failures: list[dict]
     questions_written: int | None = None
     main_process: bool = True
+    kept_from_earlier: int = 0  # rows of the dataset already in the output folder that are not among `videos`
 
 
 @dataclass(frozen=True)
@@ -129,10 +136,43 @@ def _check_output_dir(output_dir: str) -> None:
             raise ValueError(f"--output-dir {output_dir} exists and is not a saved dataset; choose an empty folder")
 
 
-def extract_share(videos, store, video_processor, options: ExtractionOptions, state, device) -> dict:
-    """Encode this process's share of `videos` that has no file yet; returns counts."""
+def existing_dataset(output_dir: str, settings: dict) -> Dataset | None:
+    """The features dataset already in `output_dir` when it was made with `settings` (None when there is
+    none); raises ValueError naming the differing settings otherwise, RuntimeError when it is unreadable."""
+    if not os.path.exists(os.path.join(output_dir, "state.json")):
+        return None
+    try:
+        dataset = load_from_disk(output_dir)
+    except Exception as error:  # noqa: BLE001  (pyarrow, json and datasets raise many kinds)
+        raise RuntimeError(
+            f"{output_dir}: the features dataset already there cannot be read ({type(error).__name__}: {error}); "
+            "move it away or choose another --output-dir"
+        ) from error
+    description = dataset.info.description or ""
+    if not description.startswith(SETTINGS_PREFIX):
+        raise ValueError(
+            f"--output-dir {output_dir} holds a dataset without recorded extraction settings, so its videos may "
+            "come from another CLIP model; choose another --output-dir"
+        )
+    earlier = json.loads(description[len(SETTINGS_PREFIX) :])
+    differing = sorted(key for key in set(earlier) | set(settings) if earlier.get(key) != settings.get(key))
+    if differing:
+        made = ", ".join(f"{key}={earlier.get(key)!r}" for key in differing)
+        asked = ", ".join(f"{key}={settings.get(key)!r}" for key in differing)
+        raise ValueError(
+            f"--output-dir {output_dir} holds {len(dataset)} videos made with {made}, but this run asks for {asked}; "
+            "rerun with the same settings to add videos to it, or choose another --output-dir"
+        )
+    return dataset
+
+
+def extract_share(
+    videos, store, video_processor, options: ExtractionOptions, state, device, done_before: frozenset = frozenset()
+) -> dict:
+    """Encode this process's share of `videos` that has no file yet and is not in `done_before` (the
+    ids of the dataset already in the output folder); returns counts."""
     share = videos[state.process_index :: state.num_processes]
-    pending = [video for video in share if not store.has(video.video_id)]
+    pending = [video for video in share if not store.has(video.video_id) and video.video_id not in done_before]
     progress = tqdm(
         total=len(share),
         initial=len(share) - len(pending),
@@ -204,7 +244,12 @@ def extract_features(options: ExtractionOptions) -> ExtractionSummary:
         "dtype": options.dtype,
     }
     videos = find_videos(options.inputs)
+    if state.is_main_process:
+        restore_interrupted_swap(output_dir)
+    state.wait_for_everyone()
     _check_output_dir(output_dir)
+    existing = existing_dataset(output_dir, settings)
+    done_before = frozenset(map(str, existing["video_id"])) if existing is not None else frozenset()
     store = FeatureStore(work_dir)
     if state.is_main_process:
         store.prepare(settings)
@@ -220,20 +265,22 @@ def extract_features(options: ExtractionOptions) -> ExtractionSummary:
         decode_workers=options.decode_workers,
     )
     device = torch.device(options.device) if options.device else state.device
-    counts = extract_share(videos, store, video_processor, options, state, device)
+    counts = extract_share(videos, store, video_processor, options, state, device, done_before)
     store.mark_done(state.process_index, counts)
     if not state.is_main_process:  # the main process reports everyone's failures
         return ExtractionSummary(rows=0, videos=len(videos), computed=counts["computed"], failures=[], main_process=False)
 
     _wait_for_processes(store, state.num_processes)
     failures = store.failures()
-    num_rows, unreadable = store.assemble([video.video_id for video in videos], output_dir, settings)
+    video_ids = [video.video_id for video in videos]
+    num_rows, unreadable = store.assemble(video_ids, output_dir, settings, existing)
     failures += unreadable
     summary = ExtractionSummary(
         rows=num_rows,
         videos=len(videos),
         computed=sum(done["computed"] for done in store.summaries()),
         failures=failures,
+        kept_from_earlier=len(done_before - set(video_ids)) if num_rows else 0,
     )
     if options.questions:
         encode = partial(video_processor.encode_text, device=device)

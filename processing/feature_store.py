@@ -9,7 +9,10 @@ Layout of the work folder:
 * `failures/process-<i>.jsonl` and `done/process-<i>.json`: what each process of the last run
   could not read, and that it has finished.
 
-When every process is done, the main process assembles the files into a `datasets` dataset.
+When every process is done, the main process assembles the files, together with the videos of an
+existing dataset in the output folder (an earlier run with the same settings), into one `datasets`
+dataset. The new dataset is written beside the output folder and swapped in by renames, so the
+output folder always holds a complete dataset: the old one until the new one is whole.
 """
 
 import json
@@ -25,11 +28,15 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 FEATURE_SUFFIX = ".safetensors"
+# The dataset's `info.description` starts with this, followed by the extraction settings as JSON.
+SETTINGS_PREFIX = "MIST CLIP video features: "
 
 
-def _write_atomically(path: str, write) -> None:
-    """Call `write(temporary_path)`, flush it to disk, then rename it to `path`."""
-    folder = os.path.dirname(path)
+def write_atomically(path: str, write) -> None:
+    """Call `write(temporary_path)`, flush it to disk, then rename it to `path`: a kill at any point
+    leaves the old file or the new one, never half of one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
     os.close(handle)
     try:
@@ -68,7 +75,7 @@ class FeatureStore:
                     "rerun with the same settings or choose another --work-dir"
                 )
         else:
-            _write_atomically(self.settings_path, lambda path: _write_json(path, settings))
+            write_atomically(self.settings_path, lambda path: _write_json(path, settings))
         # Leftovers of killed writers and of the last run's processes.
         for name in os.listdir(self.videos_dir):
             if name.endswith(".tmp"):
@@ -91,7 +98,7 @@ class FeatureStore:
             "frame_features": frame_features.numpy().astype(dtype),
             "patch_features": patch_features.numpy().astype(dtype),
         }
-        _write_atomically(self.path(video_id), lambda path: save_file(tensors, path, metadata={"video_id": video_id}))
+        write_atomically(self.path(video_id), lambda path: save_file(tensors, path, metadata={"video_id": video_id}))
 
     def read(self, video_id: str) -> dict[str, np.ndarray]:
         return load_file(self.path(video_id))
@@ -104,7 +111,7 @@ class FeatureStore:
 
     def mark_done(self, process_index: int, summary: dict) -> None:
         done_path = os.path.join(self.done_dir, f"process-{process_index}.json")
-        _write_atomically(done_path, lambda path: _write_json(path, summary))
+        write_atomically(done_path, lambda path: _write_json(path, summary))
 
     def summaries(self) -> list[dict]:
         """The summaries of the processes that have finished."""
@@ -124,22 +131,35 @@ class FeatureStore:
 
     # ----- assembly (main process, after all are done) -----
 
-    def assemble(self, video_ids: Sequence[str], output_dir: str, settings: dict) -> tuple[int, list[dict]]:
-        """Write the finished videos among `video_ids` as a dataset to `output_dir` (replacing it).
+    def assemble(
+        self, video_ids: Sequence[str], output_dir: str, settings: dict, existing: Dataset | None = None
+    ) -> tuple[int, list[dict]]:
+        """Write the finished videos among `video_ids`, plus the rows of `existing` (the dataset already in
+        `output_dir`) that are not recomputed, as one dataset to `output_dir`, sorted by video id.
 
         Returns the number of rows and the videos whose file turned out unreadable (those files are
-        deleted, so a rerun computes them again). Without any finished video nothing is written.
+        deleted, so a rerun computes them again). Without any row nothing is written.
         """
         finished = [video_id for video_id in video_ids if self.has(video_id)]
+        if not finished and existing is not None:
+            return len(existing), []  # nothing new: the dataset in place stays as it is
+        kept_rows = {}
+        if existing is not None:
+            finished_set = set(finished)
+            kept_rows = {
+                str(video_id): row for row, video_id in enumerate(existing["video_id"]) if video_id not in finished_set
+            }
         unreadable = []
-        hidden_size = None
+        shapes = None
         for video_id in finished:
             if (tensors := self._read_or_drop(video_id, unreadable)) is not None:
-                hidden_size = tensors["frame_features"].shape[-1]
+                shapes = tensors["frame_features"].shape, tensors["patch_features"].shape
                 break
-        if hidden_size is None:
+        if shapes is None and kept_rows:
+            shapes = existing.features["frame_features"].shape, existing.features["patch_features"].shape
+        if shapes is None:
             return 0, unreadable
-        num_frames, num_patches, dtype = settings["num_frames"], settings["grid_size"] ** 2, settings["dtype"]
+        (num_frames, hidden_size), num_patches, dtype = shapes[0], shapes[1][1], settings["dtype"]
         features = Features(
             {
                 "video_id": Value("string"),
@@ -147,25 +167,29 @@ class FeatureStore:
                 "patch_features": Array3D(shape=(num_frames, num_patches, hidden_size), dtype=dtype),
             }
         )
+        order = sorted(set(finished) | set(kept_rows))
+        old_rows = existing.with_format("numpy") if existing is not None else None
+
+        def rows() -> Iterator[dict]:
+            for video_id in order:
+                if video_id in kept_rows:
+                    row = old_rows[kept_rows[video_id]]
+                    yield {"video_id": video_id, "frame_features": row["frame_features"], "patch_features": row["patch_features"]}
+                elif (tensors := self._read_or_drop(video_id, unreadable)) is not None:
+                    yield {"video_id": video_id, **tensors}
+
         output_dir = os.path.normpath(output_dir)
         staging = output_dir + ".assembling"
         cache = tempfile.mkdtemp(dir=self.work_dir, prefix="arrow-cache-")
-
-        def rows() -> Iterator[dict]:
-            for video_id in finished:
-                if (tensors := self._read_or_drop(video_id, unreadable)) is not None:
-                    yield {"video_id": video_id, **tensors}
-
         try:
             # A fresh cache folder: the generator's fingerprint cannot match an older, stale build.
             dataset = Dataset.from_generator(rows, features=features, cache_dir=cache)
-            dataset.info.description = "MIST CLIP video features: " + json.dumps(settings, sort_keys=True)
+            dataset.info.description = SETTINGS_PREFIX + json.dumps(settings, sort_keys=True)
             shutil.rmtree(staging, ignore_errors=True)
             dataset.save_to_disk(staging)
             num_rows = len(dataset)
-            del dataset
-            shutil.rmtree(output_dir, ignore_errors=True)
-            os.replace(staging, output_dir)
+            del dataset, old_rows
+            swap_in(staging, output_dir)
         finally:
             shutil.rmtree(cache, ignore_errors=True)
         return num_rows, unreadable
@@ -180,6 +204,37 @@ class FeatureStore:
             return None
 
 
+def write_text_atomically(path: str, text: str) -> None:
+    """`path` holds `text` (UTF-8), written by `write_atomically`."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write(text)
+
+    write_atomically(str(path), write)
+
+
 def _write_json(path: str, value) -> None:
     with open(path, "w") as file:
         json.dump(value, file, indent=2, sort_keys=True)
+
+
+def swap_in(new_dir: str, target_dir: str) -> None:
+    """Replace `target_dir` by `new_dir` with renames: a kill at any point leaves a complete dataset at
+    `target_dir` or at `target_dir.previous` (which `restore_interrupted_swap` moves back)."""
+    previous = target_dir + ".previous"
+    if os.path.exists(target_dir):
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(target_dir, previous)
+    os.replace(new_dir, target_dir)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def restore_interrupted_swap(target_dir: str) -> None:
+    """Undo a `swap_in` that was killed between its two renames (the old dataset comes back)."""
+    previous = target_dir + ".previous"
+    if os.path.isdir(previous):
+        if os.path.exists(target_dir):
+            shutil.rmtree(previous)  # the swap finished; only the clean-up was interrupted
+        else:
+            os.replace(previous, target_dir)

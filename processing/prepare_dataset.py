@@ -47,6 +47,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from processing.feature_store import write_atomically, write_text_atomically
+
 SPLIT_ALIASES = {
     "train": "train",
     "val": "validation",
@@ -57,6 +59,10 @@ SPLIT_ALIASES = {
 }
 NEXTQA_GROUPS = {"C": "causal", "T": "temporal", "D": "descriptive"}
 ENVQA_YES_NO = {"yes, it is": "yes", "yes, it has": "yes", "no, it isn't": "no", "no, it hasn't": "no"}
+
+
+class AnnotationFileError(RuntimeError):
+    """An annotation file exists but cannot be read as the chosen format."""
 
 
 @dataclass
@@ -163,7 +169,9 @@ def read_agqa(path: Path, report: ConversionReport) -> Iterator[dict]:
     with open(path, encoding="utf-8") as handle:
         records = json.load(handle)
     if not isinstance(records, dict):
-        raise ValueError(f"{path}: AGQA questions are a JSON object keyed by question id, got {type(records).__name__}")
+        raise AnnotationFileError(
+            f"{path}: AGQA questions are a JSON object keyed by question id, got {type(records).__name__}"
+        )
     for question_id, record in records.items():
         report.read += 1
         question, answer = _clean(record.get("question")), _clean(record.get("answer"))
@@ -223,6 +231,9 @@ def convert(
         raise ValueError(f"unknown format {dataset_format!r}; expected one of {', '.join(READERS)}")
     if split is not None and len(inputs) != 1:
         raise ValueError(f"--split names the split of a single input; got {len(inputs)} inputs")
+    missing = [str(path) for path in inputs if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such annotation file: {', '.join(missing)}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     grouped: dict[str, list[Path]] = {}
@@ -232,9 +243,21 @@ def convert(
 
     reports = {}
     for name, paths in grouped.items():
-        report, seen = ConversionReport(), set()
-        with open(output_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
-            for path in paths:
+        report = ConversionReport()
+        # Each split file is written under a temporary name and renamed: a kill leaves the earlier file whole.
+        write_atomically(str(output_dir / f"{name}.jsonl"), lambda temporary: _write_split(temporary, dataset_format, paths, report))
+        reports[name] = report
+    summary = {name: report.as_dict() for name, report in reports.items()}
+    record = {"format": dataset_format, "inputs": [str(p) for p in inputs], "splits": summary}
+    write_text_atomically(str(output_dir / "conversion_report.json"), json.dumps(record, indent=2))
+    return reports
+
+
+def _write_split(target: str, dataset_format: str, paths: list[Path], report: ConversionReport) -> None:
+    seen = set()
+    with open(target, "w", encoding="utf-8") as out:
+        for path in paths:
+            try:
                 for record in READERS[dataset_format](path, report):
                     if record["question_id"] in seen:
                         report.skip("duplicate question_id")
@@ -242,8 +265,6 @@ def convert(
                     seen.add(record["question_id"])
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
                     report.written += 1
-        reports[name] = report
-    summary = {name: report.as_dict() for name, report in reports.items()}
-    with open(output_dir / "conversion_report.json", "w", encoding="utf-8") as handle:
-        json.dump({"format": dataset_format, "inputs": [str(p) for p in inputs], "splits": summary}, handle, indent=2)
-    return reports
+            except (KeyError, TypeError, AttributeError, csv.Error, json.JSONDecodeError, UnicodeDecodeError) as error:
+                detail = f"missing field {error}" if isinstance(error, KeyError) else f"{type(error).__name__}: {error}"
+                raise AnnotationFileError(f"{path}: not a {dataset_format} annotation file ({detail})") from error

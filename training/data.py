@@ -10,19 +10,25 @@ in RAM and each question reads its video's row when it is fetched.
 
 import json
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from tqdm.auto import tqdm
 
-from processing.prepare_dataset import canonical_split
+from processing.feature_store import SETTINGS_PREFIX
 from processing.question_embeddings import EMBEDDING_COLUMN, embed_unique
+
+from .errors import BrokenFileError, UsageError, check_local_or_hub, hub_failure
 
 QUESTION_COLUMNS = ("question_id", "video_id", "question", "answer")
 FEATURE_COLUMNS = ("video_id", "frame_features", "patch_features")
+QUESTION_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 logger = logging.getLogger(__name__)
 
@@ -31,71 +37,224 @@ def _is_saved_dataset(path: Path) -> bool:
     return (path / "dataset_dict.json").exists() or (path / "state.json").exists()
 
 
-def load_questions(name_or_path: str) -> DatasetDict:
-    """All splits of a question dataset: a data folder, a `save_to_disk` folder or a Hub id."""
-    path = Path(name_or_path)
-    if path.is_dir() and _is_saved_dataset(path):
-        loaded = load_from_disk(str(path))
+def _load_saved_dataset(path: Path, remedy: str) -> Dataset | DatasetDict:
+    """`load_from_disk`, with a truncated or corrupt Arrow file named in a `BrokenFileError`."""
+    try:
+        return load_from_disk(str(path))
+    except Exception as error:  # noqa: BLE001  (pyarrow, json and datasets raise many kinds)
+        broken = _first_unreadable_arrow_file(path) or path
+        raise BrokenFileError(
+            f"{broken}: cannot be read ({type(error).__name__}: {_first_line(error)}); the saved dataset in "
+            f"{path} is truncated or corrupt: {remedy}"
+        ) from error
+
+
+def _first_unreadable_arrow_file(path: Path) -> Path | None:
+    for arrow_file in sorted(path.rglob("*.arrow")):
+        try:
+            with pa.memory_map(str(arrow_file)) as source:
+                pa.ipc.open_stream(source).read_all()
+        except (OSError, pa.ArrowInvalid):
+            return arrow_file
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _is_empty_file(path: Path) -> bool:
+    size = path.stat().st_size
+    return size == 0 or (size < 4096 and not path.read_bytes().strip())
+
+
+def load_questions(name_or_path: str, flag: str = "--dataset") -> DatasetDict:
+    """All splits of a question dataset: a folder of `{split}.jsonl`/parquet files, one such file, a
+    `save_to_disk` folder or a Hub id. Raises `UsageError` / `BrokenFileError` naming the bad path."""
+    remedy = "write it again (`mist prepare-dataset`)"
+    if check_local_or_hub(name_or_path, flag) == "hub":
+        try:
+            loaded = load_dataset(str(name_or_path))
+        except Exception as error:  # noqa: BLE001
+            raise hub_failure(name_or_path, flag, "dataset", error) from error
     else:
-        loaded = load_dataset(str(name_or_path))
+        path = Path(name_or_path).expanduser()
+        if path.is_dir() and _is_saved_dataset(path):
+            loaded = _load_saved_dataset(path, remedy)
+        else:
+            files = [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.suffix in QUESTION_FILE_SUFFIXES]
+            if not files:
+                raise UsageError(
+                    f"{flag} {path}: the folder holds no question files ({{train,validation,test}}.jsonl or "
+                    ".parquet) and is not a saved dataset"
+                )
+            for file in files:
+                if _is_empty_file(file):
+                    raise BrokenFileError(f"{file}: the file is empty; expected one question per line ({remedy})")
+            try:
+                if path.is_file():
+                    kind = {".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}.get(path.suffix, "json")
+                    loaded = load_dataset(kind, data_files={_split_of_file(path): str(path)})
+                else:
+                    loaded = load_dataset(str(path))
+            except Exception as error:  # noqa: BLE001
+                raise BrokenFileError(
+                    f"{path}: the question files cannot be read ({type(error).__name__}: {_first_line(error)})"
+                ) from error
     if isinstance(loaded, Dataset):
         loaded = DatasetDict({"train": loaded})
     for split, dataset in loaded.items():
         missing = [name for name in QUESTION_COLUMNS if name not in dataset.column_names]
         if missing:
-            raise ValueError(
+            raise UsageError(
                 f"question dataset {name_or_path!r} split {split!r} lacks columns {missing}; "
                 f"expected {list(QUESTION_COLUMNS)} (see `mist prepare-dataset`)"
             )
+        if len(dataset) == 0:
+            raise BrokenFileError(f"{name_or_path}: split {split!r} holds no questions ({remedy})")
     return loaded
 
 
+def _split_of_file(path: Path) -> str:
+    """`train.jsonl` -> train; `val.jsonl` / `dev.jsonl` -> validation; other stems name their own split."""
+    stem = path.stem.lower()
+    return "validation" if stem in ("val", "valid", "dev") else stem
+
+
+SPLIT_ALIASES = {"validation": ("validation", "val", "valid", "dev"), "val": ("val", "validation", "valid", "dev")}
+
+
 def find_split(splits: DatasetDict, name: str) -> str | None:
-    """The key of split `name` in `splits`, aliases included (`val`, `valid`, `dev` = `validation`)."""
-    if name in splits:
-        return name
-    wanted = canonical_split(name)
-    return next((key for key in splits if canonical_split(key) == wanted), None)
+    """The key of split `name` in `splits`, accepting `val`/`valid`/`dev` for `validation` and the reverse."""
+    for candidate in SPLIT_ALIASES.get(name, (name,)):
+        if candidate in splits:
+            return candidate
+    return None
 
 
 def get_split(splits: DatasetDict, name: str, source: str) -> Dataset:
     """`splits[name]` (see `find_split` for the accepted aliases)."""
     key = find_split(splits, name)
     if key is None:
-        raise ValueError(f"dataset {source!r} has no split {name!r}; it has {sorted(splits)}")
+        raise UsageError(f"dataset {source!r} has no split {name!r}; it has {sorted(splits)}")
     return splits[key]
 
 
-def add_question_clip_embeddings(splits: DatasetDict, encode_text) -> DatasetDict:
+def add_question_clip_embeddings(splits: DatasetDict, encode_text, progress: bool = True) -> DatasetDict:
     """Fill in `question_clip_embedding` where a split lacks it, with `encode_text` (the processor's
     CLIP text tower, `processor.video_processor.encode_text`), each distinct question once."""
     for name, questions in splits.items():
         if EMBEDDING_COLUMN in questions.column_names:
             continue
-        logger.info("computing CLIP embeddings of %d %s questions", len(questions), name)
-        embeddings = embed_unique(questions["question"], encode_text)
-        splits[name] = questions.add_column(
-            EMBEDDING_COLUMN, [embeddings[text].tolist() for text in questions["question"]]
-        )
+        texts = questions["question"]
+        distinct = len(set(texts))
+        logger.info("computing CLIP embeddings of %d %s questions (%d distinct)", len(texts), name, distinct)
+        bar = tqdm(total=distinct, desc=f"CLIP question embeddings ({name})", unit="question", disable=not progress)
+
+        def encode(chunk, bar=bar):
+            embeddings = encode_text(chunk)
+            bar.update(len(chunk))
+            return embeddings
+
+        embeddings = embed_unique(texts, encode)
+        bar.close()
+        splits[name] = questions.add_column(EMBEDDING_COLUMN, [embeddings[text].tolist() for text in texts])
     return splits
 
 
-def load_features(name_or_path: str, split: str = "train") -> Dataset:
-    """The video features dataset (memory-mapped), from a `save_to_disk` folder or a Hub id."""
-    path = Path(name_or_path)
-    if path.is_dir():
-        loaded = load_from_disk(str(path))
+def load_features(name_or_path: str, split: str = "train", flag: str = "--features") -> Dataset:
+    """The video features dataset (memory-mapped), from a `save_to_disk` folder or a Hub id.
+
+    Raises `UsageError` for a path that does not exist or is not a folder, `BrokenFileError` for a
+    folder that is not a saved dataset or whose Arrow files are truncated.
+    """
+    remedy = "extract the features again (`mist extract-features`)"
+    if check_local_or_hub(name_or_path, flag) == "hub":
+        try:
+            loaded = load_dataset(str(name_or_path), split=split)
+        except Exception as error:  # noqa: BLE001
+            raise hub_failure(name_or_path, flag, "features dataset", error) from error
+    else:
+        path = Path(name_or_path).expanduser()
+        if not path.is_dir():
+            raise UsageError(f"{flag} {path}: a file; expected the folder that `mist extract-features` writes")
+        if not _is_saved_dataset(path):
+            raise BrokenFileError(
+                f"{path}: not a saved dataset (no state.json or dataset_dict.json); expected the folder that "
+                "`mist extract-features --output-dir` writes (state.json, dataset_info.json, data-*.arrow)"
+            )
+        loaded = _load_saved_dataset(path, remedy)
         if isinstance(loaded, DatasetDict):
             loaded = loaded[split] if split in loaded else next(iter(loaded.values()))
-    else:
-        loaded = load_dataset(str(name_or_path), split=split)
     missing = [name for name in FEATURE_COLUMNS if name not in loaded.column_names]
     if missing:
-        raise ValueError(
+        raise UsageError(
             f"features dataset {name_or_path!r} lacks columns {missing}; expected {list(FEATURE_COLUMNS)} "
             "(written by `mist extract-features`)"
         )
+    if len(loaded) == 0:
+        raise BrokenFileError(f"{name_or_path}: the features dataset holds no videos ({remedy})")
     return loaded
+
+
+@dataclass(frozen=True)
+class FeatureGeometry:
+    """The sizes that stored features carry: frames F, patches P per frame, CLIP width D."""
+
+    num_frames: int
+    num_patches: int
+    hidden_size: int
+
+    @property
+    def grid_size(self) -> int | None:
+        """`sqrt(P)` when P is a square (MIST's patches are a grid), else None."""
+        side = math.isqrt(self.num_patches)
+        return side if side * side == self.num_patches else None
+
+    def describe(self) -> str:
+        return f"{self.num_frames} frames x {self.num_patches} patches of {self.hidden_size}-d CLIP features"
+
+
+def feature_geometry(features: Dataset, name: str) -> FeatureGeometry:
+    """F, P and D of a features dataset, from its declared shapes (`Array2D`/`Array3D`) or else its first row."""
+    frame_shape = getattr(features.features["frame_features"], "shape", None)
+    patch_shape = getattr(features.features["patch_features"], "shape", None)
+    if frame_shape is None or patch_shape is None or None in (*frame_shape, *patch_shape):
+        row = features.select_columns(["frame_features", "patch_features"]).with_format("numpy")[0]
+        frame_shape, patch_shape = np.asarray(row["frame_features"]).shape, np.asarray(row["patch_features"]).shape
+    if len(frame_shape) != 2 or len(patch_shape) != 3 or frame_shape[0] != patch_shape[0]:
+        raise BrokenFileError(
+            f"{name}: frame_features {tuple(frame_shape)} and patch_features {tuple(patch_shape)} do not fit "
+            "together; expected [F, D] and [F, P, D]"
+        )
+    if frame_shape[1] != patch_shape[2]:
+        raise BrokenFileError(
+            f"{name}: frame_features are {frame_shape[1]}-d but patch_features {patch_shape[2]}-d; expected one CLIP width"
+        )
+    return FeatureGeometry(int(frame_shape[0]), int(patch_shape[1]), int(frame_shape[1]))
+
+
+def feature_settings(features: Dataset) -> dict | None:
+    """The CLIP model, weights and sizes `mist extract-features` recorded in the dataset, or None."""
+    description = features.info.description or ""
+    if not description.startswith(SETTINGS_PREFIX):
+        return None
+    try:
+        return json.loads(description[len(SETTINGS_PREFIX) :])
+    except json.JSONDecodeError:
+        return None
+
+
+def check_features_fit_model(geometry: FeatureGeometry, config, features_name: str, model_name: str) -> None:
+    """Raise `UsageError` when stored features do not have the sizes a trained model reads."""
+    expected = FeatureGeometry(config.num_frames, config.num_patches, config.clip_hidden_size)
+    if geometry != expected:
+        raise UsageError(
+            f"--features {features_name}: {geometry.describe()}, but the model {model_name} reads "
+            f"{expected.describe()} (its config.json: num_frames, grid_size**2, clip_hidden_size); extract "
+            f"features for this model with `mist extract-features VIDEOS --model {model_name} --output-dir DIR`"
+        )
 
 
 class VideoFeatureStore:
@@ -137,9 +296,29 @@ def read_answer_vocabulary(path: str) -> list[str]:
     return [str(answer) for answer in loaded]
 
 
+EXAMPLES_KEPT = 10  # question ids listed per reason in a report
+
+# Report fields that only mean something for multiple-choice questions (left out of open-ended reports).
+MULTIPLE_CHOICE_FIELDS = (
+    "choice_count",
+    "answer_given_as_index",
+    "answer_not_in_choices_examples",
+    "unequal_choice_counts",
+    "unequal_choice_examples",
+    "ambiguous_duplicate_choices",
+    "ambiguous_duplicate_examples",
+)
+
+
 @dataclass
 class DataReport:
-    """How many questions of a split were usable, and why the others were not."""
+    """How many questions of a split were usable, and why the others were not.
+
+    Multiple choice adds: the split's number of choices (the most common count); answers given as
+    the index of the right choice; questions with another number of choices (dropped: a batch needs
+    one count); questions whose answer text appears among several identical choices (dropped from
+    training, kept in evaluation and scored against the first); with up to 10 `question_id`s each.
+    """
 
     split: str
     total: int = 0
@@ -149,9 +328,22 @@ class DataReport:
     answer_not_in_choices: int = 0
     kept_without_label: int = 0
     missing_video_examples: list = field(default_factory=list)
+    multiple_choice: bool = False
+    training: bool = True
+    choice_count: int | None = None
+    answer_given_as_index: int = 0
+    answer_not_in_choices_examples: list = field(default_factory=list)
+    unequal_choice_counts: int = 0
+    unequal_choice_examples: list = field(default_factory=list)
+    ambiguous_duplicate_choices: int = 0
+    ambiguous_duplicate_examples: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {key: value for key, value in self.__dict__.items()}
+        data = {key: value for key, value in self.__dict__.items() if key not in ("multiple_choice", "training")}
+        if not self.multiple_choice:
+            for name in MULTIPLE_CHOICE_FIELDS:
+                data.pop(name)
+        return data
 
     def summary(self) -> str:
         parts = [f"{self.split}: {self.kept}/{self.total} questions used"]
@@ -161,17 +353,69 @@ class DataReport:
             verb = "scored as wrong" if self.kept_without_label else "dropped"
             parts.append(f"{self.answer_not_in_vocabulary} answers outside the vocabulary ({verb})")
         if self.answer_not_in_choices:
-            parts.append(f"{self.answer_not_in_choices} answers not among their choices")
+            verb = "scored as wrong" if not self.training else "dropped"
+            parts.append(
+                f"{self.answer_not_in_choices} answers not among their choices ({verb}: "
+                f"{self.answer_not_in_choices_examples[:3]})"
+            )
+        if self.unequal_choice_counts:
+            parts.append(
+                f"{self.unequal_choice_counts} questions without {self.choice_count} choices "
+                f"(dropped: {self.unequal_choice_examples[:3]})"
+            )
+        if self.ambiguous_duplicate_choices:
+            verb = "dropped" if self.training else "kept, the first copy counts as right"
+            parts.append(
+                f"{self.ambiguous_duplicate_choices} answers matching several identical choices "
+                f"({verb}: {self.ambiguous_duplicate_examples[:3]})"
+            )
+        if self.answer_given_as_index:
+            parts.append(f"{self.answer_given_as_index} answers read as the index of the right choice")
         return "; ".join(parts)
+
+    def note(self, reason: str, question_id) -> None:
+        """Count one question under `reason` (a counter field) and keep its id among the examples."""
+        setattr(self, reason, getattr(self, reason) + 1)
+        examples = {
+            "missing_features": self.missing_video_examples,
+            "answer_not_in_choices": self.answer_not_in_choices_examples,
+            "unequal_choice_counts": self.unequal_choice_examples,
+            "ambiguous_duplicate_choices": self.ambiguous_duplicate_examples,
+        }.get(reason)
+        if examples is not None and len(examples) < EXAMPLES_KEPT:
+            examples.append(question_id)
+
+
+def choice_label(answer, choices: list[str]) -> tuple[int, bool]:
+    """(index of `answer` among `choices`, whether it was given as an index), or (-100, False).
+
+    An answer is the text of a choice, or the index of the right choice (an int or a string of
+    digits, NExT-QA's convention); a text that is also a choice wins over reading it as an index.
+    """
+    if isinstance(answer, (bool, np.bool_)):
+        return -100, False
+    if isinstance(answer, (int, np.integer)):
+        index = int(answer)
+    else:
+        text = str(answer)
+        if text in choices:
+            return choices.index(text), False
+        if not text.strip().isdigit():
+            return -100, False
+        index = int(text.strip())
+    return (index, True) if 0 <= index < len(choices) else (-100, False)
 
 
 class MistQuestionDataset(torch.utils.data.Dataset):
     """Questions of one split with their label and their video's features, fetched per item.
 
     Open-ended (`answer_vocabulary` given): the label is the answer's index in the vocabulary.
-    Multiple choice (a `choices` column): the label is the answer's index among the choices.
-    Questions whose video has no features are dropped; an answer with no label is dropped when
-    `keep_unlabeled` is false (training) or kept with label -100 (evaluation: it counts as wrong).
+    Multiple choice (a `choices` column): the label is the answer's index among the choices (the
+    answer is the choice's text or its index, see `choice_label`).
+    Questions whose video has no features are dropped, and so are multiple-choice questions whose
+    number of choices differs from the split's (a batch needs one count); an answer with no label is
+    dropped when `keep_unlabeled` is false (training) or kept with label -100 (evaluation: it counts
+    as wrong). Every reason is counted, with question ids, in `report`.
     """
 
     def __init__(
@@ -188,27 +432,30 @@ class MistQuestionDataset(torch.utils.data.Dataset):
         if not self.multiple_choice and answer_vocabulary is None:
             raise ValueError(f"split {split!r} is open-ended (no choices column): an answer vocabulary is required")
         label_of = {answer: index for index, answer in enumerate(answer_vocabulary or [])}
-        self.report = DataReport(split=split)
+        self.report = DataReport(split=split, multiple_choice=self.multiple_choice, training=not keep_unlabeled)
         self.rows, self.labels = [], []
 
         columns = ["video_id", "answer"] + (["choices"] if self.multiple_choice else [])
+        columns += ["question_id"] if "question_id" in questions.column_names else []
         light = questions.select_columns(columns)
+        if self.multiple_choice:
+            counts = Counter(len(choices) for choices in light["choices"])
+            self.report.choice_count = max(counts, key=lambda count: (counts[count], count)) if counts else None
         for row, record in enumerate(light):
             self.report.total += 1
+            question_id = record.get("question_id", f"row {row}")
             video_id = str(record["video_id"])
             if video_id not in features:
                 self.report.missing_features += 1
-                if len(self.report.missing_video_examples) < 10:
+                if len(self.report.missing_video_examples) < EXAMPLES_KEPT:
                     self.report.missing_video_examples.append(video_id)
                 continue
-            answer = str(record["answer"])
             if self.multiple_choice:
-                choices = [str(choice) for choice in record["choices"]]
-                label = choices.index(answer) if answer in choices else -100
-                if label < 0:
-                    self.report.answer_not_in_choices += 1
+                label = self._choice_label(record, question_id, keep_unlabeled)
+                if label is None:
+                    continue
             else:
-                label = label_of.get(answer, -100)
+                label = label_of.get(str(record["answer"]), -100)
                 if label < 0:
                     self.report.answer_not_in_vocabulary += 1
             if label < 0:
@@ -218,6 +465,24 @@ class MistQuestionDataset(torch.utils.data.Dataset):
             self.rows.append(row)
             self.labels.append(label)
         self.report.kept = len(self.rows)
+
+    def _choice_label(self, record: dict, question_id, keep_unlabeled: bool) -> int | None:
+        """The label of a multiple-choice question, or None when the question is dropped."""
+        choices = [str(choice) for choice in record["choices"]]
+        if len(choices) != self.report.choice_count:
+            self.report.note("unequal_choice_counts", question_id)
+            return None
+        label, given_as_index = choice_label(record["answer"], choices)
+        if label < 0:
+            self.report.note("answer_not_in_choices", question_id)
+            return label
+        self.report.answer_given_as_index += int(given_as_index)
+        if choices.count(choices[label]) > 1:
+            self.report.note("ambiguous_duplicate_choices", question_id)
+            if not keep_unlabeled:
+                return None  # identical candidates get identical scores: no gradient can tell them apart
+            label = choices.index(choices[label])
+        return label
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -230,6 +495,7 @@ class MistQuestionDataset(torch.utils.data.Dataset):
         record = self.record(index)
         frame_features, patch_features = self.features[record["video_id"]]
         example = {
+            "question_id": record.get("question_id"),
             "question": record["question"],
             "frame_features": frame_features,
             "patch_features": patch_features,

@@ -1,6 +1,8 @@
 """What every command builds: a MIST for a preset, its processor, collator and Trainer, or a trained one loaded back."""
 
 import logging
+from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoProcessor, TrainingArguments
@@ -13,6 +15,7 @@ from modeling_mist.clip_runtime_mist import parse_clip_pretrained
 
 from .collator import MistDataCollator
 from .data import MistQuestionDataset
+from .errors import BrokenFileError, UsageError, check_local_or_hub, hub_failure
 from .trainer import OPEN_ENDED_TOP_K, MistTrainer, build_compute_metrics, rank_candidates
 
 logger = logging.getLogger(__name__)
@@ -25,13 +28,15 @@ def build_model(
     tokenizer,
     answer_vocabulary: list[str] | None,
     task: str = "open-ended",
+    config_kwargs: dict | None = None,
 ) -> MistForVideoQuestionAnswering:
     """A fresh MIST for the preset and task, its text encoders loaded from `text_encoder` when given.
 
     `task` is `"open-ended"` (then `answer_vocabulary` is the model's `id2label`) or `"multiple-choice"`
     (the preset's `choice_template` says how each choice is written for the answer encoder).
+    `config_kwargs` (e.g. fitted to the features) replace the preset's config with `config_overrides`.
     """
-    kwargs = build_model_config_kwargs(preset, config_overrides)
+    kwargs = dict(config_kwargs) if config_kwargs is not None else build_model_config_kwargs(preset, config_overrides)
     if text_encoder is not None:
         # Size the config from the pretrained encoder so no throwaway default-size encoder is built.
         kwargs["text_config"] = AutoConfig.from_pretrained(text_encoder).to_dict()
@@ -44,8 +49,32 @@ def build_model(
         config.set_answer_vocabulary(answer_vocabulary)
     model = MistForVideoQuestionAnswering(config)
     if text_encoder is not None:
-        model.load_text_encoders(text_encoder)
+        with each_log_message_once():  # both encoders load the same checkpoint: one load report is enough
+            model.load_text_encoders(text_encoder)
     return model
+
+
+@contextmanager
+def each_log_message_once(logger_name: str = "transformers"):
+    """Within the block, drop a log record of `logger_name` whose text was already emitted in it."""
+    seen = set()
+
+    def first_time(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in seen:
+            return False
+        seen.add(message)
+        return True
+
+    library_logger = logging.getLogger(logger_name)
+    handlers = library_logger.handlers or logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(first_time)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(first_time)
 
 
 def freeze_text_encoders(model: MistForVideoQuestionAnswering) -> None:
@@ -101,14 +130,48 @@ def make_trainer(
 
 
 def load_trained(
-    model_path: str, clip_pretrained: str | None = None, device: str | torch.device = "cpu"
+    model_path: str, clip_pretrained: str | None = None, device: str | torch.device = "cpu", flag: str = "--model"
 ) -> tuple[MistForVideoQuestionAnswering, MistProcessor]:
     """The model (eval mode, on `device`) and processor saved by `mist train`.
 
     `clip_pretrained` overrides the processor's CLIP weights (a tag, a file, or `"none"` for random).
+    Raises `UsageError` for a path that does not exist (or a Hub id that cannot be loaded) and
+    `BrokenFileError` for a folder that is not a complete saved model.
     """
-    model = AutoModel.from_pretrained(model_path).to(device).eval()
-    processor = AutoProcessor.from_pretrained(model_path)
+    if check_local_or_hub(model_path, flag) == "hub":
+        try:
+            model = AutoModel.from_pretrained(model_path)
+            processor = AutoProcessor.from_pretrained(model_path)
+        except Exception as error:  # noqa: BLE001
+            raise hub_failure(model_path, flag, "model", error) from error
+    else:
+        check_saved_model(Path(model_path).expanduser(), flag)
+        try:
+            model = AutoModel.from_pretrained(model_path)
+            processor = AutoProcessor.from_pretrained(model_path)
+        except (OSError, ValueError, RuntimeError, KeyError) as error:
+            raise BrokenFileError(f"{model_path}: the saved model cannot be loaded ({type(error).__name__}: {error})") from error
+    model = model.to(device).eval()
     if clip_pretrained is not None:
         processor.video_processor.clip_pretrained = parse_clip_pretrained(clip_pretrained)
     return model, processor
+
+
+def check_saved_model(path: Path, flag: str) -> None:
+    """Raise unless `path` is a folder with a config and weights (what `mist train` leaves)."""
+    if not path.is_dir():
+        raise UsageError(f"{flag} {path}: a file; expected the model folder that `mist train --output-dir` writes")
+    checkpoints = sorted(
+        (entry for entry in path.glob("checkpoint-*") if any(entry.glob("*.safetensors"))),
+        key=lambda entry: int(entry.name.split("-")[-1]) if entry.name.split("-")[-1].isdigit() else -1,
+    )
+    hint = f"; its newest checkpoint with weights is {checkpoints[-1]}" if checkpoints else ""
+    if not (path / "config.json").is_file():
+        raise BrokenFileError(
+            f"{path}: no config.json, so not a saved model (expected the folder that `mist train --output-dir` writes){hint}"
+        )
+    if not any(path.glob("*.safetensors")) and not (path / "pytorch_model.bin").is_file():
+        raise BrokenFileError(
+            f"{path}: no weights (model.safetensors), only {', '.join(sorted(entry.name for entry in path.iterdir())[:6])}: "
+            f"was its training run killed before it saved the model?{hint}"
+        )

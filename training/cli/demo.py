@@ -8,29 +8,49 @@ often MIST's selections hold the evidence, then reloads the saved model, answers
 draws what it selected to OUTPUT_DIR/explanation.png.
 """
 
-import argparse
 import logging
+import sys
 
+from configuration.arguments import MistArgumentParser
 from training.demo import DemoOptions, run_demo
 
 
 def main(argv: list[str] | None = None) -> int:
     defaults = DemoOptions()
-    parser = argparse.ArgumentParser(prog="mist demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output-dir", default=defaults.output_dir, help="where data, model and picture go")
-    parser.add_argument("--train-videos", type=int, default=defaults.train_videos, help="synthetic training videos")
-    parser.add_argument("--test-videos", type=int, default=defaults.test_videos, help="synthetic test videos")
-    parser.add_argument("--epochs", type=float, default=defaults.epochs, help="training epochs of each model")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the task and of the models")
-    parser.add_argument("--config-overrides", "--config_overrides", default=None, help="MistConfig overrides for both models")
+    parser = MistArgumentParser(prog="mist demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--task-overrides",
-        "--task_overrides",
-        default=None,
-        help="SyntheticTaskConfig overrides, e.g. 'num_events=3,object_salience=0.5'",
+        "--output-dir", default=defaults.output_dir, help=f"where data, model and picture go (default: {defaults.output_dir})"
     )
-    parser.add_argument("--skip-baseline", action="store_true", help="train MIST only")
+    parser.add_argument(
+        "--train-videos", type=int, default=defaults.train_videos, help=f"synthetic training videos (default: {defaults.train_videos})"
+    )
+    parser.add_argument(
+        "--test-videos", type=int, default=defaults.test_videos, help=f"synthetic test videos (default: {defaults.test_videos})"
+    )
+    parser.add_argument(
+        "--epochs", type=float, default=defaults.epochs, help=f"training epochs of each model (default: {defaults.epochs})"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help=f"seed of the task and of the models (default: {defaults.seed})")
+    parser.add_argument(
+        "--config-overrides", default=None, help="MistConfig overrides for both models, e.g. 'hidden_size=128'"
+    )
+    parser.add_argument(
+        "--task-overrides", default=None, help="SyntheticTaskConfig overrides, e.g. 'num_events=3,object_salience=0.5'"
+    )
+    parser.add_argument("--skip-baseline", action="store_true", help="train MIST only, not the question-only baseline")
     args = parser.parse_args(argv)
+    debug = vars(args).pop("debug")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
-    run_demo(DemoOptions(**vars(args)), report=lambda line: print(line, flush=True))
+    try:
+        run_demo(DemoOptions(**vars(args)), report=lambda line: print(line, flush=True))
+    except ValueError as error:  # an unusable override
+        if debug:
+            raise
+        print(f"mist demo: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the output folder cannot be written
+        if debug:
+            raise
+        print(f"mist demo: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     return 0

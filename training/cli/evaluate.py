@@ -4,11 +4,12 @@
 
 Prints the results as JSON and writes `DIR/results_<split>.json` and one line per question to
 `DIR/predictions_<split>.jsonl` (question id, answer, prediction, whether right, top answers with
-scores). Open-ended answers outside the model's vocabulary count as wrong and are reported;
-questions whose video has no features are skipped and reported.
+scores). DIR defaults to MODEL/eval for a local model folder; for a Hub model nothing is written
+unless --output-dir is given. Open-ended answers outside the model's vocabulary count as wrong and
+are reported; questions whose video has no features are skipped and reported.
+Exit status: 0 done, 1 a file could not be read, 2 unusable arguments.
 """
 
-import argparse
 import json
 import sys
 import tempfile
@@ -17,64 +18,107 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments
 
-from training.data import VideoFeatureStore, get_split, load_features, load_questions
+from configuration.arguments import MistArgumentParser, available_cpu_workers
+from processing.feature_store import write_text_atomically
+from training.data import (
+    VideoFeatureStore,
+    check_features_fit_model,
+    feature_geometry,
+    get_split,
+    load_features,
+    load_questions,
+)
+from training.errors import BrokenFileError, is_local
 from training.evaluate import evaluate_questions
 from training.factory import load_trained
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mist evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="folder (or Hub id) written by `mist train`")
+def parse_args(argv: list[str] | None):
+    parser = MistArgumentParser(prog="mist evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="model folder (or Hub id) written by `mist train`")
     parser.add_argument("--dataset", required=True, help="question dataset (folder, save_to_disk folder or Hub id)")
     parser.add_argument("--features", required=True, help="video features from `mist extract-features`")
-    parser.add_argument("--split", default="test", help="split to evaluate (validation also answers to val/dev)")
-    parser.add_argument("--output-dir", default=".", help="where results_<split>.json and predictions_<split>.jsonl go")
-    parser.add_argument("--batch-size", type=int, default=64, help="questions per forward pass")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers reading features")
-    parser.add_argument("--group-by", default="", help="more columns to break accuracy down by, comma-separated")
-    parser.add_argument("--features-split", default="train", help="split of a Hub features dataset")
+    parser.add_argument("--split", default="test", help="split to evaluate (validation also answers to val/dev; default: test)")
     parser.add_argument(
-        "--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)"
+        "--output-dir",
+        default=None,
+        help="where results_<split>.json and predictions_<split>.jsonl go (default: MODEL/eval for a local model; "
+        "nothing is written for a Hub model without it)",
     )
+    parser.add_argument("--batch-size", type=int, default=64, help="questions per forward pass (default: 64)")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=0,
+        help=f"DataLoader worker processes reading features (default: 0, the main process; this machine can "
+        f"run {available_cpu_workers()} beside it)",
+    )
+    parser.add_argument("--group-by", default="", help="more columns to break accuracy down by, comma-separated")
+    parser.add_argument("--features-split", default="train", help="split of a Hub features dataset (default: train)")
+    parser.add_argument("--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)")
     parser.add_argument("--zero-video", action="store_true", help="zero the video features (question-only check)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda if present)"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    try:
-        model, processor = load_trained(args.model, args.clip_pretrained, args.device)
-        questions = get_split(load_questions(args.dataset), args.split, args.dataset)
-        features = VideoFeatureStore(load_features(args.features, args.features_split))
-        with tempfile.TemporaryDirectory() as scratch:  # the Trainer's output_dir; nothing is saved there
-            run_args = TrainingArguments(
-                output_dir=scratch,
-                per_device_eval_batch_size=args.batch_size,
-                dataloader_num_workers=args.num_workers,
-                use_cpu=torch.device(args.device).type == "cpu",
-                report_to="none",
-            )
-            results, records = evaluate_questions(
-                model,
-                processor,
-                questions,
-                features,
-                run_args,
-                split=args.split,
-                group_by=[column for column in args.group_by.split(",") if column],
-                zero_video=args.zero_video,
-            )
-    except ValueError as error:
-        print(f"mist evaluate: {error}", file=sys.stderr)
-        return 2
+
+def output_dir_for(args) -> Path | None:
+    if args.output_dir is not None:
+        return Path(args.output_dir)
+    return Path(args.model) / "eval" if is_local(args.model) else None
+
+
+def run(args) -> int:
+    model, processor = load_trained(args.model, args.clip_pretrained, args.device)
+    questions = get_split(load_questions(args.dataset), args.split, args.dataset)
+    features = load_features(args.features, args.features_split)
+    check_features_fit_model(feature_geometry(features, args.features), model.config, args.features, args.model)
+    with tempfile.TemporaryDirectory() as scratch:  # the Trainer's output_dir; nothing is saved there
+        run_args = TrainingArguments(
+            output_dir=scratch,
+            per_device_eval_batch_size=args.batch_size,
+            dataloader_num_workers=args.num_workers,
+            use_cpu=torch.device(args.device).type == "cpu",
+            report_to="none",
+            disable_tqdm=args.no_progress,
+        )
+        results, records = evaluate_questions(
+            model,
+            processor,
+            questions,
+            VideoFeatureStore(features),
+            run_args,
+            split=args.split,
+            group_by=[column for column in args.group_by.split(",") if column],
+            zero_video=args.zero_video,
+        )
     results["dataset"] = args.dataset
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    results["predictions_file"] = str(output_dir / f"predictions_{args.split}.jsonl")
-    with open(results["predictions_file"], "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    with open(output_dir / f"results_{args.split}.json", "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2)
+    output_dir = output_dir_for(args)
+    if output_dir is not None:
+        results["predictions_file"] = str(output_dir / f"predictions_{args.split}.jsonl")
+        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        write_text_atomically(results["predictions_file"], lines)
+        write_text_atomically(output_dir / f"results_{args.split}.json", json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+    if output_dir is None:
+        print("mist evaluate: nothing written (a Hub model has no folder here): pass --output-dir to keep the "
+              "results and the per-question predictions", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as error:  # the command names something unusable
+        if args.debug:
+            raise
+        print(f"mist evaluate: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    except (BrokenFileError, OSError) as error:  # a file or folder it names cannot be read
+        if args.debug:
+            raise
+        print(f"mist evaluate: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1

@@ -7,27 +7,35 @@
 Frames, grid, crop size and the CLIP model are those of the model the features are for: a
 preset's config (default `agqa`, the paper's settings) or a trained model's saved processor
 (`--model`); each can still be set on its own. Resumable and multi-process: see
-`processing.extract_features`. Exit status: 0 all videos written, 1 some videos failed (the good ones
-are written), 2 unusable arguments.
+`processing.extract_features`. An OUTPUT_DIR that already holds features made with the same settings
+is extended (its videos are kept, not computed again); one made with other settings is refused.
+Exit status: 0 all videos written, 1 some videos failed (the good ones are written) or a file could
+not be read, 2 unusable arguments.
 """
 
 import argparse
 import sys
 
-from configuration.arguments import build_model_config_kwargs
+from configuration.arguments import MistArgumentParser, build_model_config_kwargs
 from configuration.presets import PRESETS, get_preset
 from modeling_mist import MistConfig, MistVideoProcessor
 from modeling_mist.clip_runtime_mist import parse_clip_pretrained
 from processing.extract_features import ExtractionOptions, extract_features
+from training.errors import BrokenFileError, check_local_or_hub, hub_failure
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = MistArgumentParser(
         prog="mist extract-features",
         description="CLIP frame and patch features of videos, written as a datasets dataset (resumable, multi-process).",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="folder of videos, glob, video file or list file")
-    parser.add_argument("--output-dir", required=True, help="where the dataset is saved (load_from_disk)")
+    parser.add_argument(
+        "--output-dir",
+        required=True,
+        help="where the dataset is saved (load_from_disk); a dataset already there made with the same settings is "
+        "extended with the new videos",
+    )
     parser.add_argument("--work-dir", help="per-video results for resuming (default: OUTPUT_DIR.work)")
     sizes = parser.add_argument_group("what the features are for (default: the agqa preset)")
     sizes.add_argument("--preset", choices=sorted(PRESETS), help="take frames, grid and crop size from this preset")
@@ -37,14 +45,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--num-frames", type=int, help="frames sampled per video")
     sizes.add_argument("--grid-size", type=int, help="crops per frame side (patches = grid_size**2)")
     sizes.add_argument("--crop-size", type=int, help="CLIP input size")
-    parser.add_argument("--batch-size", type=int, default=4, help="videos encoded together")
-    parser.add_argument("--clip-batch-size", type=int, default=544, help="images per CLIP forward pass")
-    parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding videos ahead")
-    parser.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="stored feature type")
+    parser.add_argument("--batch-size", type=int, default=4, help="videos encoded together (default: 4)")
+    parser.add_argument("--clip-batch-size", type=int, default=544, help="images per CLIP forward pass (default: 544)")
+    parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding videos ahead (default: 4)")
+    parser.add_argument(
+        "--dtype", choices=("float16", "float32"), default="float16", help="stored feature type (default: float16)"
+    )
     parser.add_argument("--device", help="device for CLIP (default: this process's accelerate device)")
     parser.add_argument("--questions", help="questions file (jsonl, json or parquet) to add CLIP text embeddings to")
     parser.add_argument("--questions-output", help="where the questions file with embeddings goes")
-    parser.add_argument("--question-column", default="question", help="question text column of --questions")
+    parser.add_argument(
+        "--question-column", default="question", help="question text column of --questions (default: question)"
+    )
     parser.add_argument("--keep-work-dir", action="store_true", help="keep the per-video files after success")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -59,10 +71,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def load_video_processor(model: str) -> MistVideoProcessor:
+    """The video processor saved with a trained model (`--model`), with one-line errors."""
+    try:
+        return MistVideoProcessor.from_pretrained(model)
+    except Exception as error:  # noqa: BLE001  (a missing path, a Hub failure or a broken file)
+        if check_local_or_hub(model, "--model") == "hub":
+            raise hub_failure(model, "--model", "model", error) from error
+        raise BrokenFileError(
+            f"{model}: no MIST video processor can be loaded from it ({type(error).__name__}: {error}); expected "
+            "the folder that `mist train --output-dir` writes"
+        ) from error
+
+
 def resolve_sizes(args: argparse.Namespace) -> dict:
     """Frames, grid, crop and CLIP choice: each flag given wins, then `--model`'s processor, then the preset."""
     if args.model:
-        saved = MistVideoProcessor.from_pretrained(args.model)
+        saved = load_video_processor(args.model)
         defaults = {
             "num_frames": saved.num_frames,
             "grid_size": saved.grid_size,
@@ -86,23 +111,33 @@ def resolve_sizes(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    options = {name: value for name, value in vars(args).items() if name not in ("preset", "model")}
+    options = {name: value for name, value in vars(args).items() if name not in ("preset", "model", "debug")}
     try:
         options.update(resolve_sizes(args))
         summary = extract_features(ExtractionOptions(**options))
-    except (ValueError, OSError) as error:
-        print(f"mist extract-features: {error}", file=sys.stderr)
+    except ValueError as error:  # the command names something unusable, or settings differ from the output's
+        if args.debug:
+            raise
+        print(f"mist extract-features: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except (OSError, RuntimeError) as error:  # a file or folder it names cannot be read or written
+        if args.debug:
+            raise
+        print(f"mist extract-features: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     if not summary.main_process:
         return 0  # the main process reports everyone's failures and sets the exit status
     if summary.questions_written is not None:
         print(f"wrote {summary.questions_written} questions with CLIP embeddings to {args.questions_output}")
     if summary.rows:
-        reused = summary.rows - summary.computed
-        print(
-            f"wrote {summary.rows} of {summary.videos} videos to {args.output_dir} "
-            f"({summary.computed} computed now, {reused} reused)"
+        written = summary.rows - summary.kept_from_earlier
+        line = (
+            f"wrote {written} of {summary.videos} videos to {args.output_dir} "
+            f"({summary.computed} computed now, {written - summary.computed} reused)"
         )
+        if summary.kept_from_earlier:
+            line += f"; kept the {summary.kept_from_earlier} other videos already there ({summary.rows} in all)"
+        print(line)
     else:
         print(f"no video could be encoded: nothing written to {args.output_dir}", file=sys.stderr)
     if summary.failures:

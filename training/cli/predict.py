@@ -10,73 +10,107 @@ with random weights (tests only). Prints JSON: the top answers with scores and, 
 kept segments, frames and patches.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from training.data import VideoFeatureStore, load_features
-from training.explain import draw_explanation, explanation_frames, selections_of
+from configuration.arguments import MistArgumentParser
+from training.data import VideoFeatureStore, check_features_fit_model, feature_geometry, load_features
+from training.errors import BrokenFileError, UsageError
+from training.explain import draw_explanation, placeholder_frames, selections_of
 from training.factory import load_trained
 from training.predict import answer_question
 
+FRAMES_PER_STEP = 4  # frames (with their crops) sent to CLIP per progress step
+
 
 def read_embedding(path: str) -> np.ndarray:
-    if path.endswith(".npy"):
-        return np.load(path).astype(np.float32).reshape(-1)
-    with open(path, encoding="utf-8") as handle:
-        return np.asarray(json.load(handle), dtype=np.float32).reshape(-1)
+    if not Path(path).is_file():
+        raise UsageError(f"--question-clip-embedding {path}: no such file")
+    try:
+        if path.endswith(".npy"):
+            return np.load(path).astype(np.float32).reshape(-1)
+        with open(path, encoding="utf-8") as handle:
+            return np.asarray(json.load(handle), dtype=np.float32).reshape(-1)
+    except (ValueError, OSError) as error:
+        raise BrokenFileError(f"{path}: not a .npy array or a JSON list of numbers ({error})") from error
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mist predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="folder (or Hub id) written by `mist train`")
-    parser.add_argument("--question", required=True, help="the question, in words")
-    parser.add_argument("--video", help="video file or frame folder")
-    parser.add_argument("--choices", nargs="+", help="candidate answers (multiple-choice models)")
-    parser.add_argument("--features", help="stored features dataset, instead of embedding --video with CLIP")
-    parser.add_argument("--video-id", help="row of --features to use")
-    parser.add_argument("--question-clip-embedding", help=".npy or JSON list: the question's CLIP embedding")
+def embed_video(processor, video: str, num_frames: int, device: str, progress: bool):
+    """(sampled frames `[F, H, W, 3]`, frame_features `[F, D]`, patch_features `[F, P, D]`) of one video,
+    with a progress bar over the frames CLIP encodes."""
+    if not Path(video).exists():
+        raise UsageError(f"--video {video}: no such file or folder")
+    video_processor = processor.video_processor
+    with tqdm(total=num_frames, desc=f"CLIP features of {Path(video).name}", unit="frame", disable=not progress) as bar:
+        bar.set_postfix_str("decoding")
+        frames = video_processor.load_video(video, num_frames=num_frames)
+        bar.set_postfix_str("")
+        frame_chunks, patch_chunks = [], []
+        for start in range(0, len(frames), FRAMES_PER_STEP):
+            chunk = frames[start : start + FRAMES_PER_STEP]
+            frame_features, patch_features = video_processor.extract_features([chunk], device=device)
+            frame_chunks.append(frame_features[0])
+            patch_chunks.append(patch_features[0])
+            bar.update(len(chunk))
+    return frames, torch.cat(frame_chunks).numpy(), torch.cat(patch_chunks).numpy()
+
+
+def parse_args(argv: list[str] | None):
+    parser = MistArgumentParser(prog="mist predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="model folder (or Hub id) written by `mist train`")
     parser.add_argument(
-        "--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)"
+        "--question", required=True, help="the question, in words (cut to the model's max_question_length tokens)"
     )
-    parser.add_argument("--top-k", type=int, default=5, help="answers printed, best first")
+    parser.add_argument("--video", help="video file (mp4, webm, avi, mkv) or folder of frame images")
+    parser.add_argument("--choices", nargs="+", help="candidate answers, for a multiple-choice model")
+    parser.add_argument("--features", help="stored features dataset, instead of embedding --video with CLIP")
+    parser.add_argument("--video-id", help="which video of --features to use")
+    parser.add_argument("--question-clip-embedding", help=".npy or JSON list: the question's CLIP embedding")
+    parser.add_argument("--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)")
+    parser.add_argument("--top-k", type=int, default=5, help="how many answers to print, best first (default: 5)")
     parser.add_argument("--explain", help="write a PNG of the frames with the kept segments and patches")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda if present)"
     )
     args = parser.parse_args(argv)
-
     if args.video is None and (args.features is None or args.video_id is None):
         parser.error("pass --video, or --features with --video-id")
-    try:
-        model, processor = load_trained(args.model, args.clip_pretrained, args.device)
-        frame_features = patch_features = None
-        if args.features is not None:
-            store = VideoFeatureStore(load_features(args.features))
-            if args.video_id not in store:
-                raise ValueError(f"video {args.video_id!r} is not in {args.features!r} ({len(store)} videos)")
-            frame_features, patch_features = store[args.video_id]
-        embedding = read_embedding(args.question_clip_embedding) if args.question_clip_embedding else None
-        answers, outputs, frames = answer_question(
-            model,
-            processor,
-            args.question,
-            choices=args.choices,
-            video=args.video if args.features is None else None,
-            frame_features=frame_features,
-            patch_features=patch_features,
-            question_clip_embedding=embedding,
-            top_k=args.top_k,
-        )
-        if frames is None and args.video is not None and args.explain:
+    return args
+
+
+def run(args) -> int:
+    model, processor = load_trained(args.model, args.clip_pretrained, args.device)
+    frames = None
+    if args.features is not None:
+        features = load_features(args.features)
+        check_features_fit_model(feature_geometry(features, args.features), model.config, args.features, args.model)
+        store = VideoFeatureStore(features)
+        if args.video_id not in store:
+            raise UsageError(f"--video-id {args.video_id}: not in {args.features} ({len(store)} videos)")
+        frame_features, patch_features = store[args.video_id]
+        if args.video is not None and args.explain:
             frames = processor.video_processor.load_video(args.video, num_frames=model.config.num_frames)
-    except ValueError as error:
-        print(f"mist predict: {error}", file=sys.stderr)
-        return 2
+    else:
+        frames, frame_features, patch_features = embed_video(
+            processor, args.video, model.config.num_frames, args.device, progress=not args.no_progress
+        )
+    embedding = read_embedding(args.question_clip_embedding) if args.question_clip_embedding else None
+    answers, outputs, _ = answer_question(
+        model,
+        processor,
+        args.question,
+        choices=args.choices,
+        frame_features=frame_features,
+        patch_features=patch_features,
+        question_clip_embedding=embedding,
+        top_k=args.top_k,
+    )
 
     layers = selections_of(outputs)
     result = {"question": args.question, "answers": [{"answer": a, "score": round(s, 5)} for a, s in answers]}
@@ -85,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for number, layer in enumerate(layers)
     ]
     if args.explain:
-        drawn, timing = explanation_frames(args.video, model.config.num_frames, model.config.num_segments)
+        drawn = frames if frames is not None else placeholder_frames(model.config.num_frames)
         result["explanation"] = str(
             draw_explanation(
                 drawn,
@@ -95,8 +129,23 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.explain),
                 title=args.question,
                 answers=answers,
-                timing=timing,
             )
         )
     print(json.dumps(result, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as error:  # the command names something unusable
+        if args.debug:
+            raise
+        print(f"mist predict: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    except (BrokenFileError, OSError) as error:  # a file or folder it names cannot be read
+        if args.debug:
+            raise
+        print(f"mist predict: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1

@@ -1,13 +1,16 @@
 """`mist train`: train MIST on a question dataset and its video features with the transformers Trainer.
 
     mist train --dataset DATA --features FEATURES --output-dir OUT [--preset agqa|nextqa|star|demo|tiny]
-               [--text-encoder NAME_OR_PATH] [--config_overrides "hidden_size=256,..."]
+               [--text-encoder NAME_OR_PATH] [--config-overrides "hidden_size=256,..."]
                [any TrainingArguments flag: --max_steps, --learning_rate, --per_device_train_batch_size, ...]
 
 Open-ended or multiple choice follows from the data (a `choices` column). The preset defaults to
-`nextqa` for multiple choice and `agqa` otherwise. OUT receives a complete `save_pretrained` model
-and processor, a README.md model card, and the metrics. Run under `torchrun` or `accelerate launch`
-(`-m training.cli train ...`) to train on several processes.
+`nextqa` for multiple choice and `agqa` otherwise; sizes the features carry (frames, patches, CLIP
+width) are read from them. OUT receives a complete `save_pretrained` model and processor, a
+README.md model card, and the metrics. An OUT that holds anything is refused unless
+`--resume-from-checkpoint last|CHECKPOINT` or `--overwrite-output-dir` is given. Run under `torchrun`
+or `accelerate launch` (`-m training.cli train ...`) to train on several processes.
+Exit status: 0 trained, 1 a file could not be read, 2 unusable arguments.
 """
 
 import json
@@ -15,24 +18,55 @@ import logging
 import sys
 
 from huggingface_hub.errors import StrictDataclassError
+from transformers import HfArgumentParser, TrainingArguments
 
-from configuration.arguments import parse_with_preset
+from configuration.arguments import parse_with_preset, short_help
+from training.errors import BrokenFileError
 from training.train import TrainOptions, default_preset, train
+
+PROG = "mist train"
+DESCRIPTION = __doc__.split("\n\n")[0]
+
+
+def take_debug_flag(argv: list[str]) -> tuple[list[str], bool]:
+    """Remove a bare `--debug` (ours) and keep `--debug VALUE` (TrainingArguments' own debug option)."""
+    kept, debug = [], False
+    for index, arg in enumerate(argv):
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if arg == "--debug" and (following is None or following.startswith("-")):
+            debug = True
+        else:
+            kept.append(arg)
+    return kept, debug
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--help-all" in argv:
+        HfArgumentParser((TrainOptions, TrainingArguments), prog=PROG, description=DESCRIPTION).print_help()
+        return 0
+    if "-h" in argv or "--help" in argv:
+        print(short_help(TrainOptions, PROG, DESCRIPTION))
+        return 0
+    argv, debug = take_debug_flag(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
         options, training_args, preset = parse_with_preset(
-            argv, TrainOptions, default_preset, prog="mist train", description=__doc__.split("\n\n")[0]
+            argv, TrainOptions, default_preset, prog=PROG, description=DESCRIPTION
         )
         if not any(arg.split("=")[0] in ("--output_dir", "--output-dir") for arg in argv):
             raise ValueError("--output-dir is required")
         results = train(options, training_args, preset)
-    except (ValueError, StrictDataclassError) as error:
-        print(f"mist train: {error}", file=sys.stderr)
+    except (ValueError, StrictDataclassError) as error:  # the command names something unusable
+        if debug:
+            raise
+        print(f"{PROG}: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except (BrokenFileError, OSError) as error:  # a file or folder it names cannot be read
+        if debug:
+            raise
+        print(f"{PROG}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     if training_args.process_index == 0:
         print(json.dumps({split: _printable(metrics) for split, metrics in results.items()}, indent=2))
     return 0

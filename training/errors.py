@@ -1,0 +1,64 @@
+"""What can be wrong with the files and folders a command is given, as one-line messages.
+
+Two kinds, so that the command line can tell the user whether to change the command or the files:
+
+* `UsageError` (a `ValueError`): the command names something unusable: a path that does not exist,
+  a folder of the wrong kind, settings that contradict what is already on disk. `mist` exits with 2.
+* `BrokenFileError`: the path is right but what is in it cannot be read: an empty questions file, a
+  truncated Arrow file, a model folder without weights. `mist` exits with 1.
+
+Every message starts with the file or folder (and the flag that named it) and says what is wrong.
+"""
+
+import os
+import re
+from pathlib import Path
+
+# A Hub repository id: `name` or `owner/name` (letters, digits, `-`, `_`, `.`).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+
+
+class UsageError(ValueError):
+    """The command line names something that cannot be used (exit status 2)."""
+
+
+class BrokenFileError(RuntimeError):
+    """A file or folder exists but its content cannot be used (exit status 1)."""
+
+
+def is_local(name_or_path: str | os.PathLike) -> bool:
+    """True when `name_or_path` exists on this machine (file or folder)."""
+    return Path(name_or_path).expanduser().exists()
+
+
+def check_local_or_hub(name_or_path: str, flag: str) -> str:
+    """`"local"` for an existing path, `"hub"` for a possible Hub repository id.
+
+    Raises `UsageError` for a path that cannot be a Hub id and does not exist (`./out`, `/data/x`,
+    `a/b/c`), so that a mistyped folder is not reported as an unreachable Hub repository.
+    """
+    if is_local(name_or_path):
+        return "local"
+    if not HUB_ID.fullmatch(str(name_or_path)) or str(name_or_path).startswith((".", "~")):
+        raise UsageError(f"{flag} {name_or_path}: no such file or folder{_nearest_existing_hint(name_or_path)}")
+    return "hub"
+
+
+def hub_failure(name_or_path: str, flag: str, what: str, error: BaseException) -> UsageError:
+    """The error for a name that is not a local path and could not be loaded from the Hub."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return UsageError(
+        f"{flag} {name_or_path}: no such local folder, and no {what} on the Hub by that id could be loaded "
+        f"({type(error).__name__}: {reason}){_nearest_existing_hint(name_or_path)}"
+    )
+
+
+def _nearest_existing_hint(name_or_path) -> str:
+    """`" (out/ exists: is the name mistyped?)"` when a parent folder of the path exists."""
+    path = Path(name_or_path).expanduser()
+    for parent in path.parents:
+        if str(parent) not in (".", "") and parent.is_dir():
+            entries = sorted(entry.name for entry in parent.iterdir() if not entry.name.startswith("."))[:8]
+            listing = ", ".join(entries) if entries else "nothing"
+            return f"; {parent}/ exists and holds: {listing}"
+    return ""
