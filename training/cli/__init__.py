@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "evaluate": ("evaluate", "accuracy overall and per question type"),
     "predict": ("predict", "answer a question about one video"),
     "demo": ("demo", "offline synthetic long-form video QA: train, compare, explain"),
+    "app": ("app", "web page (Gradio) to ask questions about a video and see what MIST looked at"),
 }
 
 
