@@ -195,7 +195,7 @@ def draw_explanation(
             kept = segment in layer["segments"]
             timeline.add_patch(
                 Rectangle(
-                    (left, 0), frames_per_segment, 1, facecolor=colour, alpha=0.08 + 0.92 * score / best, linewidth=0
+                    (left, 0), frames_per_segment, 1, facecolor=colour, alpha=min(1.0, 0.08 + 0.92 * score / best), linewidth=0
                 )
             )
             if kept:
