@@ -8,6 +8,7 @@ and its kept frames, large, with the patch scores as a heatmap over each frame (
 outlined); a legend saying what is shown.
 """
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,7 @@ def draw_explanation(
     header, strip_height = 0.55 + 0.3 * bool(answers), thumb_width * aspect + 0.35
     timeline_height, kept_height = 0.5, lines * (frame_width * aspect + 0.3)
     layer_height = timeline_height + 0.3 + kept_height
-    legend_height = 0.6
+    legend_height = 0.75
     figure_width = label_width + content_width + margin
     figure_height = header + strip_height + len(layers) * layer_height + legend_height
     figure = plt.figure(figsize=(figure_width, figure_height), dpi=DPI)
@@ -252,15 +253,17 @@ def draw_explanation(
             )
         top += layer_height
 
-    # legend: what each mark means
-    legend = (
+    # legend: what each mark means, wrapped to the figure's width
+    legend = [
         "Timeline rows: each segment's selection score (its share of the layer's attention over segments); "
-        "stronger colour = higher score; outlined = kept, ranked.\n"
+        "stronger colour = higher score; outlined = kept, ranked.",
         "Kept frames: the frames of the kept segments, each patch tinted by its selection score (colour bar, top "
-        "right); outlined cells = kept patches.  Times: "
-        + ("seconds into the video." if unit == "seconds" else "sampled-frame positions (frame rate unknown).")
-    )
-    figure.text(0.5 / figure_width, (legend_height - 0.15) / figure_height, legend, fontsize=7.5, va="top")
+        "right); outlined cells = kept patches.",
+        "Times: " + ("seconds into the video." if unit == "seconds" else "sampled-frame positions (frame rate unknown)."),
+    ]
+    characters = int((figure_width - 0.7) * 17)  # about 17 characters per inch at 7.5 points
+    legend_text = "\n".join(textwrap.fill(line, characters) for line in legend)
+    figure.text(0.5 / figure_width, (legend_height - 0.1) / figure_height, legend_text, fontsize=7.5, va="top")
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

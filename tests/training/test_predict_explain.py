@@ -9,7 +9,9 @@ from datasets import load_from_disk
 from PIL import Image
 
 from training.cli import main as mist
-from training.explain import LAYER_COLORS
+from matplotlib import colormaps
+
+from training.explain import HEATMAP, LAYER_COLORS, draw_explanation, selections_of
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +93,96 @@ def test_predict_on_a_video_file_runs_clip_and_draws_its_frames(model_dir, tmp_p
 def test_predict_needs_a_video_or_features(model_dir):
     with pytest.raises(SystemExit):
         mist(["predict", "--model", str(model_dir), "--question", "what?"])
+
+
+def test_predict_explain_draws_large_frames_with_times_of_the_video(model_dir, tmp_path, capsys):
+    """The picture of a video file is wide enough for 200-pixel kept frames and its legend speaks of seconds."""
+    video = tmp_path / "clip.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(40):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 5 * index, np.uint8), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    png = tmp_path / "timed.png"
+    assert mist(["predict", "--model", str(model_dir), "--video", str(video), "--question", "what appeared?",
+                 "--explain", str(png)]) == 0  # fmt: skip
+    width, height = Image.open(png).size
+    assert width >= 900 and height >= 600  # 4 kept frames of 200 pixels per layer, a label column
+
+
+def explanation_layers(segment_scores, patch_scores) -> list[dict]:
+    """Two ISTA layers keeping segments 3 and 2 (2 frames each, patches 0 and 1) with the given scores."""
+    frames = [6, 7, 4, 5]
+    return [
+        {
+            "segments": [3, 2],
+            "segment_scores": segment_scores,
+            "frames": frames,
+            "patches": {frame: [0, 1] for frame in frames},
+            "patch_scores": {frame: patch_scores for frame in frames},
+        }
+        for _ in range(2)
+    ]
+
+
+def draw(tmp_path, name, layers, timing=None) -> np.ndarray:
+    frames = np.full((8, 48, 64, 3), 128, dtype=np.uint8)
+    png = draw_explanation(frames, layers, 4, 2, tmp_path / name, title="q?", answers=[("cup", 0.7)], timing=timing)
+    return np.asarray(Image.open(png).convert("RGB")).astype(int)
+
+
+def test_patch_scores_are_a_heatmap_over_the_kept_frames(tmp_path):
+    cold = draw(tmp_path, "cold.png", explanation_layers([0.1, 0.1, 0.3, 0.5], [0.0, 0.0, 0.0, 0.0]))
+    hot = draw(tmp_path, "hot.png", explanation_layers([0.1, 0.1, 0.3, 0.5], [1.0, 0.0, 0.0, 0.0]))
+    assert cold.shape == hot.shape
+    # the top-left patch of each of the 8 kept frames (a 100 x 75 pixel cell of a 200-pixel frame) is tinted ...
+    changed = np.abs(hot - cold).sum(axis=-1) > 30
+    assert 8 * 60 * 45 < changed.sum() < 8 * 100 * 75 + 20_000
+    # ... with the heatmap's top colour over the grey frame (alpha 0.6), not outlined
+    top = np.array([int(255 * c) for c in colormaps[HEATMAP](1.0)[:3]])
+    tinted = np.round(0.6 * top + 0.4 * 128)
+    assert (np.abs(hot - tinted).sum(axis=-1) < 12).sum() > 8 * 60 * 45
+
+
+def test_segment_strength_follows_the_score_and_times_label_the_axis(tmp_path):
+    image = draw(tmp_path, "timeline.png", explanation_layers([0.0, 0.02, 0.18, 0.8], [0.4, 0.3, 0.2, 0.1]))
+    for number, colour in enumerate(LAYER_COLORS[:2]):
+        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+        faint = np.round(0.08 * rgb + 0.92 * 255)  # a segment scored 0 is drawn at 8 % strength
+        assert layer_colour_pixels_in(image, rgb) > 5000  # the best segment at full strength, the layer label
+        assert (np.abs(image - faint).sum(axis=-1) < 8).sum() > 5000
+
+
+def layer_colour_pixels_in(image: np.ndarray, rgb: np.ndarray) -> int:
+    return int((np.abs(image - rgb).sum(axis=-1) < 30).sum())
+
+
+def test_selections_of_carries_patch_scores_and_times(model_dir, tiny_task):
+    from transformers import AutoModel, AutoProcessor
+
+    from modeling_mist.pipeline_mist import video_timing
+    from training.predict import answer_question
+
+    question = load_from_disk(str(tiny_task[0]))["test"][0]
+    features = load_from_disk(str(tiny_task[1])).with_format("numpy")
+    row = list(features["video_id"]).index(question["video_id"])
+    model, processor = AutoModel.from_pretrained(model_dir).eval(), AutoProcessor.from_pretrained(model_dir)
+    _, outputs, _ = answer_question(
+        model, processor, question["question"],
+        frame_features=features[row]["frame_features"].astype(np.float32),
+        patch_features=features[row]["patch_features"].astype(np.float32),
+        question_clip_embedding=np.asarray(question["question_clip_embedding"], dtype=np.float32),
+    )  # fmt: skip
+    timing = video_timing(80, [5 + 10 * frame for frame in range(8)], 4, fps=10)  # 8 s, 2 s segments
+    for layer, scores in zip(selections_of(outputs, timing=timing), outputs.patch_scores):
+        assert set(layer) == {"segments", "segment_scores", "frames", "patches", "patch_scores", "segment_times", "frame_times"}
+        for rank, segment in enumerate(layer["segments"]):
+            assert layer["segment_times"][segment] == [2.0 * segment, 2.0 * segment + 2.0]
+            for position, frame in enumerate(layer["frames"][2 * rank : 2 * rank + 2]):
+                assert layer["frame_times"][frame] == 0.5 + frame
+                np.testing.assert_allclose(layer["patch_scores"][frame], scores[0, rank, position].tolist(), atol=1e-5)
+    untimed = selections_of(outputs)
+    assert untimed[0]["frame_times"] == {frame: frame for frame in untimed[0]["frames"]}
