@@ -1,0 +1,129 @@
+"""benchmarks/benchmark_vs_original.py: the driver's bookkeeping with fake workers, and one real project worker.
+
+The original side runs only when MIST_ORIGINAL_DIR names a checkout of github showlab/mist.
+No timing is asserted: the numbers depend on the machine.
+"""
+
+import importlib.util
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "benchmark_vs_original.py"
+TINY_WORK = shlex.split("--batch 1 --steps 1 --warmup 0 --threads 1 --answers 3 --question-length 4 --answer-length 3")
+PHASES = ("train", "eval_cached", "eval_reencode")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmark_vs_original", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def fake_checkout(tmp_path, bench, monkeypatch):
+    for relative in bench.ORIGINAL_FILES:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("")
+    monkeypatch.setattr(bench, "_importable", lambda module: True)
+    return tmp_path
+
+
+def fake_run(side, rates, rss):
+    """A worker's result: `rates` questions/s per phase, half of that per CPU second (two busy threads)."""
+    return {
+        "side": side,
+        "train_peak_rss_mib": rss,
+        **{f"{phase}_questions_per_s": rate for phase, rate in zip(PHASES, rates)},
+        **{f"{phase}_questions_per_cpu_s": rate / 2 for phase, rate in zip(PHASES, rates)},
+    }
+
+
+def test_a_directory_that_is_not_a_checkout_is_named_with_its_missing_file(fake_checkout, bench):
+    (fake_checkout / "model" / "mist.py").unlink()
+    with pytest.raises(SystemExit, match=r"not a checkout of github showlab/mist: model/mist.py is missing"):
+        bench.parse_args(["--original", str(fake_checkout)])
+    with pytest.raises(SystemExit, match="no such directory"):
+        bench.parse_args(["--original", str(fake_checkout / "absent")])
+    with pytest.raises(SystemExit):
+        bench.parse_args([])  # only the project worker runs without a checkout
+    assert bench.parse_args(["--worker", "project"]).original is None
+
+
+def test_medians_and_ratios_are_project_over_original(bench):
+    runs = [
+        fake_run("original", (2.0, 10.0, 5.0), 1000),
+        fake_run("project", (3.0, 20.0, 5.0), 900),
+        fake_run("project", (4.0, 30.0, 6.0), 800),
+        fake_run("original", (4.0, 10.0, 3.0), 1200),
+        fake_run("original", (3.0, 12.0, 4.0), 1100),
+        fake_run("project", (5.0, 25.0, 8.0), 850),
+    ]
+    summary = bench.summarize(runs)
+    median_run = fake_run("original", (3.0, 10.0, 4.0), 1100)
+    assert summary["medians"]["original"] == {key: value for key, value in median_run.items() if key != "side"}
+    expected = {"train": 4 / 3, "eval_cached": 2.5, "eval_reencode": 1.5}
+    assert summary["ratios"] == pytest.approx(
+        {
+            "train_peak_rss_mib": 850 / 1100,
+            **{f"{phase}_questions_per_s": ratio for phase, ratio in expected.items()},
+            **{f"{phase}_questions_per_cpu_s": ratio for phase, ratio in expected.items()},
+        }
+    )
+
+
+def test_driver_alternates_sides_in_fresh_workers_and_writes_the_report(
+    fake_checkout, bench, monkeypatch, tmp_path, capsys
+):
+    calls = []
+
+    def run_worker(side, args):
+        calls.append(side)
+        if side == "original":
+            return fake_run(side, (2.0, 8.0, 4.0), 2048)
+        return fake_run(side, (3.0, 16.0, 5.0), 1024)
+
+    monkeypatch.setattr(bench, "run_worker", run_worker)
+    report_path = tmp_path / "report.json"
+    bench.main(["--original", str(fake_checkout), "--repeats", "3", "--json", str(report_path)])
+    assert calls == ["original", "project", "project", "original", "original", "project"]
+    report = json.loads(report_path.read_text())
+    assert report["ratios"]["train_questions_per_s"] == 1.5 and report["ratios"]["train_questions_per_cpu_s"] == 1.5
+    assert report["ratios"]["eval_cached_questions_per_s"] == 2.0
+    assert report["ratios"]["eval_reencode_questions_per_s"] == 1.25 and report["ratios"]["train_peak_rss_mib"] == 0.5
+    assert report["work"]["batch"] == 32 and report["work"]["answers"] == 171 and len(report["runs"]) == 6
+    assert all(run["load_average_after"] >= 0 for run in report["runs"])
+    assert {"cpu", "cores", "torch"} <= set(report["machine"])
+    table = capsys.readouterr().out
+    assert "training step (q/s)" in table and "1.50" in table and "machine:" in table
+
+
+def run_real_worker(side, *extra):
+    command = [sys.executable, str(SCRIPT), "--worker", side, *TINY_WORK, *extra]
+    completed = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("BENCHMARK-RESULT "))
+    result = json.loads(line.removeprefix("BENCHMARK-RESULT "))
+    assert result["side"] == side and result["threads"] == 1
+    for phase in PHASES:
+        assert result[f"{phase}_questions_per_s"] > 0 and result[f"{phase}_questions_per_cpu_s"] > 0, phase
+    assert result["train_peak_rss_mib"] > 0 and result["build_s"] > 0
+    return result
+
+
+def test_project_worker_prints_positive_measurements():
+    result = run_real_worker("project")
+    assert result["optimized_parameters_m"] == result["parameters_m"] > 0  # Adam over the whole model
+
+
+@pytest.mark.skipif(not os.environ.get("MIST_ORIGINAL_DIR"), reason="MIST_ORIGINAL_DIR names no showlab/mist checkout")
+def test_original_worker_prints_positive_measurements():
+    result = run_real_worker("original", "--original", os.environ["MIST_ORIGINAL_DIR"])
+    assert 0 < result["optimized_parameters_m"] < result["parameters_m"]  # CLIP is left out of Adam, as in the original
