@@ -14,7 +14,8 @@ class MistDataCollator:
     """Turns examples of `MistQuestionDataset` (or plain dicts of the same keys) into a model batch.
 
     Example keys: `question` (str), `frame_features` `[F, D]`, `patch_features` `[F, P, D]`,
-    `question_clip_embedding` `[D]`, `labels` (int, optional), `choices` (list[str], multiple choice).
+    `question_clip_embedding` `[D]`, `labels` (int, optional), `choices` (list[str], multiple choice),
+    `question_id` (optional, named in errors).
 
     Batch keys: `frame_features [B, F, D]`, `patch_features [B, F, P, D]` (float32),
     `input_ids`/`attention_mask [B, L]` (L <= the processor's max_question_length),
@@ -74,4 +75,15 @@ class MistDataCollator:
     def _choices(self, examples: list[dict]) -> list[list[str]]:
         if any(example.get("choices") is None for example in examples):
             raise ValueError("examples have no choices and the collator has no open-ended answer vocabulary")
-        return [list(example["choices"]) for example in examples]
+        choices = [list(example["choices"]) for example in examples]
+        counts = {len(row) for row in choices}
+        if len(counts) > 1:
+            named = [
+                f"{example.get('question_id') if example.get('question_id') is not None else f'example {index}'}: {len(row)}"
+                for index, (example, row) in enumerate(zip(examples, choices))
+            ]
+            raise ValueError(
+                f"questions of one batch have different numbers of choices ({', '.join(named)}); a batch needs one "
+                "count: drop or pad the odd questions (MistQuestionDataset drops them and lists them in its report)"
+            )
+        return choices

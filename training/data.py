@@ -72,7 +72,7 @@ def _is_empty_file(path: Path) -> bool:
 def load_questions(name_or_path: str, flag: str = "--dataset") -> DatasetDict:
     """All splits of a question dataset: a folder of `{split}.jsonl`/parquet files, one such file, a
     `save_to_disk` folder or a Hub id. Raises `UsageError` / `BrokenFileError` naming the bad path."""
-    remedy = "write it again (`mist prepare-dataset`)"
+    remedy = "convert the annotations again with `mist prepare-dataset`"
     if check_local_or_hub(name_or_path, flag) == "hub":
         try:
             loaded = load_dataset(str(name_or_path))
@@ -91,7 +91,7 @@ def load_questions(name_or_path: str, flag: str = "--dataset") -> DatasetDict:
                 )
             for file in files:
                 if _is_empty_file(file):
-                    raise BrokenFileError(f"{file}: the file is empty; expected one question per line ({remedy})")
+                    raise BrokenFileError(f"{file}: the file is empty, expected one question per line; {remedy}")
             try:
                 if path.is_file():
                     kind = {".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}.get(path.suffix, "json")
@@ -112,7 +112,7 @@ def load_questions(name_or_path: str, flag: str = "--dataset") -> DatasetDict:
                 f"expected {list(QUESTION_COLUMNS)} (see `mist prepare-dataset`)"
             )
         if len(dataset) == 0:
-            raise BrokenFileError(f"{name_or_path}: split {split!r} holds no questions ({remedy})")
+            raise BrokenFileError(f"{name_or_path}: split {split!r} holds no questions; {remedy}")
     return loaded
 
 
@@ -163,13 +163,28 @@ def add_question_clip_embeddings(splits: DatasetDict, encode_text, progress: boo
     return splits
 
 
+def check_question_embeddings(splits: dict, clip_hidden_size: int, source: str) -> None:
+    """Raise `UsageError` when stored `question_clip_embedding`s are not `clip_hidden_size` wide (another CLIP
+    than the one that made the video features)."""
+    for name, questions in splits.items():
+        if EMBEDDING_COLUMN not in questions.column_names:
+            continue
+        width = len(questions[0][EMBEDDING_COLUMN])
+        if width != clip_hidden_size:
+            raise UsageError(
+                f"--dataset {source}: split {name!r} has {width}-d question_clip_embedding but the video features are "
+                f"{clip_hidden_size}-d: embed the questions with the CLIP that made the features (`mist extract-features "
+                "--questions FILE --questions-output FILE`), or drop the column and the processor's CLIP computes it"
+            )
+
+
 def load_features(name_or_path: str, split: str = "train", flag: str = "--features") -> Dataset:
     """The video features dataset (memory-mapped), from a `save_to_disk` folder or a Hub id.
 
     Raises `UsageError` for a path that does not exist or is not a folder, `BrokenFileError` for a
     folder that is not a saved dataset or whose Arrow files are truncated.
     """
-    remedy = "extract the features again (`mist extract-features`)"
+    remedy = "extract the features again with `mist extract-features`"
     if check_local_or_hub(name_or_path, flag) == "hub":
         try:
             loaded = load_dataset(str(name_or_path), split=split)
@@ -194,7 +209,7 @@ def load_features(name_or_path: str, split: str = "train", flag: str = "--featur
             "(written by `mist extract-features`)"
         )
     if len(loaded) == 0:
-        raise BrokenFileError(f"{name_or_path}: the features dataset holds no videos ({remedy})")
+        raise BrokenFileError(f"{name_or_path}: the features dataset holds no videos; {remedy}")
     return loaded
 
 

@@ -35,7 +35,8 @@ def evaluate_questions(
         raise ValueError(
             f"the {split!r} questions are {kind} but the model {model.name_or_path!r} is {model.config.task}"
         )
-    questions = add_question_clip_embeddings({split: questions}, processor.video_processor.encode_text)[split]
+    progress = not training_args.disable_tqdm
+    questions = add_question_clip_embeddings({split: questions}, processor.video_processor.encode_text, progress)[split]
     vocabulary = None if multiple_choice else processor.answer_candidates("")
     eval_dataset = MistQuestionDataset(questions, features, vocabulary, keep_unlabeled=True, split=split)
     if len(eval_dataset) == 0:

@@ -55,8 +55,8 @@ def build_model(
 
 
 @contextmanager
-def each_log_message_once(logger_name: str = "transformers"):
-    """Within the block, drop a log record of `logger_name` whose text was already emitted in it."""
+def each_log_message_once(library: str = "transformers"):
+    """Within the block, drop a log record of `library`'s loggers whose text was already emitted in it."""
     seen = set()
 
     def first_time(record: logging.LogRecord) -> bool:
@@ -66,15 +66,16 @@ def each_log_message_once(logger_name: str = "transformers"):
         seen.add(message)
         return True
 
-    library_logger = logging.getLogger(logger_name)
-    handlers = library_logger.handlers or logging.getLogger().handlers
-    for handler in handlers:
-        handler.addFilter(first_time)
+    # Logger-level filters act where a record is made, before any handler (ours, the library's or a test's).
+    names = [name for name in logging.Logger.manager.loggerDict if name == library or name.startswith(library + ".")]
+    loggers = [logging.getLogger(name) for name in names]
+    for logger_ in loggers:
+        logger_.addFilter(first_time)
     try:
         yield
     finally:
-        for handler in handlers:
-            handler.removeFilter(first_time)
+        for logger_ in loggers:
+            logger_.removeFilter(first_time)
 
 
 def freeze_text_encoders(model: MistForVideoQuestionAnswering) -> None:

@@ -34,6 +34,7 @@ from .data import (
     VideoFeatureStore,
     add_question_clip_embeddings,
     build_answer_vocabulary,
+    check_question_embeddings,
     feature_geometry,
     feature_settings,
     find_split,
@@ -284,6 +285,7 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
 
+    check_question_embeddings({"train": train_questions, **evaluated}, config_kwargs.get("clip_hidden_size", MistConfig.clip_hidden_size), dataset)
     multiple_choice = is_multiple_choice(train_questions)
     task = "multiple-choice" if multiple_choice else "open-ended"
     if preset.task is not None and preset.task != task:

@@ -10,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
+import numpy as np
+from datasets import Array2D, Array3D, Dataset, Features, Value, load_from_disk
 from transformers import BertConfig, BertModel, BertTokenizer
 
 from training.demo.synthetic_dataset import OBJECT_WORDS, SyntheticTaskConfig, SyntheticVideoQA
@@ -93,3 +96,49 @@ def run_python(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Com
     return subprocess.run(
         [sys.executable, *args], cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def write_features(folder: Path, video_ids, num_frames: int, num_patches: int, width: int, seed: int = 0) -> Path:
+    """A features dataset like `mist extract-features` writes, of any size, random values."""
+    rng = np.random.default_rng(seed)
+    features = Features(
+        {
+            "video_id": Value("string"),
+            "frame_features": Array2D((num_frames, width), "float16"),
+            "patch_features": Array3D((num_frames, num_patches, width), "float16"),
+        }
+    )
+    rows = {
+        "video_id": list(video_ids),
+        "frame_features": [rng.standard_normal((num_frames, width)).astype(np.float16) for _ in video_ids],
+        "patch_features": [rng.standard_normal((num_frames, num_patches, width)).astype(np.float16) for _ in video_ids],
+    }
+    Dataset.from_dict(rows, features=features).save_to_disk(str(folder))
+    return folder
+
+
+def write_video(path: Path, num_frames: int = 20) -> Path:
+    """A small H.264 mp4: grey frames brightening over time with a green square moving right."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(num_frames):
+            image = np.full((48, 64, 3), 10 + 10 * index, dtype=np.uint8)
+            image[10:22, 3 * index : 3 * index + 12] = (20, 200, 20)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_jsonl(path: Path, records) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def question_rows(questions_folder: Path, split: str) -> list[dict]:
+    """The tiny task's questions of one split as plain records (no evidence columns)."""
+    splits = load_from_disk(str(questions_folder))
+    return splits[split].remove_columns(["evidence_segments", "evidence_cells"]).to_list()

@@ -23,6 +23,7 @@ from processing.feature_store import write_text_atomically
 from training.data import (
     VideoFeatureStore,
     check_features_fit_model,
+    check_question_embeddings,
     feature_geometry,
     get_split,
     load_features,
@@ -75,6 +76,7 @@ def run(args) -> int:
     questions = get_split(load_questions(args.dataset), args.split, args.dataset)
     features = load_features(args.features, args.features_split)
     check_features_fit_model(feature_geometry(features, args.features), model.config, args.features, args.model)
+    check_question_embeddings({args.split: questions}, model.config.clip_hidden_size, args.dataset)
     with tempfile.TemporaryDirectory() as scratch:  # the Trainer's output_dir; nothing is saved there
         run_args = TrainingArguments(
             output_dir=scratch,
