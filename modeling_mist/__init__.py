@@ -27,6 +27,6 @@ __all__ = [
     "MistModel",
     "MistPreTrainedModel",
     "MistProcessor",
-    "MistVideoQuestionAnsweringPipeline",
     "MistVideoProcessor",
+    "MistVideoQuestionAnsweringPipeline",
 ]

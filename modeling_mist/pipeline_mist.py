@@ -32,9 +32,7 @@ TASK = "video-question-answering"
 DEFAULT_BATCH_SIZE = 8  # questions per model forward when a call is given a list
 
 
-def video_timing(
-    total_frames: int, sampled_frames: Sequence[int], num_segments: int, fps: float | None = None
-) -> dict:
+def video_timing(total_frames: int, sampled_frames: Sequence[int], num_segments: int, fps: float | None = None) -> dict:
     """When each sampled frame and each segment happens, in seconds when `fps` is known, else in source frames.
 
     `sampled_frames` `[F]` are the source-frame indices MIST sees (`sample_frame_indices`). Segment `s`
@@ -87,12 +85,18 @@ def describe_selection(outputs, index: int, timing: dict) -> list[dict]:
                         "frame": frame,
                         "time": timing["frame_times"][frame],
                         "patches": patch_indices[index, rank, position].tolist(),
-                        "patch_scores": [round(score, 5) for score in patch_scores[index, rank, position].float().tolist()],
+                        "patch_scores": [
+                            round(score, 5) for score in patch_scores[index, rank, position].float().tolist()
+                        ],
                     }
                 )
             start, end = timing["segment_bounds"][segment]
-            segments.append({"segment": segment, "score": round(scores[segment], 5), "start": start, "end": end, "frames": frames})
-        layers.append({"layer": layer_number, "segment_scores": [round(score, 5) for score in scores], "segments": segments})
+            segments.append(
+                {"segment": segment, "score": round(scores[segment], 5), "start": start, "end": end, "frames": frames}
+            )
+        layers.append(
+            {"layer": layer_number, "segment_scores": [round(score, 5) for score in scores], "segments": segments}
+        )
     return layers
 
 
@@ -214,8 +218,15 @@ class MistVideoQuestionAnsweringPipeline(Pipeline):
             frame_features, patch_features = frame_features[0], patch_features[0]  # [F, D], [F, P, D]
         if timing is None:  # stored features only: times are sampled-frame positions
             num_frames = frame_features.shape[0]
-            timing = video_timing(num_frames, sample_frame_indices(num_frames, num_frames), config.num_segments, example.get("fps"))
-        cache[key] = {"frame_features": frame_features, "patch_features": patch_features, "frames": frames, "timing": timing}
+            timing = video_timing(
+                num_frames, sample_frame_indices(num_frames, num_frames), config.num_segments, example.get("fps")
+            )
+        cache[key] = {
+            "frame_features": frame_features,
+            "patch_features": patch_features,
+            "frames": frames,
+            "timing": timing,
+        }
         return cache[key]
 
     def preprocess(self, examples: list[dict], video_cache: dict | None = None) -> dict:
@@ -291,7 +302,11 @@ class MistVideoQuestionAnsweringPipeline(Pipeline):
 
 # ----- registration (called by `modeling_mist/__init__.py`; not used where this file runs as remote code) -----
 
-PIPELINE_ENTRY = {"impl": f"pipeline_mist.{MistVideoQuestionAnsweringPipeline.__name__}", "pt": ["AutoModel"], "type": "multimodal"}
+PIPELINE_ENTRY = {
+    "impl": f"pipeline_mist.{MistVideoQuestionAnsweringPipeline.__name__}",
+    "pt": ["AutoModel"],
+    "type": "multimodal",
+}
 
 
 def _copy_pipeline_code(save_directory: str | os.PathLike) -> None:
@@ -338,4 +353,4 @@ def register_pipeline(config_class: type) -> None:
     config_class._mist_pipeline_registered = True
 
 
-__all__ = ["MistVideoQuestionAnsweringPipeline", "TASK", "describe_selection", "register_pipeline", "video_timing"]
+__all__ = ["TASK", "MistVideoQuestionAnsweringPipeline", "describe_selection", "register_pipeline", "video_timing"]

@@ -59,7 +59,9 @@ class VideoQuestionAnswerer:
         self.pipeline = answerer
         self.config = answerer.model.config
         self.samples = list(samples)
-        self._sample_of = {_digest(sample.video): sample for sample in self.samples if sample.frame_features is not None}
+        self._sample_of = {
+            _digest(sample.video): sample for sample in self.samples if sample.frame_features is not None
+        }
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="mist-app-"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._pictures = itertools.count()
@@ -96,7 +98,10 @@ class VideoQuestionAnswerer:
             raise ValueError("no question: type one")
         question = question.strip()
         result = self.pipeline(
-            self.example(video, question, parse_choices(choices)), top_k=TOP_K, return_selection=True, return_frames=True
+            self.example(video, question, parse_choices(choices)),
+            top_k=TOP_K,
+            return_selection=True,
+            return_frames=True,
         )
         answers = result["answers"]
         picture = draw_explanation(
@@ -144,7 +149,10 @@ def build_app(answerer: VideoQuestionAnswerer):
                 ask = gr.Button("Ask", variant="primary", elem_id="ask")
                 if answerer.samples:
                     gr.Examples(
-                        [[sample.video, sample.question, "\n".join(sample.choices or [])] for sample in answerer.samples],
+                        [
+                            [sample.video, sample.question, "\n".join(sample.choices or [])]
+                            for sample in answerer.samples
+                        ],
                         inputs=[video, question, choices],
                         label="samples (synthetic demo videos, answered from their stored features)"
                         if answerer._sample_of

@@ -53,7 +53,9 @@ def selections_of_result(selection: list[dict]) -> list[dict]:
                 "frames": [frame["frame"] for frame in frames],
                 "patches": {frame["frame"]: frame["patches"] for frame in frames},
                 "patch_scores": {frame["frame"]: frame["patch_scores"] for frame in frames},
-                "segment_times": {segment["segment"]: [segment["start"], segment["end"]] for segment in layer["segments"]},
+                "segment_times": {
+                    segment["segment"]: [segment["start"], segment["end"]] for segment in layer["segments"]
+                },
                 "frame_times": {frame["frame"]: frame["time"] for frame in frames},
             }
         )
@@ -149,7 +151,9 @@ def draw_explanation(
 
     figure.text(0.5 / figure_width, 1 - 0.3 / figure_height, title, fontsize=12, weight="bold", va="center")
     if answers:
-        figure.text(0.5 / figure_width, 1 - 0.65 / figure_height, "answers:  " + _answer_text(answers), fontsize=10, va="center")
+        figure.text(
+            0.5 / figure_width, 1 - 0.65 / figure_height, "answers:  " + _answer_text(answers), fontsize=10, va="center"
+        )
     patch_maximum = max(
         (max(scores) for layer in layers for scores in layer.get("patch_scores", {}).values()), default=1.0
     )
@@ -177,14 +181,29 @@ def draw_explanation(
     strip.set_xticks([segment * frames_per_segment for segment in range(num_segments + 1)], boundary_labels, fontsize=7)
     strip.set_yticks([])
     strip.tick_params(length=2, pad=1)
-    figure.text(0.25 / figure_width, 1 - (top + thumb_width * aspect / 2) / figure_height, "video\n(sampled\nframes)", fontsize=8, va="center")
+    figure.text(
+        0.25 / figure_width,
+        1 - (top + thumb_width * aspect / 2) / figure_height,
+        "video\n(sampled\nframes)",
+        fontsize=8,
+        va="center",
+    )
 
     top += strip_height
     for layer_number, layer in enumerate(layers):
         colour = LAYER_COLORS[layer_number % len(LAYER_COLORS)]
         label = axes(0.1, top, label_width - 0.25, timeline_height)
         label.add_patch(Rectangle((0, 0), 1, 1, color=colour))
-        label.text(0.5, 0.5, f"ISTA layer {layer_number + 1}", color="white", ha="center", va="center", fontsize=9, weight="bold")
+        label.text(
+            0.5,
+            0.5,
+            f"ISTA layer {layer_number + 1}",
+            color="white",
+            ha="center",
+            va="center",
+            fontsize=9,
+            weight="bold",
+        )
         label.set_axis_off()
 
         # segment scores over time: fill strength = score relative to the layer's best segment
@@ -196,7 +215,12 @@ def draw_explanation(
             kept = segment in layer["segments"]
             timeline.add_patch(
                 Rectangle(
-                    (left, 0), frames_per_segment, 1, facecolor=colour, alpha=min(1.0, 0.08 + 0.92 * score / best), linewidth=0
+                    (left, 0),
+                    frames_per_segment,
+                    1,
+                    facecolor=colour,
+                    alpha=min(1.0, 0.08 + 0.92 * score / best),
+                    linewidth=0,
                 )
             )
             if kept:
@@ -211,7 +235,9 @@ def draw_explanation(
                           color="white" if score / best > 0.6 else "black")  # fmt: skip
         timeline.set_xlim(0, num_frames)
         timeline.set_ylim(0, 1)
-        timeline.set_xticks([segment * frames_per_segment for segment in range(num_segments + 1)], boundary_labels, fontsize=7)
+        timeline.set_xticks(
+            [segment * frames_per_segment for segment in range(num_segments + 1)], boundary_labels, fontsize=7
+        )
         timeline.set_yticks([])
         timeline.tick_params(length=2, pad=1)
         for side in ("top", "right", "left"):
@@ -222,7 +248,9 @@ def draw_explanation(
         for position, frame in enumerate(layer["frames"]):
             line, column = divmod(position, per_line)
             frame_top = kept_top + line * (frame_width * aspect + 0.3)
-            picture = axes(label_width + column * frame_width + 0.04, frame_top, frame_width - 0.08, (frame_width - 0.08) * aspect)
+            picture = axes(
+                label_width + column * frame_width + 0.04, frame_top, frame_width - 0.08, (frame_width - 0.08) * aspect
+            )
             picture.imshow(frames[frame], extent=(0, width, height, 0), interpolation="nearest")
             patch_scores = layer.get("patch_scores", {}).get(frame)
             if patch_scores is not None:
@@ -249,17 +277,24 @@ def draw_explanation(
             segment = frame // frames_per_segment
             rank = layer["segments"].index(segment) + 1 if segment in layer["segments"] else "?"
             picture.set_title(
-                f"kept #{rank}: segment {segment} · {format_time(timing['frame_times'][frame], unit)}", fontsize=7, pad=2
+                f"kept #{rank}: segment {segment} · {format_time(timing['frame_times'][frame], unit)}",
+                fontsize=7,
+                pad=2,
             )
         top += layer_height
 
     # legend: what each mark means, wrapped to the figure's width
     legend = [
-        "Timeline rows: each segment's selection score (its share of the layer's attention over segments); "
-        "stronger colour = higher score; outlined = kept, ranked.",
-        "Kept frames: the frames of the kept segments, each patch tinted by its selection score (colour bar, top "
-        "right); outlined cells = kept patches.",
-        "Times: " + ("seconds into the video." if unit == "seconds" else "sampled-frame positions (frame rate unknown)."),
+        (
+            "Timeline rows: each segment's selection score (its share of the layer's attention over segments); "
+            "stronger colour = higher score; outlined = kept, ranked."
+        ),
+        (
+            "Kept frames: the frames of the kept segments, each patch tinted by its selection score (colour bar, "
+            "top right); outlined cells = kept patches."
+        ),
+        "Times: "
+        + ("seconds into the video." if unit == "seconds" else "sampled-frame positions (frame rate unknown)."),
     ]
     characters = int((figure_width - 0.7) * 17)  # about 17 characters per inch at 7.5 points
     legend_text = "\n".join(textwrap.fill(line, characters) for line in legend)

@@ -42,7 +42,9 @@ def ask_in_browser(driver, url: str, video: str, question: str, choices: str = "
     if choices:
         driver.find_element(By.CSS_SELECTOR, "#choices textarea").send_keys(choices)
     driver.find_element(By.CSS_SELECTOR, "#ask").click()
-    loaded = "const i = arguments[0]; return i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null"
+    loaded = (
+        "const i = arguments[0]; return i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null"
+    )
     picture = wait.until(
         lambda page: [
             size

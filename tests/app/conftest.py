@@ -1,6 +1,5 @@
 """Fixtures of the app tests: a tiny saved MIST, a video of known fps, the app served on a free local port."""
 
-import socket
 import sys
 from pathlib import Path
 
@@ -8,7 +7,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))  # pipeline_testing: tiny model, videos
 
-from pipeline_testing import write_tiny_model, write_video  # noqa: E402
+from app_testing import free_port
+from pipeline_testing import write_tiny_model, write_video
 
 
 @pytest.fixture(scope="session")
@@ -23,19 +23,13 @@ def app_video(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def answerer(app_model_dir, tmp_path_factory):
-    import modeling_mist  # noqa: F401
     from transformers import pipeline
 
+    import modeling_mist  # noqa: F401
     from training.app import VideoQuestionAnswerer
 
     pipe = pipeline("video-question-answering", model=str(app_model_dir), device="cpu")
     return VideoQuestionAnswerer(pipe, output_dir=tmp_path_factory.mktemp("app-pictures"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

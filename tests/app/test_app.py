@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from pipeline_testing import ANSWERS
 from PIL import Image
+from pipeline_testing import ANSWERS
 
 from training.app import parse_choices
 
@@ -87,7 +87,10 @@ def test_demo_samples_are_answered_from_their_stored_features(answerer, app_vide
     # a typed question is embedded as the task embeds its questions (object vectors + kind), without noise
     typed = with_samples.example(str(upload), "what appeared together with the cup?", None)["question_clip_embedding"]
     generator = SyntheticVideoQA(tiny_task_config())
-    expected = generator.object_vectors[OBJECT_WORDS.index("cup")] + 0.5 * generator.template_vectors[QUESTION_KINDS.index("together")]
+    expected = (
+        generator.object_vectors[OBJECT_WORDS.index("cup")]
+        + 0.5 * generator.template_vectors[QUESTION_KINDS.index("together")]
+    )
     np.testing.assert_allclose(typed, 10 * expected / np.linalg.norm(expected), rtol=1e-5)
     assert with_samples.example(samples[0].video, "q?", None)["frame_features"] is samples[0].frame_features
     answers, _, _, kept = with_samples.answer(str(upload), sample.question, "")

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-from transformers import BertConfig, BertModel, BertTokenizer
+from transformers import BertTokenizer
 
 from configuration.presets import TINY
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
@@ -21,7 +21,27 @@ from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcess
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FEATURE_DIM = 16  # the tiny preset's clip_hidden_size
 ANSWERS = ["apple", "ball", "cup", "dog", "hat", "key"]
-WORDS = "what did the person hold appeared together with a red cup blue box green ball where go yes no".split()
+WORDS = [
+    "what",
+    "did",
+    "the",
+    "person",
+    "hold",
+    "appeared",
+    "together",
+    "with",
+    "a",
+    "red",
+    "cup",
+    "blue",
+    "box",
+    "green",
+    "ball",
+    "where",
+    "go",
+    "yes",
+    "no",
+]
 VIDEO_FPS, VIDEO_FRAMES = 8, 40  # a 5-second video: 8 sampled frames, one every 5 source frames
 
 TINY_CLIP_CONFIG = {  # a 1-layer ViT on 224-pixel crops and a 1-layer text tower, 16-d embeddings
@@ -98,4 +118,12 @@ def write_video(path: Path, fps: int = VIDEO_FPS, num_frames: int = VIDEO_FRAMES
 def run_python(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """A subprocess of this interpreter, quiet and offline."""
     full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, *args], cwd=str(cwd), env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=str(cwd),
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

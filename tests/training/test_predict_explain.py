@@ -6,11 +6,10 @@ import av
 import numpy as np
 import pytest
 from datasets import load_from_disk
+from matplotlib import colormaps
 from PIL import Image
 
 from training.cli import main as mist
-from matplotlib import colormaps
-
 from training.explain import HEATMAP, LAYER_COLORS, draw_explanation, selections_of
 
 
@@ -102,7 +101,9 @@ def test_predict_explain_draws_large_frames_with_times_of_the_video(model_dir, t
         stream = container.add_stream("libx264", rate=8)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for index in range(40):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 5 * index, np.uint8), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.full((48, 64, 3), 5 * index, np.uint8), format="rgb24")
+            ):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -178,7 +179,15 @@ def test_selections_of_carries_patch_scores_and_times(model_dir, tiny_task):
     )  # fmt: skip
     timing = video_timing(80, [5 + 10 * frame for frame in range(8)], 4, fps=10)  # 8 s, 2 s segments
     for layer, scores in zip(selections_of(outputs, timing=timing), outputs.patch_scores):
-        assert set(layer) == {"segments", "segment_scores", "frames", "patches", "patch_scores", "segment_times", "frame_times"}
+        assert set(layer) == {
+            "segments",
+            "segment_scores",
+            "frames",
+            "patches",
+            "patch_scores",
+            "segment_times",
+            "frame_times",
+        }
         for rank, segment in enumerate(layer["segments"]):
             assert layer["segment_times"][segment] == [2.0 * segment, 2.0 * segment + 2.0]
             for position, frame in enumerate(layer["frames"][2 * rank : 2 * rank + 2]):

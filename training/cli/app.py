@@ -33,11 +33,15 @@ def demo_model(demo_dir: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mist app", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="folder (or Hub id) of a trained MIST; default: the demo's model")
-    parser.add_argument("--demo-dir", default=DEFAULT_DEMO_DIR, help="where the demo's model is (or is built) without --model")
+    parser.add_argument(
+        "--demo-dir", default=DEFAULT_DEMO_DIR, help="where the demo's model is (or is built) without --model"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
     parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda if present)"
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu or cuda (default: cuda if present)",
     )
     parser.add_argument("--samples", type=int, default=3, help="demo sample videos offered on the page")
     args = parser.parse_args(argv)
@@ -47,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("mist app: needs gradio: pip install 'mist-videoqa[app]'", file=sys.stderr)
         return 1
-    import modeling_mist  # noqa: F401  (registers the pipeline)
     from transformers import pipeline
 
+    import modeling_mist  # noqa: F401  (registers the pipeline)
     from training.app import VideoQuestionAnswerer, launch_app
     from training.app_samples import demo_samples
 
