@@ -19,6 +19,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # nothing leaves this machine 
 
 API_NAME = "answer"
 TOP_K = 5
+FEATURE_CACHE_SIZE = 4  # videos whose CLIP features are kept between questions
 
 
 def parse_choices(text: str | None) -> list[str] | None:
@@ -65,6 +66,7 @@ class VideoQuestionAnswerer:
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="mist-app-"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._pictures = itertools.count()
+        self._features = {}  # CLIP features of the last videos asked about, by content digest
 
     def describe_model(self) -> str:
         name = Path(self.config.name_or_path or "MIST").name
@@ -78,15 +80,26 @@ class VideoQuestionAnswerer:
         )
 
     def example(self, video: str, question: str, choices: list[str] | None) -> dict:
-        """The pipeline's input for one question; a known synthetic sample brings its stored features."""
+        """The pipeline's input for one question, with the video's features: a known synthetic sample's stored
+        ones, or CLIP's, computed once per video content (people ask several questions about one video)."""
         example = {"video": video, "question": question, "choices": choices}
-        sample = self._sample_of.get(_digest(video)) if self._sample_of else None
+        digest = _digest(video)
+        sample = self._sample_of.get(digest)
         if sample is not None:
             example.update(
                 frame_features=sample.frame_features,
                 patch_features=sample.patch_features,
                 question_clip_embedding=sample.embed_question(question),
             )
+            return example
+        if digest not in self._features:
+            video_processor = self.pipeline.processor.video_processor
+            frames = video_processor.load_video(video, num_frames=self.config.num_frames)
+            frame_features, patch_features = video_processor.extract_features([frames])
+            while len(self._features) >= FEATURE_CACHE_SIZE:
+                self._features.pop(next(iter(self._features)))  # the oldest video
+            self._features[digest] = {"frame_features": frame_features[0], "patch_features": patch_features[0]}
+        example.update(self._features[digest])
         return example
 
     def answer(self, video: str | None, question: str | None, choices: str | None = None):

@@ -49,6 +49,22 @@ def test_answer_gives_ranked_answers_a_picture_and_the_kept_segments_in_seconds(
     assert_ranked(answers, ["a red cup", "the blue box", "yes"], count=3)
 
 
+def test_questions_about_one_video_run_clip_once(answerer, app_video, tmp_path, monkeypatch):
+    from training.app import VideoQuestionAnswerer
+
+    answerer = VideoQuestionAnswerer(answerer.pipeline, output_dir=tmp_path / "pictures")  # nothing cached yet
+    calls = []
+    video_processor = answerer.pipeline.processor.video_processor
+    extract = video_processor.extract_features
+    monkeypatch.setattr(video_processor, "extract_features", lambda *a, **k: calls.append(1) or extract(*a, **k))
+    copy = tmp_path / "same.mp4"  # another upload of the same file
+    shutil.copyfile(app_video, copy)
+    first, *_ = answerer.answer(str(app_video), QUESTION, "")
+    second, *_ = answerer.answer(str(copy), "where did the green ball go?", "")
+    third, *_ = answerer.answer(str(copy), QUESTION, "")
+    assert len(calls) == 1 and third == first and second != first
+
+
 def test_answer_names_what_is_missing(answerer, app_video, tmp_path):
     with pytest.raises(ValueError, match="no video"):
         answerer.answer(None, QUESTION, "")
@@ -100,8 +116,10 @@ def test_demo_samples_are_answered_from_their_stored_features(answerer, app_vide
     )  # fmt: skip
     assert [a["answer"] for a in answers] == [a["answer"] for a in stored]
     assert any(f"({0.5 * s:g}s-{0.5 * (s + 1):g}s" in kept for s in range(4))  # 8 frames at 4 fps: 0.5 s segments
-    # a video that is no sample goes through CLIP
-    assert "frame_features" not in with_samples.example(str(app_video), "q?", None)
+    # a video that is no sample goes through CLIP, once
+    clip_features = with_samples.example(str(app_video), "q?", None)
+    assert clip_features["frame_features"].shape == (config.num_frames, config.clip_hidden_size)
+    assert with_samples.example(str(app_video), "q?", None)["frame_features"] is clip_features["frame_features"]
 
 
 def test_gradio_client_calls_the_answer_endpoint(served_app, answerer, app_video):
