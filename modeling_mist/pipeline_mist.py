@@ -138,6 +138,11 @@ class MistVideoQuestionAnsweringPipeline(Pipeline):
         self.processor.video_processor.to(self.device)  # CLIP runs beside the model
         self._vocabulary_embeddings = None  # (candidates, embeddings) of the open-ended vocabulary
 
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
+        """Save the model, this pipeline's code and the whole processor (the base class saves only its tokenizer)."""
+        super().save_pretrained(save_directory, **kwargs)
+        self.processor.save_pretrained(save_directory, **kwargs)
+
     def _sanitize_parameters(self, top_k=None, return_selection=None, return_frames=None, **kwargs):
         if kwargs:
             raise ValueError(f"unknown arguments {sorted(kwargs)}; expected top_k, return_selection, return_frames")

@@ -168,6 +168,13 @@ def test_saved_folders_carry_the_pipeline_code_and_entry(model_dir, tmp_path):
     assert (tmp_path / "trained" / "pipeline_mist.py").read_text() == (model_dir / "pipeline_mist.py").read_text()
 
 
+def test_a_saved_pipeline_loads_back(answerer, video_path, tmp_path):
+    answerer.save_pretrained(tmp_path / "saved")
+    assert json.loads((tmp_path / "saved" / "config.json").read_text())["custom_pipelines"] == {TASK: PIPELINE_ENTRY}
+    reloaded = pipeline(TASK, model=str(tmp_path / "saved"), device="cpu")
+    assert reloaded(str(video_path), QUESTION) == answerer(str(video_path), QUESTION)
+
+
 def test_trust_remote_code_pipeline_where_the_project_is_not_importable(answerer, model_dir, video_path, tmp_path):
     expected = answerer(str(video_path), QUESTION, return_selection=True)
     script = textwrap.dedent(
