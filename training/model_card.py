@@ -74,9 +74,9 @@ def display_name(name_or_path: str | None) -> str:
     text = str(name_or_path)
     if text.startswith("local-dir:"):
         return "local-dir:" + Path(text.removeprefix("local-dir:")).name
-    if hub_id_of(text) == text:
-        return text
-    return Path(text).name if ("/" in text or "\\" in text or is_local(text)) else text
+    if is_local(text) or Path(text).is_absolute() or text.startswith(("./", "../", "~")):
+        return Path(text).name
+    return text
 
 
 def text_encoder_hub_id(text_encoder: str | None) -> str | None:
@@ -240,8 +240,8 @@ def render_model_card(
         training_rows.append(("train runtime (s)", round(train_runtime, 1)))
     model_rows = [(name, getattr(config, name)) for name in RECORDED_MODEL_SIZES]
     encoder_text = display_name(text_encoder) if text_encoder else f"random {config.text_config.model_type}"
-    if base_model and base_model != text_encoder:
-        encoder_text = f"{base_model} ({display_name(text_encoder)})"
+    if text_encoder == "minilm":
+        encoder_text = f"{MINILM_HUB_ID} (minilm)"
     model_rows.append(("text encoder", encoder_text))
 
     body = f"""

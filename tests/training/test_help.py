@@ -1,0 +1,98 @@
+"""Every option of every command has help text, is shown as `--a-b` and accepted as `--a_b` too; `mist
+train --help` is short (MIST's options and the most used TrainingArguments), `--help-all` lists them all."""
+
+import importlib
+
+import pytest
+
+from configuration.arguments import MistArgumentParser, parse_with_preset
+from training.cli import main as mist
+from training.train import TrainOptions
+
+
+class Captured(Exception):
+    pass
+
+
+def parser_of(command: str, argv: list[str], monkeypatch) -> MistArgumentParser:
+    """The parser `mist COMMAND` builds, caught when it starts parsing."""
+
+    def capture(self, args=None, namespace=None):
+        raise Captured(self)
+
+    monkeypatch.setattr(MistArgumentParser, "parse_known_args", capture)
+    module = importlib.import_module(f"training.cli.{command}")
+    with pytest.raises(Captured) as captured:
+        module.main(argv)
+    monkeypatch.undo()
+    return captured.value.args[0]
+
+
+COMMANDS = {
+    # command: a command line with every multi-word option spelled with underscores
+    "evaluate": ["--model", "m", "--dataset", "d", "--features", "f", "--output_dir", "o", "--batch_size", "3",
+                 "--num_workers", "2", "--group_by", "x", "--features_split", "s", "--clip_pretrained", "none",
+                 "--zero_video", "--no_progress"],
+    "predict": ["--model", "m", "--question", "q", "--video", "v", "--video_id", "i", "--question_clip_embedding", "e",
+                "--clip_pretrained", "none", "--top_k", "3", "--no_progress"],
+    "extract_features": ["videos", "--output_dir", "o", "--work_dir", "w", "--clip_model", "c", "--clip_pretrained", "p",
+                         "--num_frames", "8", "--grid_size", "2", "--crop_size", "16", "--batch_size", "2",
+                         "--clip_batch_size", "9", "--decode_workers", "1", "--questions_output", "q",
+                         "--question_column", "text", "--keep_work_dir", "--no_progress"],
+    "prepare_dataset": ["--format", "star", "a.json", "--output_dir", "o"],
+    "demo": ["--output_dir", "o", "--train_videos", "5", "--test_videos", "3", "--config_overrides", "x=1",
+             "--task_overrides", "y=2", "--skip_baseline"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_option_has_help_and_one_spelling_in_the_help(command, monkeypatch):
+    parser = parser_of(command, ["--help"], monkeypatch)
+    options = [action for action in parser._actions if action.option_strings and action.dest != "help"]
+    assert any(action.dest == "debug" for action in options)
+    for action in options:
+        assert action.help and len(action.help) > 10, f"{command} {action.option_strings} has no help"
+        assert all("_" not in option for option in action.option_strings), action.option_strings
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_underscore_spellings_are_accepted(command, monkeypatch):
+    parser = parser_of(command, ["--help"], monkeypatch)
+    args = parser.parse_args(COMMANDS[command])
+    given = [arg for arg in COMMANDS[command] if arg.startswith("--")]
+    for flag in given:
+        dest = parser._option_string_actions[flag.replace("_", "-")].dest
+        assert getattr(args, dest) not in (None, False), flag
+
+
+def test_train_help_is_short_and_help_all_is_complete(capsys):
+    assert mist(["train", "--help"]) == 0
+    short = capsys.readouterr().out
+    assert len(short.splitlines()) < 110
+    for flag in ("--dataset", "--features", "--preset", "--text-encoder", "--overwrite-output-dir", "--output-dir",
+                 "--resume-from-checkpoint", "--max-steps", "--learning-rate", "--save-strategy", "--debug"):  # fmt: skip
+        assert f"\n  {flag} " in short or f"\n  {flag}\n" in short, flag
+    assert "'minilm' = the offline all-MiniLM-L6-v2" in " ".join(short.split())
+    assert "--help-all" in short and "_" not in "".join(line.split()[0] for line in short.splitlines() if line.startswith("  --"))
+    preset_help = short[short.index("  --preset") : short.index("  --text-encoder")]
+    assert preset_help.count("default") == 1
+
+    assert mist(["train", "--help-all"]) == 0
+    everything = capsys.readouterr().out
+    assert len(everything.splitlines()) > 3 * len(short.splitlines()) and "--lr_scheduler_type" in everything
+
+
+def test_train_accepts_both_spellings():
+    options, args, _ = parse_with_preset(
+        ["--preset", "tiny", "--output-dir", "o", "--max-steps", "3", "--learning_rate", "0.5",
+         "--config-overrides", "hidden_size=64", "--eval_split", "none", "--overwrite-output-dir"],
+        TrainOptions,
+    )  # fmt: skip
+    assert (args.output_dir, args.max_steps, args.learning_rate) == ("o", 3, 0.5)
+    assert options.config_overrides == "hidden_size=64" and options.eval_split is None and options.overwrite_output_dir
+
+
+def test_unknown_options_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exited:
+        mist(["evaluate", "--model", "m", "--dataset", "d", "--features", "f", "--batch-sise", "3"])
+    assert exited.value.code == 2 and "unrecognized arguments: --batch-sise" in capsys.readouterr().err
