@@ -41,9 +41,39 @@ class MistConfig(PreTrainedConfig):
         train_selection (`str`, defaults to `"gumbel"`): how selection works in training mode:
             `"gumbel"` draws soft Gumbel-softmax weights like the reference, `"topk"` uses the
             deterministic hard top-k of inference (no selection noise).
-        gumbel_temperature (`float`, defaults to 1.0): temperature of the training-time Gumbel-softmax.
-        answer_pooling (`str`, defaults to `"cls"`): how an answer's token states become one vector
-            (`"cls"`: first token, as the AGQA reference; `"mean"`: masked mean).
+        gumbel_temperature (`float`, defaults to 1.0): temperature of the Gumbel-softmax draws (training, and the
+            `"expectation"` inference rule). The NExT-QA reference uses 100.
+        eval_selection (`str`, defaults to `"topk"`): how selection works at inference. `"topk"`: the i-th of the
+            k draws is the candidate with the i-th highest score (deterministic; reproduces converted reference
+            logits). `"expectation"`: every draw is the noise-free training draw, the weighting
+            `softmax(probabilities / gumbel_temperature)` over all candidates; the k training draws are
+            independent and identically distributed, so all k become this same soft average (the reported
+            indices are still the top-k). Use it for checkpoints trained at a high temperature (NExT-QA: 100),
+            whose every training draw was close to a uniform average and which never saw a hard selection.
+        answer_pooling (`str`, defaults to `"cls"`): how an answer's token states become one vector.
+            `"cls"`: first token (AGQA and STAR references); `"mean"`: mean over the real tokens;
+            `"mean_unmasked"`: mean over every position of the padded candidate, padding included (NExT-QA
+            reference). With `"mean_unmasked"` a prediction depends on its batch's padding: candidates are padded
+            to the longest in the batch, so the same question scores differently in another batch.
+        num_temporal_layers (`int`, defaults to 0): transformer blocks (sized as the ISTA blocks) run over each
+            patch's frames within its segment before selection; the NExT-QA reference has 2. Needs one frame
+            per segment.
+        frame_as_patch_candidate (`bool`, defaults to `False`): append the raw CLIP frame embedding as candidate
+            `grid_size**2` (after the patches) of every frame, so patch selection may keep "the whole frame"
+            (NExT-QA). Needs `hidden_size == clip_hidden_size`.
+        use_patch_selection (`bool`, defaults to `True`): `False` keeps every patch (and the frame candidate) of
+            every kept frame, in grid order, and builds no patch selector (STAR).
+        question_tokens_in_sequence (`bool`, defaults to `True`): `False` builds the ISTA sequence as
+            `[segments | kept patches]` (positions from 0, no modality embedding, no padding mask) and no
+            question encoder: the question reaches the model only through `question_clip_embeds` (NExT-QA).
+        segment_normalization (`str`, defaults to `"frame"`): `"frame"`: L2-normalise every frame over its
+            channels, then average the segment's frames; `"time"`: average, then L2-normalise every channel over
+            the segment axis (the NExT-QA reference's `norm(dim=1)`).
+        fusion_pooling (`str`, defaults to `"first"`): the ISTA outputs summed into the fused vector: `"first"`,
+            the first (question [CLS]) token; `"mean"`, the mean of all tokens (NExT-QA).
+        freeze_position_embeddings (`bool`, defaults to `False`): `True` keeps every ISTA position table at its
+            sinusoidal initialisation (a buffer: loaded with the weights, never trained), as all three
+            references do; `False` trains it.
         task (`str`, defaults to `"open-ended"`): `"open-ended"` (every question is scored against one
             shared answer vocabulary, `id2label`) or `"multiple-choice"` (each question brings its own
             choices; `id2label` is unused).
@@ -84,7 +114,15 @@ class MistConfig(PreTrainedConfig):
     max_answer_length: int = 38  # answer tokens the processor keeps
     train_selection: Literal["gumbel", "topk"] = "gumbel"  # training-time selection rule
     gumbel_temperature: float = 1.0  # Gumbel-softmax temperature in training
-    answer_pooling: Literal["cls", "mean"] = "cls"  # answer token states -> one vector
+    eval_selection: Literal["topk", "expectation"] = "topk"  # inference-time selection rule
+    answer_pooling: Literal["cls", "mean", "mean_unmasked"] = "cls"  # answer token states -> one vector
+    num_temporal_layers: int = 0  # blocks over each patch's frames before selection (NExT-QA: 2)
+    frame_as_patch_candidate: bool = False  # the raw frame is patch candidate P + 1 (NExT-QA)
+    use_patch_selection: bool = True  # False: every patch of every kept frame enters the sequence (STAR)
+    question_tokens_in_sequence: bool = True  # False: ISTA sequence is [segments | kept] only (NExT-QA)
+    segment_normalization: Literal["frame", "time"] = "frame"  # L2 axis of the segment summaries
+    fusion_pooling: Literal["first", "mean"] = "first"  # ISTA output token(s) fused into the answer query
+    freeze_position_embeddings: bool = False  # True: sinusoidal position tables, never trained
     task: Literal["open-ended", "multiple-choice"] = "open-ended"  # shared vocabulary or per-question choices
     choice_template: str = "{choice}"  # multiple choice: candidate text read by the answer encoder
 
@@ -122,20 +160,36 @@ class MistConfig(PreTrainedConfig):
         return self.num_frames // self.num_segments
 
     @property
+    def num_patch_candidates(self) -> int:
+        """Patch-selection candidates per frame: the P patches, and the whole frame with `frame_as_patch_candidate`."""
+        return self.num_patches + int(self.frame_as_patch_candidate)
+
+    @property
+    def tokens_per_kept_frame(self) -> int:
+        """Tokens a kept frame puts in the ISTA sequence: its top-j candidates, or all without patch selection."""
+        return self.num_selected_patches if self.use_patch_selection else self.num_patch_candidates
+
+    @property
+    def num_question_tokens(self) -> int:
+        """Question positions in the ISTA sequence: Q, or none with `question_tokens_in_sequence=False`."""
+        return self.max_question_length if self.question_tokens_in_sequence else 0
+
+    @property
     def num_video_tokens(self) -> int:
         """Segment summaries plus kept patches in one ISTA sequence."""
-        kept_patches = self.num_selected_segments * self.frames_per_segment * self.num_selected_patches
+        kept_patches = self.num_selected_segments * self.frames_per_segment * self.tokens_per_kept_frame
         return self.num_segments + kept_patches
 
     @property
     def num_output_hidden_states(self) -> int:
-        """Hidden states `output_hidden_states` returns: per ISTA layer, the embedding output and each block's output."""
+        """Hidden states `output_hidden_states` returns: per ISTA layer, the embedding and each block's output."""
         return self.num_ista_layers * (self.num_hidden_layers + 1)
 
     @property
     def sequence_length(self) -> int:
-        """Length of the ISTA transformer input: `[Q question | S segments | kept patches]`."""
-        return self.max_question_length + self.num_video_tokens
+        """Length of the ISTA transformer input: `[Q question | S segments | kept patches]` (no question part
+        with `question_tokens_in_sequence=False`)."""
+        return self.num_question_tokens + self.num_video_tokens
 
     def validate_mist_sizes(self):
         """Reject size combinations the architecture cannot express."""
@@ -149,14 +203,38 @@ class MistConfig(PreTrainedConfig):
             raise ValueError(
                 f"num_selected_segments={self.num_selected_segments} must be in [1, num_segments={self.num_segments}]"
             )
-        if not 1 <= self.num_selected_patches <= self.num_patches:
-            raise ValueError(
-                f"num_selected_patches={self.num_selected_patches} must be in [1, grid_size**2={self.num_patches}]"
-            )
+        if self.use_patch_selection and not 1 <= self.num_selected_patches <= self.num_patch_candidates:
+            candidates = f"grid_size**2={self.num_patches}"
+            if self.frame_as_patch_candidate:
+                candidates = f"grid_size**2 + 1 (the frame)={self.num_patch_candidates}"
+            raise ValueError(f"num_selected_patches={self.num_selected_patches} must be in [1, {candidates}]")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size={self.hidden_size} must be divisible by num_attention_heads={self.num_attention_heads}"
             )
+
+    def validate_mist_variant(self):
+        """Reject variant options (NExT-QA / STAR switches) that cannot work together."""
+        if self.frame_as_patch_candidate and self.hidden_size != self.clip_hidden_size:
+            raise ValueError(
+                f"frame_as_patch_candidate=True puts the raw CLIP frame (clip_hidden_size={self.clip_hidden_size}) "
+                f"beside the encoded patches (hidden_size={self.hidden_size}); the two widths must be equal"
+            )
+        if self.num_temporal_layers < 0:
+            raise ValueError(f"num_temporal_layers={self.num_temporal_layers} must be >= 0")
+        if self.num_temporal_layers > 0 and self.num_frames != self.num_segments:
+            raise ValueError(
+                f"num_temporal_layers={self.num_temporal_layers} needs one frame per segment, got "
+                f"num_frames={self.num_frames} / num_segments={self.num_segments}: the reference's temporal encoder "
+                "mixes up the frame and patch axes of longer segments, so no checkpoint defines that case"
+            )
+        if self.fusion_pooling == "first" and not self.question_tokens_in_sequence:
+            raise ValueError(
+                "fusion_pooling='first' reads the question's first token, but question_tokens_in_sequence=False "
+                "puts no question in the ISTA sequence; use fusion_pooling='mean'"
+            )
+        if self.gumbel_temperature <= 0:
+            raise ValueError(f"gumbel_temperature={self.gumbel_temperature} must be > 0")
 
 
 __all__ = ["MistConfig"]

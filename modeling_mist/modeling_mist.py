@@ -30,9 +30,11 @@ NUM_MODALITIES = 2
 class MistModelOutput(ModelOutput):
     r"""
     last_hidden_state (`torch.FloatTensor` of shape `(batch, sequence_length, hidden_size)`):
-        Output of the last ISTA layer: `[question | segments | kept patches]` tokens.
+        Output of the last ISTA layer: `[question | segments | kept patches]` tokens (no question part with
+        `question_tokens_in_sequence=False`).
     pooler_output (`torch.FloatTensor` of shape `(batch, hidden_size)`):
-        Fused question-video representation (sum over ISTA layers of the first token, then projected).
+        Fused question-video representation: sum over ISTA layers of the first token (`fusion_pooling="first"`)
+        or of the mean of all tokens (`"mean"`), then projected.
     hidden_states (`tuple(torch.FloatTensor)`, *optional*):
         For every ISTA layer, its embedding output and the output of each transformer block,
         each `(batch, sequence_length, hidden_size)`.
@@ -46,10 +48,12 @@ class MistModelOutput(ModelOutput):
         Per ISTA layer, the absolute index of every kept frame, `(batch, num_selected_segments, frames_per_segment)`.
     patch_indices (`tuple(torch.LongTensor)`):
         Per ISTA layer, the kept patches (row-major grid index) of every kept frame, in rank order,
-        `(batch, num_selected_segments, frames_per_segment, num_selected_patches)`.
-    patch_scores (`tuple(torch.FloatTensor)`):
-        Per ISTA layer, the selection probabilities of all patches of every kept frame,
-        `(batch, num_selected_segments, frames_per_segment, num_patches)`.
+        `(batch, num_selected_segments, frames_per_segment, num_selected_patches)`. With
+        `frame_as_patch_candidate`, index `grid_size**2` is the whole frame. Without patch selection every
+        candidate is kept: `0, 1, ..., num_patch_candidates - 1` (grid order) for every kept frame.
+    patch_scores (`tuple(torch.FloatTensor)`, *optional*):
+        Per ISTA layer, the selection probabilities of all candidates of every kept frame,
+        `(batch, num_selected_segments, frames_per_segment, num_patch_candidates)`; None without patch selection.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -166,8 +170,10 @@ class MistSelector(nn.Module):
     """Scores candidates against the CLIP question embedding and keeps `num_selected` of them.
 
     Training (`train_selection="gumbel"`): each of the `num_selected` draws is a Gumbel-softmax
-    weighting over the candidates. Inference: the i-th draw is the candidate with the i-th highest
-    score (hard top-k, descending), taken with a gather.
+    weighting over the candidates. Inference (`eval_selection="topk"`): the i-th draw is the candidate
+    with the i-th highest score (hard top-k, descending), taken with a gather. Inference with
+    `eval_selection="expectation"`: every draw is the noise-free training draw, the weighting
+    `softmax(probabilities / gumbel_temperature)`; the returned indices are then the top-k all the same.
     """
 
     def __init__(self, config: MistConfig, key_size: int, num_selected: int):
@@ -183,7 +189,8 @@ class MistSelector(nn.Module):
         self, question: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """
-        question `[batch, D]`, keys `[batch, groups, candidates, key_size]`, values `[batch, groups, candidates, *rest]`.
+        question `[batch, D]`, keys `[batch, groups, candidates, key_size]`,
+        values `[batch, groups, candidates, *rest]`.
         Returns the selected values `[batch, groups, num_selected, *rest]`, their indices
         `[batch, groups, num_selected]` and the candidate probabilities `[batch, groups, candidates]`.
         """
@@ -193,11 +200,16 @@ class MistSelector(nn.Module):
         batch_size, num_groups, num_candidates = scores.shape
         flat_values = values.reshape(batch_size, num_groups, num_candidates, -1)  # [batch, groups, candidates, rest]
 
+        draws_input = scores.unsqueeze(2).expand(-1, -1, self.num_selected, -1)  # [batch, groups, k, candidates]
         if self.training and self.config.train_selection == "gumbel":
-            draws_input = scores.unsqueeze(2).expand(-1, -1, self.num_selected, -1)  # [batch, groups, k, candidates]
-            # The reference feeds probabilities, not logits, to gumbel_softmax (a softmax of a softmax); kept for fidelity.
+            # The reference feeds probabilities, not logits, to gumbel_softmax (a softmax of a softmax): kept.
             weights = F.gumbel_softmax(draws_input, tau=self.config.gumbel_temperature, dim=-1)
             indices = weights.argmax(dim=-1)
+            selected = torch.matmul(weights, flat_values)  # [batch, groups, k, rest]
+        elif not self.training and self.config.eval_selection == "expectation":
+            # The training draw without its Gumbel noise; the k draws are identical, as their expectations are.
+            weights = (draws_input / self.config.gumbel_temperature).softmax(dim=-1)
+            indices = scores.topk(self.num_selected, dim=-1).indices  # [batch, groups, k], descending score
             selected = torch.matmul(weights, flat_values)  # [batch, groups, k, rest]
         else:
             indices = scores.topk(self.num_selected, dim=-1).indices  # [batch, groups, k], descending score
@@ -227,23 +239,42 @@ class MistTokenProjection(nn.Module):
         return self.norm(self.activation(self.dense(hidden_states)))
 
 
+class MistPositionEmbeddings(nn.Module):
+    """`[sequence_length, hidden]` position table, sinusoidal at initialisation: a trained parameter, or with
+    `freeze_position_embeddings` a buffer (saved and loaded with the weights, never trained), as in the references."""
+
+    def __init__(self, config: MistConfig):
+        super().__init__()
+        # In the default dtype, as nn.Embedding would be: from_pretrained(dtype=...) builds the model under it.
+        table = sinusoidal_table(config.sequence_length, config.hidden_size).to(torch.get_default_dtype())
+        if config.freeze_position_embeddings:
+            self.register_buffer("weight", table)
+        else:
+            self.weight = nn.Parameter(table)
+
+
 class MistSequenceEmbeddings(nn.Module):
-    """Learned positions (initialised sinusoidal) and a question/video modality embedding."""
+    """Positions (sinusoidal at initialisation; learned, or frozen as in the references) plus, when the question is
+    in the sequence, a question/video modality embedding; then LayerNorm and dropout."""
 
     def __init__(self, config: MistConfig):
         super().__init__()
         self.config = config
-        self.position_embeddings = nn.Embedding(config.sequence_length, config.hidden_size)
-        self.modality_embeddings = nn.Embedding(NUM_MODALITIES, config.hidden_size)
+        self.position_embeddings = MistPositionEmbeddings(config)
+        self.modality_embeddings = None
+        if config.question_tokens_in_sequence:
+            self.modality_embeddings = nn.Embedding(NUM_MODALITIES, config.hidden_size)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        question_length = self.config.max_question_length
+        """`[batch, sequence, hidden]` -> the same shape."""
         sequence_length = tokens.shape[1]
-        modality_ids = torch.full((sequence_length,), VIDEO_MODALITY, dtype=torch.long, device=tokens.device)
-        modality_ids[:question_length] = QUESTION_MODALITY  # video tokens always start at position Q
-        embeddings = tokens + self.position_embeddings.weight[:sequence_length] + self.modality_embeddings(modality_ids)
+        embeddings = tokens + self.position_embeddings.weight[:sequence_length]
+        if self.modality_embeddings is not None:
+            modality_ids = torch.full((sequence_length,), VIDEO_MODALITY, dtype=torch.long, device=tokens.device)
+            modality_ids[: self.config.max_question_length] = QUESTION_MODALITY  # video always starts at position Q
+            embeddings = embeddings + self.modality_embeddings(modality_ids)
         return self.dropout(self.norm(embeddings))
 
 
@@ -360,16 +391,36 @@ class MistTransformerBlock(GradientCheckpointingLayer):
 class IstaLayerOutput:
     """What one ISTA layer hands to the next one and to the model output.
 
-    Shapes use k = `num_selected_segments`, f = `frames_per_segment`, j = `num_selected_patches`,
-    P = `grid_size**2`, S = `num_segments`.
+    Shapes use k = `num_selected_segments`, f = `frames_per_segment`, S = `num_segments`, C =
+    `num_patch_candidates` (P = `grid_size**2` patches, plus the whole frame as candidate P with
+    `frame_as_patch_candidate`) and j' = `tokens_per_kept_frame` (j = `num_selected_patches`, or C without patch
+    selection).
     """
 
     hidden_states: torch.Tensor  # [batch, sequence_length, hidden]: the last block's output
     segment_indices: torch.Tensor  # [batch, k]: kept segments in rank order
     segment_scores: torch.Tensor  # [batch, S]: selection probabilities of all segments
     frame_indices: torch.Tensor  # [batch, k, f]: absolute index of every kept frame
-    patch_indices: torch.Tensor  # [batch, k, f, j]: kept patches (row-major grid index) per kept frame, rank order
-    patch_scores: torch.Tensor  # [batch, k, f, P]: selection probabilities of the patches of every kept frame
+    patch_indices: torch.Tensor  # [batch, k, f, j']: kept candidates per kept frame, rank order (or grid order)
+    patch_scores: torch.Tensor | None  # [batch, k, f, C]: candidate probabilities; None without patch selection
+
+
+class MistTemporalEncoder(nn.Module):
+    """Transformer blocks over each patch position's frames within its segment, run before selection (NExT-QA)."""
+
+    def __init__(self, config: MistConfig):
+        super().__init__()
+        self.layers = nn.ModuleList([MistTransformerBlock(config) for _ in range(config.num_temporal_layers)])
+
+    def forward(self, patch_states: torch.Tensor) -> torch.Tensor:
+        """`[batch, S, frames_per_segment, P, hidden]` -> the same shape."""
+        batch_size, num_segments, frames_per_segment, num_patches, hidden_size = patch_states.shape
+        # One sequence per patch position of every segment: its frames in time order, [batch * S * P, f, hidden].
+        sequences = patch_states.transpose(2, 3).reshape(-1, frames_per_segment, hidden_size)
+        for block in self.layers:
+            sequences = block(sequences)  # every frame is real: no mask
+        sequences = sequences.reshape(batch_size, num_segments, num_patches, frames_per_segment, hidden_size)
+        return sequences.transpose(2, 3)  # [batch, S, f, P, hidden]
 
 
 class MistIstaLayer(nn.Module):
@@ -379,65 +430,85 @@ class MistIstaLayer(nn.Module):
         super().__init__()
         self.config = config
         first = layer_index == 0
-        # The first layer reads text-encoder states and CLIP segment means; later ones read the previous layer's outputs.
+        # The first layer reads text-encoder states and CLIP segment summaries; later ones the previous layer's outputs.
         question_size = config.text_config.hidden_size if first else config.hidden_size
         segment_size = config.clip_hidden_size if first else config.hidden_size
         self.segment_selector = MistSelector(config, segment_size, config.num_selected_segments)
-        self.patch_selector = MistSelector(config, config.hidden_size, config.num_selected_patches)
-        self.question_projection = MistTokenProjection(config, question_size)
+        self.patch_selector = None
+        if config.use_patch_selection:
+            self.patch_selector = MistSelector(config, config.hidden_size, config.num_selected_patches)
+        self.question_projection = None
+        if config.question_tokens_in_sequence:
+            self.question_projection = MistTokenProjection(config, question_size)
         self.segment_projection = MistTokenProjection(config, segment_size)
         self.patch_projection = MistTokenProjection(config, config.hidden_size)
         self.embeddings = MistSequenceEmbeddings(config)
         self.layers = nn.ModuleList([MistTransformerBlock(config) for _ in range(config.num_hidden_layers)])
 
-    def forward(
-        self,
-        question_clip: torch.Tensor,
-        question_states: torch.Tensor,
-        question_mask: torch.Tensor,
-        segment_states: torch.Tensor,
-        patch_states: torch.Tensor,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> IstaLayerOutput:
-        """question_clip `[batch, D]`, question_states `[batch, Q, *]` with question_mask `[batch, Q]` (1 = token),
-        segment_states `[batch, S, *]`, patch_states `[batch, S, frames_per_segment, P, hidden]`."""
-        config = self.config
-        batch_size, num_segments, frames_per_segment, num_patches, hidden_size = patch_states.shape
+    def select(
+        self, question_clip: torch.Tensor, segment_states: torch.Tensor, candidate_states: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """Segment selection, then patch selection in the kept frames.
 
-        segment_values = patch_states.reshape(batch_size, 1, num_segments, -1)  # [batch, 1, S, frames * P * hidden]
+        candidate_states `[batch, S, f, C, hidden]` -> kept tokens `[batch, k * f * j', hidden]` (segment draw
+        rank, then frame time order, then patch rank or grid order), segment indices `[batch, k]` and scores
+        `[batch, S]`, patch indices `[batch, k * f, j']` and scores `[batch, k * f, C]` (None without patch selection).
+        """
+        batch_size, num_segments, _, num_candidates, hidden_size = candidate_states.shape
+        segment_values = candidate_states.reshape(batch_size, 1, num_segments, -1)  # [batch, 1, S, f * C * hidden]
         kept_frames, segment_indices, segment_scores = self.segment_selector(
             question_clip, segment_states.unsqueeze(1), segment_values
         )
-        kept_frames = kept_frames.reshape(batch_size, -1, num_patches, hidden_size)  # [batch, k * frames, P, hidden]
-        kept_patches, patch_indices, patch_scores = self.patch_selector(question_clip, kept_frames, kept_frames)
-        kept_patches = kept_patches.reshape(batch_size, -1, hidden_size)  # [batch, k * frames * j, hidden]
+        kept_frames = kept_frames.reshape(batch_size, -1, num_candidates, hidden_size)  # [batch, k * f, C, hidden]
+        if self.patch_selector is None:
+            patch_indices = torch.arange(num_candidates, device=kept_frames.device).expand(*kept_frames.shape[:2], -1)
+            kept_patches, patch_scores = kept_frames, None
+        else:
+            kept_patches, patch_indices, patch_scores = self.patch_selector(question_clip, kept_frames, kept_frames)
+        kept_patches = kept_patches.reshape(batch_size, -1, hidden_size)  # [batch, k * f * j', hidden]
+        return kept_patches, segment_indices.squeeze(1), segment_scores.squeeze(1), patch_indices, patch_scores
 
-        tokens = torch.cat(
-            [
-                self.question_projection(question_states),
-                self.segment_projection(segment_states),
-                self.patch_projection(kept_patches),
-            ],
-            dim=1,
-        )  # [batch, Q + S + k * frames * j, hidden]
-        hidden_states = self.embeddings(tokens)
-        video_mask = question_mask.new_ones(batch_size, tokens.shape[1] - question_mask.shape[1])
-        attention_mask = create_bidirectional_mask(
-            config=config, inputs_embeds=hidden_states, attention_mask=torch.cat([question_mask, video_mask], dim=1)
+    def forward(
+        self,
+        question_clip: torch.Tensor,
+        question_states: torch.Tensor | None,
+        question_mask: torch.Tensor | None,
+        segment_states: torch.Tensor,
+        candidate_states: torch.Tensor,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> IstaLayerOutput:
+        """question_clip `[batch, D]`; question_states `[batch, Q, *]` with question_mask `[batch, Q]` (1 = token),
+        both None when the question is not in the sequence; segment_states `[batch, S, *]`; candidate_states
+        `[batch, S, frames_per_segment, C, hidden]` (the encoded patches, and the raw frame as candidate P)."""
+        config = self.config
+        batch_size, _, frames_per_segment = candidate_states.shape[:3]
+        kept_patches, segment_indices, segment_scores, patch_indices, patch_scores = self.select(
+            question_clip, segment_states, candidate_states
         )
+
+        tokens = [self.segment_projection(segment_states), self.patch_projection(kept_patches)]
+        if self.question_projection is not None:
+            tokens.insert(0, self.question_projection(question_states))
+        hidden_states = self.embeddings(torch.cat(tokens, dim=1))  # [batch, (Q +) S + k * f * j', hidden]
+        attention_mask = None  # video tokens are never padding
+        if question_mask is not None:
+            video_mask = question_mask.new_ones(batch_size, hidden_states.shape[1] - question_mask.shape[1])
+            sequence_mask = torch.cat([question_mask, video_mask], dim=1)  # [batch, sequence]
+            attention_mask = create_bidirectional_mask(
+                config=config, inputs_embeds=hidden_states, attention_mask=sequence_mask
+            )
         for block in self.layers:
             hidden_states = block(hidden_states, attention_mask, **kwargs)
 
-        segment_indices = segment_indices.squeeze(1)  # [batch, k]
         frame_offsets = torch.arange(frames_per_segment, device=segment_indices.device)
         shape = (batch_size, config.num_selected_segments, frames_per_segment)
         return IstaLayerOutput(
             hidden_states=hidden_states,
             segment_indices=segment_indices,
-            segment_scores=segment_scores.squeeze(1),
+            segment_scores=segment_scores,
             frame_indices=segment_indices[..., None] * frames_per_segment + frame_offsets,
             patch_indices=patch_indices.reshape(*shape, -1),
-            patch_scores=patch_scores.reshape(*shape, -1),
+            patch_scores=None if patch_scores is None else patch_scores.reshape(*shape, -1),
         )
 
 
@@ -455,7 +526,7 @@ class MistPreTrainedModel(PreTrainedModel):
     # The loss is a plain per-batch mean: the Trainer must scale it for gradient accumulation and processes itself.
     accepts_loss_kwargs = False
     _can_record_outputs = {
-        # Per ISTA layer: its embedding output, then each block's output.
+        # Per ISTA layer: its embedding output, then each block's output (not the temporal encoder's).
         "hidden_states": OutputRecorder(
             (MistSequenceEmbeddings, MistTransformerBlock),
             layer_name="ista_layers",
@@ -468,8 +539,9 @@ class MistPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        if isinstance(module, MistSequenceEmbeddings):
-            init.copy_(module.position_embeddings.weight, sinusoidal_table(*module.position_embeddings.weight.shape))
+        # On the table's own module: remote-code models skip initialising modules without direct parameters.
+        if isinstance(module, MistPositionEmbeddings):
+            init.copy_(module.weight, sinusoidal_table(*module.weight.shape))
 
 
 def _check_shape(name: str, tensor: torch.Tensor, expected: tuple, meaning: str):
@@ -479,22 +551,42 @@ def _check_shape(name: str, tensor: torch.Tensor, expected: tuple, meaning: str)
         raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected ({wanted}) = {meaning}")
 
 
+def segment_summaries(frame_features: torch.Tensor, num_segments: int, normalization: str) -> torch.Tensor:
+    """Raw CLIP frames `[batch, F, D]` -> one summary per segment of consecutive frames `[batch, S, D]`.
+
+    `"frame"`: mean of the segment's L2-normalised frames (not re-normalised). `"time"`: mean of the raw frames,
+    then every channel L2-normalised over the S segments (the NExT-QA reference's `norm(dim=1)`).
+    """
+    batch_size, num_frames, width = frame_features.shape
+    segments = frame_features.reshape(batch_size, num_segments, num_frames // num_segments, width)
+    if normalization == "frame":
+        return F.normalize(segments, dim=-1).mean(dim=2)
+    return F.normalize(segments.mean(dim=2), dim=1)
+
+
 class MistModel(MistPreTrainedModel):
     """Patch encoder, question encoder and ISTA layers -> fused question-video representation."""
 
     def __init__(self, config: MistConfig):
         super().__init__(config)
         self.patch_encoder = MistPatchEncoder(config)
-        self.question_encoder = build_text_encoder(config.text_config)
+        self.temporal_encoder = MistTemporalEncoder(config) if config.num_temporal_layers > 0 else None
+        # Without question tokens in the sequence the question encoder would have no effect (the NExT-QA reference
+        # runs its one and discards the output), so it is not built.
+        self.question_encoder = None
+        if config.question_tokens_in_sequence:
+            self.question_encoder = build_text_encoder(config.text_config)
         self.ista_layers = nn.ModuleList([MistIstaLayer(config, i) for i in range(config.num_ista_layers)])
         self.fusion_dropout = nn.Dropout(config.dropout)
         self.fusion_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Module:
-        return self.question_encoder.get_input_embeddings()
+    def get_input_embeddings(self) -> nn.Module | None:
+        return None if self.question_encoder is None else self.question_encoder.get_input_embeddings()
 
     def set_input_embeddings(self, value: nn.Module):
+        if self.question_encoder is None:
+            raise ValueError("question_tokens_in_sequence=False: this model has no question encoder")
         self.question_encoder.set_input_embeddings(value)
 
     def _check_inputs(self, frame_features, patch_features, input_ids, attention_mask, question_clip_embeds):
@@ -511,6 +603,10 @@ class MistModel(MistPreTrainedModel):
             "(batch, num_frames, grid_size**2, clip_hidden_size)",
         )
         _check_shape("question_clip_embeds", question_clip_embeds, (batch_size, width), "(batch, clip_hidden_size)")
+        if input_ids is None:
+            if config.question_tokens_in_sequence:
+                raise ValueError("input_ids is None, but question_tokens_in_sequence=True needs the question tokens")
+            return
         _check_shape("input_ids", input_ids, (batch_size, None), "(batch, question_length)")
         if attention_mask is not None:
             _check_shape("attention_mask", attention_mask, tuple(input_ids.shape), "the shape of input_ids")
@@ -520,12 +616,22 @@ class MistModel(MistPreTrainedModel):
                 f"{config.max_question_length}; truncate the question (MistProcessor does)"
             )
 
+    def encode_question(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Question token states zero-padded to Q positions `[batch, Q, text_hidden]` and their mask `[batch, Q]`."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        question_states = self.question_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        padding = self.config.max_question_length - question_states.shape[1]
+        return F.pad(question_states, (0, 0, 0, padding)), F.pad(attention_mask, (0, padding))
+
     @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         frame_features: torch.Tensor,
         patch_features: torch.Tensor,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None,
         question_clip_embeds: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
@@ -536,7 +642,8 @@ class MistModel(MistPreTrainedModel):
         patch_features (`torch.FloatTensor` of shape `(batch, num_frames, grid_size**2, clip_hidden_size)`):
             Raw CLIP image embedding of every grid crop of every frame, row-major.
         input_ids (`torch.LongTensor` of shape `(batch, question_length)`):
-            The question in the text encoder's vocabulary, at most `max_question_length` tokens.
+            The question in the text encoder's vocabulary, at most `max_question_length` tokens. Unused (and may
+            be None) with `question_tokens_in_sequence=False`.
         question_clip_embeds (`torch.FloatTensor` of shape `(batch, clip_hidden_size)`):
             Raw CLIP text embedding of the question.
         attention_mask (`torch.LongTensor` of shape `(batch, question_length)`, *optional*):
@@ -545,37 +652,42 @@ class MistModel(MistPreTrainedModel):
         """
         config = self.config
         self._check_inputs(frame_features, patch_features, input_ids, attention_mask, question_clip_embeds)
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-
         batch_size = frame_features.shape[0]
         num_segments, frames_per_segment = config.num_segments, config.frames_per_segment
         dtype = self.fusion_proj.weight.dtype
+        frame_features = frame_features.to(dtype)
 
         patch_states = self.patch_encoder(patch_features.to(dtype))  # [batch, frames, P, hidden]
         patch_states = patch_states.reshape(batch_size, num_segments, frames_per_segment, config.num_patches, -1)
+        if self.temporal_encoder is not None:
+            patch_states = self.temporal_encoder(patch_states)
+        if config.frame_as_patch_candidate:
+            # The raw CLIP frame is one more candidate of its frame: "the whole frame" (index P).
+            frames = frame_features.reshape(batch_size, num_segments, frames_per_segment, 1, -1)
+            patch_states = torch.cat([patch_states, frames], dim=3)  # [batch, S, f, P + 1, hidden]
         question_clip = F.normalize(question_clip_embeds.to(dtype), dim=-1)  # [batch, D]
-        frame_states = F.normalize(frame_features.to(dtype), dim=-1)
-        # Segment summary = mean of its L2-normalised frames (not re-normalised).
-        segment_states = frame_states.reshape(batch_size, num_segments, frames_per_segment, -1).mean(dim=2)
+        segment_states = segment_summaries(frame_features, num_segments, config.segment_normalization)
 
-        question_states = self.question_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        padding = config.max_question_length - question_states.shape[1]
-        question_states = F.pad(question_states, (0, 0, 0, padding))  # [batch, Q, text_hidden], zero rows appended
-        question_mask = F.pad(attention_mask, (0, padding))  # [batch, Q]
+        question_states = question_mask = None
+        if self.question_encoder is not None:
+            question_states, question_mask = self.encode_question(input_ids, attention_mask)
 
+        question_length = config.num_question_tokens
         layer_outputs = []
         for ista_layer in self.ista_layers:
             layer_output = ista_layer(
                 question_clip, question_states, question_mask, segment_states, patch_states, **kwargs
             )
             layer_outputs.append(layer_output)
-            question_states = layer_output.hidden_states[:, : config.max_question_length]
-            segment_states = layer_output.hidden_states[
-                :, config.max_question_length : config.max_question_length + num_segments
-            ]
+            if question_states is not None:
+                question_states = layer_output.hidden_states[:, :question_length]
+            segment_states = layer_output.hidden_states[:, question_length : question_length + num_segments]
 
-        fused = torch.stack([output.hidden_states[:, 0] for output in layer_outputs]).sum(dim=0)  # [batch, hidden]
+        if config.fusion_pooling == "first":
+            summaries = [output.hidden_states[:, 0] for output in layer_outputs]
+        else:
+            summaries = [output.hidden_states.mean(dim=1) for output in layer_outputs]
+        fused = torch.stack(summaries).sum(dim=0)  # [batch, hidden], summed over ISTA layers
         pooled = self.fusion_proj(self.fusion_dropout(fused))
 
         return MistModelOutput(
@@ -585,7 +697,7 @@ class MistModel(MistPreTrainedModel):
             segment_scores=tuple(o.segment_scores for o in layer_outputs),
             frame_indices=tuple(o.frame_indices for o in layer_outputs),
             patch_indices=tuple(o.patch_indices for o in layer_outputs),
-            patch_scores=tuple(o.patch_scores for o in layer_outputs),
+            patch_scores=None if not config.use_patch_selection else tuple(o.patch_scores for o in layer_outputs),
         )
 
 
@@ -600,32 +712,43 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
+        if self.mist.question_encoder is None:
+            return self.answer_encoder.get_input_embeddings()
         return self.mist.get_input_embeddings()
 
     def set_input_embeddings(self, value: nn.Module):
-        self.mist.set_input_embeddings(value)
+        if self.mist.question_encoder is None:
+            self.answer_encoder.set_input_embeddings(value)
+        else:
+            self.mist.set_input_embeddings(value)
 
     def load_text_encoders(self, name_or_path: str, **kwargs) -> "MistForVideoQuestionAnswering":
-        """Load a pretrained text encoder (e.g. `"bert-base-uncased"` or a local folder) into both text encoders.
+        """Load a pretrained text encoder (e.g. `"bert-base-uncased"`, `"distilbert-base-uncased"` or a local folder)
+        into both text encoders (only the answer encoder with `question_tokens_in_sequence=False`).
 
-        `config.text_config` becomes the pretrained encoder's config; when its width differs, the two
-        projections that read text states are rebuilt with fresh weights.
+        `config.text_config` becomes the pretrained encoder's config; when its width differs, the projections
+        that read text states are rebuilt with fresh weights.
         """
-        question_encoder = without_pooler(AutoModel.from_pretrained(name_or_path, **kwargs))
         answer_encoder = without_pooler(AutoModel.from_pretrained(name_or_path, **kwargs))
-        text_config = question_encoder.config
+        text_config = answer_encoder.config
         device, dtype = self.answer_projection.weight.device, self.answer_projection.weight.dtype
         width_changed = text_config.hidden_size != self.config.text_config.hidden_size
         self.config.text_config = text_config
-        self.mist.question_encoder = question_encoder.to(device=device, dtype=dtype)
         self.answer_encoder = answer_encoder.to(device=device, dtype=dtype)
+        rebuilt = []
         if width_changed:
-            first_layer = self.mist.ista_layers[0]
-            first_layer.question_projection = MistTokenProjection(self.config, text_config.hidden_size)
             self.answer_projection = nn.Linear(text_config.hidden_size, self.config.hidden_size)
-            for module in (first_layer.question_projection, self.answer_projection):
-                module.apply(self._init_weights)
-                module.to(device=device, dtype=dtype)
+            rebuilt.append(self.answer_projection)
+        if self.mist.question_encoder is not None:
+            question_encoder = without_pooler(AutoModel.from_pretrained(name_or_path, **kwargs))
+            self.mist.question_encoder = question_encoder.to(device=device, dtype=dtype)
+            if width_changed:
+                first_layer = self.mist.ista_layers[0]
+                first_layer.question_projection = MistTokenProjection(self.config, text_config.hidden_size)
+                rebuilt.append(first_layer.question_projection)
+        for module in rebuilt:
+            module.apply(self._init_weights)
+            module.to(device=device, dtype=dtype)
         return self
 
     def get_answer_embeddings(
@@ -633,7 +756,8 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
     ) -> torch.Tensor:
         """Embed candidate answers: `[A, La] -> [A, hidden]` or `[B, C, La] -> [B, C, hidden]`.
 
-        Compute once for a fixed open-ended vocabulary and pass the result as `answer_embeds`.
+        Compute once for a fixed open-ended vocabulary and pass the result as `answer_embeds` (not with
+        `answer_pooling="mean_unmasked"`, whose result depends on how far the candidates are padded).
         """
         if answer_input_ids.dim() not in (2, 3):
             raise ValueError(
@@ -654,6 +778,8 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         token_states = self.answer_encoder(input_ids=flat_ids, attention_mask=flat_mask).last_hidden_state
         if self.config.answer_pooling == "cls":
             pooled = token_states[:, 0]
+        elif self.config.answer_pooling == "mean_unmasked":
+            pooled = token_states.mean(dim=1)  # padding positions included, as the NExT-QA reference
         else:
             weights = flat_mask.to(token_states.dtype).unsqueeze(-1)
             pooled = (token_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
@@ -664,7 +790,7 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         self,
         frame_features: torch.Tensor,
         patch_features: torch.Tensor,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None,
         question_clip_embeds: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         answer_input_ids: torch.LongTensor | None = None,
@@ -675,11 +801,13 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
     ) -> MistVideoQuestionAnsweringOutput:
         r"""
         frame_features, patch_features, input_ids, question_clip_embeds, attention_mask: as in [`MistModel`].
-        answer_input_ids (`torch.LongTensor` of shape `(num_answers, answer_length)` or `(batch, num_choices, answer_length)`):
+        answer_input_ids (`torch.LongTensor` of shape `(num_answers, answer_length)` or
+            `(batch, num_choices, answer_length)`):
             Candidate answers in the text encoder's vocabulary: one open-ended vocabulary shared by the
             batch, or each question's own choices.
         answer_attention_mask (`torch.LongTensor`, same shape as `answer_input_ids`, *optional*).
-        answer_embeds (`torch.FloatTensor` of shape `(num_answers, hidden_size)` or `(batch, num_choices, hidden_size)`, *optional*):
+        answer_embeds (`torch.FloatTensor` of shape `(num_answers, hidden_size)` or
+            `(batch, num_choices, hidden_size)`, *optional*):
             Precomputed `get_answer_embeddings(...)`, instead of `answer_input_ids`.
         labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
             Index of the right candidate for each question; -100 is ignored.

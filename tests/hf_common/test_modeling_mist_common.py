@@ -119,3 +119,59 @@ class MistModelTest(ModelTesterMixin, unittest.TestCase):
             expected, actual = model(**inputs).logits, reloaded(**inputs).logits
         self.assertEqual(actual.shape, (self.model_tester.batch_size, 42))
         torch.testing.assert_close(actual, expected)
+
+
+class MistVariantModelTester(MistModelTester):
+    """The NExT-QA switches (temporal encoder, the frame as a patch candidate, no question tokens in the sequence,
+    time-axis segments, mean fusion and answer pooling) with DistilBERT text encoders, frozen position tables and
+    expectation selection: every code path the AGQA tester does not take, but STAR's no-patch-selection."""
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.clip_hidden_size = self.hidden_size  # the raw frame is a patch candidate
+        self.seq_length = self.get_config().sequence_length
+
+    def get_config(self) -> MistConfig:
+        return MistConfig(
+            **{
+                **super().get_config().to_diff_dict(),
+                "text_config": {
+                    "model_type": "distilbert",
+                    "vocab_size": self.vocab_size,
+                    "dim": 24,
+                    "n_layers": 1,
+                    "n_heads": 4,
+                    "hidden_dim": 37,
+                    "max_position_embeddings": 32,
+                },
+                "num_segments": self.num_frames,  # one frame per segment
+                "clip_hidden_size": self.hidden_size,
+                "num_temporal_layers": 1,
+                "num_selected_segments": 1,
+                "num_selected_patches": 3,
+                "frame_as_patch_candidate": True,
+                "question_tokens_in_sequence": False,
+                "segment_normalization": "time",
+                "fusion_pooling": "mean",
+                "answer_pooling": "mean_unmasked",
+                "freeze_position_embeddings": True,
+                "eval_selection": "expectation",
+            }
+        )
+
+
+class MistVariantModelTest(MistModelTest):
+    def setUp(self):
+        self.model_tester = MistVariantModelTester(self)
+        self.config_tester = ConfigTester(self, config_class=MistConfig, has_text_modality=False, hidden_size=64)
+
+    def test_model_get_set_embeddings(self):
+        # Without question tokens in the sequence there is no question encoder: the only token embeddings are the
+        # answer encoder's, which the base model does not have.
+        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+        self.assertIsNone(MistModel(config).get_input_embeddings())
+        model = MistForVideoQuestionAnswering(config)
+        self.assertIs(model.get_input_embeddings(), model.answer_encoder.get_input_embeddings())
+        replacement = torch.nn.Embedding(10, 24)
+        model.set_input_embeddings(replacement)
+        self.assertIs(model.answer_encoder.get_input_embeddings(), replacement)

@@ -61,3 +61,42 @@ def config() -> MistConfig:
 @pytest.fixture
 def inputs(config) -> dict:
     return random_inputs(config)
+
+
+DISTILBERT_TEXT_CONFIG = {
+    "model_type": "distilbert",
+    "vocab_size": VOCAB,
+    "dim": 24,
+    "n_layers": 1,
+    "n_heads": 4,
+    "hidden_dim": 37,
+    "max_position_embeddings": 32,
+}
+
+
+def nextqa_config(**overrides) -> MistConfig:
+    """Tiny NExT-QA variant: one-frame segments, temporal encoder, the frame as candidate P + 1, no question tokens."""
+    sizes = dict(
+        num_frames=8,
+        num_segments=8,
+        clip_hidden_size=32,
+        num_ista_layers=1,
+        num_temporal_layers=2,
+        num_selected_segments=1,
+        num_selected_patches=4,  # of 4 patches + the frame
+        frame_as_patch_candidate=True,
+        question_tokens_in_sequence=False,
+        segment_normalization="time",
+        fusion_pooling="mean",
+        answer_pooling="mean_unmasked",
+        gumbel_temperature=100.0,
+    )
+    sizes.update(overrides)
+    return tiny_config(**sizes)
+
+
+def star_config(**overrides) -> MistConfig:
+    """Tiny STAR variant: DistilBERT text encoders, one ISTA layer, every patch of the kept frames."""
+    sizes = dict(text_config=DISTILBERT_TEXT_CONFIG, num_ista_layers=1, use_patch_selection=False)
+    sizes.update(overrides)
+    return tiny_config(**sizes)

@@ -33,7 +33,12 @@ def test_output_shapes_and_selection_layout(config, inputs):
     assert len(out.hidden_states) == config.num_ista_layers * (config.num_hidden_layers + 1)
     assert out.hidden_states[0].shape == (BATCH, config.sequence_length, config.hidden_size)
     assert len(out.attentions) == config.num_ista_layers * config.num_hidden_layers
-    assert out.attentions[0].shape == (BATCH, config.num_attention_heads, config.sequence_length, config.sequence_length)
+    assert out.attentions[0].shape == (
+        BATCH,
+        config.num_attention_heads,
+        config.sequence_length,
+        config.sequence_length,
+    )
     for layer in range(config.num_ista_layers):
         segments, scores = out.segment_indices[layer], out.segment_scores[layer]
         assert segments.shape == (BATCH, k) and scores.shape == (BATCH, config.num_segments)
@@ -105,7 +110,9 @@ def test_padding_and_batching_do_not_change_answers(config, inputs):
     model = MistForVideoQuestionAnswering(config).eval()
     batched = logits_of(model, inputs)
     for index in range(BATCH):
-        single = {key: value[index : index + 1] if not key.startswith("answer") else value for key, value in inputs.items()}
+        single = {
+            key: value[index : index + 1] if not key.startswith("answer") else value for key, value in inputs.items()
+        }
         length = int(single["attention_mask"].sum())
         single["input_ids"] = single["input_ids"][:, :length]  # no padding at all
         single["attention_mask"] = single["attention_mask"][:, :length]
@@ -247,7 +254,9 @@ def test_load_text_encoders_from_a_local_folder(tmp_path, config, inputs):
         torch.testing.assert_close(model.answer_encoder.state_dict()[name], tensor)
     torch.testing.assert_close(model.mist.ista_layers[0].question_projection.dense.weight, untouched)
 
-    wider = BertModel(BertConfig(vocab_size=VOCAB, hidden_size=40, num_hidden_layers=1, num_attention_heads=4, intermediate_size=20))
+    wider = BertModel(
+        BertConfig(vocab_size=VOCAB, hidden_size=40, num_hidden_layers=1, num_attention_heads=4, intermediate_size=20)
+    )
     wider.save_pretrained(tmp_path / "wider")
     model.load_text_encoders(str(tmp_path / "wider"))
     assert model.config.text_config.hidden_size == 40
@@ -259,14 +268,38 @@ def test_load_text_encoders_from_a_local_folder(tmp_path, config, inputs):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda x: x.update(frame_features=x["frame_features"][:, :6]), r"frame_features has shape \(3, 6, 16\), expected \(3, 8, 16\)"),
-        (lambda x: x.update(patch_features=x["patch_features"][:, :, :3]), r"patch_features has shape \(3, 8, 3, 16\), expected \(3, 8, 4, 16\)"),
-        (lambda x: x.update(frame_features=torch.randn(3, 8, 12)), r"frame_features has shape \(3, 8, 12\), expected \(3, 8, 16\)"),
-        (lambda x: x.update(question_clip_embeds=torch.randn(2, 16)), r"question_clip_embeds has shape \(2, 16\), expected \(3, 16\)"),
-        (lambda x: x.update(input_ids=torch.ones(3, 9, dtype=torch.long), attention_mask=None), r"input_ids has 9 tokens but config.max_question_length is 7"),
-        (lambda x: x.update(answer_input_ids=torch.ones(4, dtype=torch.long), answer_attention_mask=None), r"answer_input_ids has shape \(4,\); expected \(num_answers, answer_length\)"),
-        (lambda x: x.update(labels=torch.tensor([0, 6, -3])), r"labels \[6, -3\] are out of range: expected indices in \[0, 6\) or -100"),
-        (lambda x: x.update(answer_embeds=torch.randn(6, 32)), r"Pass exactly one of answer_input_ids or answer_embeds"),
+        (
+            lambda x: x.update(frame_features=x["frame_features"][:, :6]),
+            r"frame_features has shape \(3, 6, 16\), expected \(3, 8, 16\)",
+        ),
+        (
+            lambda x: x.update(patch_features=x["patch_features"][:, :, :3]),
+            r"patch_features has shape \(3, 8, 3, 16\), expected \(3, 8, 4, 16\)",
+        ),
+        (
+            lambda x: x.update(frame_features=torch.randn(3, 8, 12)),
+            r"frame_features has shape \(3, 8, 12\), expected \(3, 8, 16\)",
+        ),
+        (
+            lambda x: x.update(question_clip_embeds=torch.randn(2, 16)),
+            r"question_clip_embeds has shape \(2, 16\), expected \(3, 16\)",
+        ),
+        (
+            lambda x: x.update(input_ids=torch.ones(3, 9, dtype=torch.long), attention_mask=None),
+            r"input_ids has 9 tokens but config.max_question_length is 7",
+        ),
+        (
+            lambda x: x.update(answer_input_ids=torch.ones(4, dtype=torch.long), answer_attention_mask=None),
+            r"answer_input_ids has shape \(4,\); expected \(num_answers, answer_length\)",
+        ),
+        (
+            lambda x: x.update(labels=torch.tensor([0, 6, -3])),
+            r"labels \[6, -3\] are out of range: expected indices in \[0, 6\) or -100",
+        ),
+        (
+            lambda x: x.update(answer_embeds=torch.randn(6, 32)),
+            r"Pass exactly one of answer_input_ids or answer_embeds",
+        ),
     ],
 )
 def test_bad_inputs_get_clear_errors(config, inputs, change, message):
@@ -280,7 +313,9 @@ def test_config_rejects_impossible_sizes():
     # huggingface_hub's strict dataclasses wrap the validator's ValueError, keeping its message.
     with pytest.raises(StrictDataclassClassValidationError, match="num_frames=30 must be divisible by num_segments=8"):
         MistConfig(num_frames=30)
-    with pytest.raises(StrictDataclassClassValidationError, match=r"num_selected_patches=20 must be in \[1, grid_size\*\*2=16\]"):
+    with pytest.raises(
+        StrictDataclassClassValidationError, match=r"num_selected_patches=20 must be in \[1, grid_size\*\*2=16\]"
+    ):
         MistConfig(num_selected_patches=20)
 
 
