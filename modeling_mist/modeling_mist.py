@@ -240,8 +240,11 @@ class MistTokenProjection(nn.Module):
 
 
 class MistPositionEmbeddings(nn.Module):
-    """`[sequence_length, hidden]` position table, sinusoidal at initialisation: a trained parameter, or with
-    `freeze_position_embeddings` a buffer (saved and loaded with the weights, never trained), as in the references."""
+    """The `[sequence_length, hidden]` position table of one ISTA layer, sinusoidal at initialisation.
+
+    A trained parameter, or with `freeze_position_embeddings` a buffer (saved and loaded with the weights, never
+    trained), as in all three references.
+    """
 
     def __init__(self, config: MistConfig):
         super().__init__()
@@ -254,8 +257,11 @@ class MistPositionEmbeddings(nn.Module):
 
 
 class MistSequenceEmbeddings(nn.Module):
-    """Positions (sinusoidal at initialisation; learned, or frozen as in the references) plus, when the question is
-    in the sequence, a question/video modality embedding; then LayerNorm and dropout."""
+    """Adds positions and the question/video modality to the ISTA tokens, then LayerNorm and dropout.
+
+    Without question tokens in the sequence (NExT-QA) there is no modality embedding and positions start at the
+    first segment token.
+    """
 
     def __init__(self, config: MistConfig):
         super().__init__()
