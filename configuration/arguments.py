@@ -223,7 +223,8 @@ def fit_config_to_features(
         if "grid_size" in overridden or selected > num_patches:
             fix = f"grid_size={grid_size}" + (f",num_selected_patches={num_patches}" if selected > num_patches else "")
             raise ValueError(
-                f"the features have {num_patches} patches per frame ({grid_size}x{grid_size}) but {source('grid_size')} "
+                f"the features have {num_patches} patches per frame ({grid_size}x{grid_size}) but "
+                f"{source('grid_size')} "
                 f"sets grid_size={value('grid_size')} (num_selected_patches={selected}): pass --config-overrides {fix}"
             )
         adapt("grid_size", grid_size, f"the features have {num_patches} patches per frame")
@@ -268,7 +269,8 @@ COMMON_TRAINING_ARGUMENTS = {
     "per_device_eval_batch_size": "evaluation questions per batch and process",
     "gradient_accumulation_steps": "batches per optimizer step",
     "eval_strategy": "when to evaluate on --eval-split: no, steps or epoch",
-    "save_strategy": "when to write a checkpoint-* folder (what --resume-from-checkpoint needs): no, steps, epoch or best",
+    "save_strategy": "when to write a checkpoint-* folder (what --resume-from-checkpoint needs): "
+    "no, steps, epoch or best",
     "save_steps": "steps between checkpoints with --save-strategy steps",
     "save_total_limit": "checkpoints kept (older ones are deleted)",
     "logging_steps": "steps between loss lines",

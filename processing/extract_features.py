@@ -268,7 +268,9 @@ def extract_features(options: ExtractionOptions) -> ExtractionSummary:
     counts = extract_share(videos, store, video_processor, options, state, device, done_before)
     store.mark_done(state.process_index, counts)
     if not state.is_main_process:  # the main process reports everyone's failures
-        return ExtractionSummary(rows=0, videos=len(videos), computed=counts["computed"], failures=[], main_process=False)
+        return ExtractionSummary(
+            rows=0, videos=len(videos), computed=counts["computed"], failures=[], main_process=False
+        )
 
     _wait_for_processes(store, state.num_processes)
     failures = store.failures()

@@ -174,7 +174,11 @@ class FeatureStore:
             for video_id in order:
                 if video_id in kept_rows:
                     row = old_rows[kept_rows[video_id]]
-                    yield {"video_id": video_id, "frame_features": row["frame_features"], "patch_features": row["patch_features"]}
+                    yield {
+                        "video_id": video_id,
+                        "frame_features": row["frame_features"],
+                        "patch_features": row["patch_features"],
+                    }
                 elif (tensors := self._read_or_drop(video_id, unreadable)) is not None:
                     yield {"video_id": video_id, **tensors}
 
@@ -188,7 +192,7 @@ class FeatureStore:
             shutil.rmtree(staging, ignore_errors=True)
             dataset.save_to_disk(staging)
             num_rows = len(dataset)
-            del dataset, old_rows
+            del dataset
             swap_in(staging, output_dir)
         finally:
             shutil.rmtree(cache, ignore_errors=True)

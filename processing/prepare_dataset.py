@@ -245,7 +245,9 @@ def convert(
     for name, paths in grouped.items():
         report = ConversionReport()
         # Each split file is written under a temporary name and renamed: a kill leaves the earlier file whole.
-        write_atomically(str(output_dir / f"{name}.jsonl"), lambda temporary: _write_split(temporary, dataset_format, paths, report))
+        write_atomically(
+            str(output_dir / f"{name}.jsonl"), lambda temporary: _write_split(temporary, dataset_format, paths, report)
+        )
         reports[name] = report
     summary = {name: report.as_dict() for name, report in reports.items()}
     record = {"format": dataset_format, "inputs": [str(p) for p in inputs], "splits": summary}

@@ -78,10 +78,11 @@ class MistDataCollator:
         choices = [list(example["choices"]) for example in examples]
         counts = {len(row) for row in choices}
         if len(counts) > 1:
-            named = [
-                f"{example.get('question_id') if example.get('question_id') is not None else f'example {index}'}: {len(row)}"
-                for index, (example, row) in enumerate(zip(examples, choices))
+            names = [
+                example.get("question_id") if example.get("question_id") is not None else f"example {index}"
+                for index, example in enumerate(examples)
             ]
+            named = [f"{name}: {len(row)}" for name, row in zip(names, choices)]
             raise ValueError(
                 f"questions of one batch have different numbers of choices ({', '.join(named)}); a batch needs one "
                 "count: drop or pad the odd questions (MistQuestionDataset drops them and lists them in its report)"

@@ -2,10 +2,12 @@
 
 A question dataset (local folder of `{train,validation,test}.jsonl` or parquet, a `save_to_disk`
 folder, or a Hub id) has columns `question_id, video_id, question, answer` and optionally
-`choices` (multiple choice), `question_type` and `question_clip_embedding`. Video features come
-from the dataset `mist extract-features` writes (`video_id, frame_features [F, D],
-patch_features [F, P, D]`). The features stay memory-mapped: only a `video_id -> row` map is held
-in RAM and each question reads its video's row when it is fetched.
+`choices` (multiple choice; the answer is the right choice's text or its index), `question_type`
+and `question_clip_embedding`. Video features come from the dataset `mist extract-features` writes
+(`video_id, frame_features [F, D], patch_features [F, P, D]`); their sizes are read from it
+(`feature_geometry`). The features stay memory-mapped: only a `video_id -> row` map is held in RAM
+and each question reads its video's row when it is fetched. Unreadable or misnamed inputs raise
+`UsageError` / `BrokenFileError` (`training.errors`) naming the path.
 """
 
 import json
@@ -83,7 +85,9 @@ def load_questions(name_or_path: str, flag: str = "--dataset") -> DatasetDict:
         if path.is_dir() and _is_saved_dataset(path):
             loaded = _load_saved_dataset(path, remedy)
         else:
-            files = [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.suffix in QUESTION_FILE_SUFFIXES]
+            files = (
+                [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.suffix in QUESTION_FILE_SUFFIXES]
+            )
             if not files:
                 raise UsageError(
                     f"{flag} {path}: the folder holds no question files ({{train,validation,test}}.jsonl or "
@@ -173,8 +177,9 @@ def check_question_embeddings(splits: dict, clip_hidden_size: int, source: str) 
         if width != clip_hidden_size:
             raise UsageError(
                 f"--dataset {source}: split {name!r} has {width}-d question_clip_embedding but the video features are "
-                f"{clip_hidden_size}-d: embed the questions with the CLIP that made the features (`mist extract-features "
-                "--questions FILE --questions-output FILE`), or drop the column and the processor's CLIP computes it"
+                f"{clip_hidden_size}-d: embed the questions with the CLIP that made the features "
+                "(`mist extract-features --questions FILE --questions-output FILE`), or drop the column and the "
+                "processor's CLIP computes it"
             )
 
 
@@ -245,7 +250,8 @@ def feature_geometry(features: Dataset, name: str) -> FeatureGeometry:
         )
     if frame_shape[1] != patch_shape[2]:
         raise BrokenFileError(
-            f"{name}: frame_features are {frame_shape[1]}-d but patch_features {patch_shape[2]}-d; expected one CLIP width"
+            f"{name}: frame_features are {frame_shape[1]}-d but patch_features {patch_shape[2]}-d; "
+            "expected one CLIP width"
         )
     return FeatureGeometry(int(frame_shape[0]), int(patch_shape[1]), int(frame_shape[1]))
 

@@ -83,6 +83,8 @@ def _prediction_records(eval_dataset: MistQuestionDataset, ranked, scores, vocab
             for candidate, score in zip(ranked[index][:TOP_ANSWERS_WRITTEN], scores[index])
         ]
         record = {name: values[index] for name, values in columns.items() if values[index] is not None}
-        record.update(prediction=top[0][0], correct=bool(label >= 0 and int(ranked[index][0]) == label), top_answers=top)
+        record.update(
+            prediction=top[0][0], correct=bool(label >= 0 and int(ranked[index][0]) == label), top_answers=top
+        )
         records.append(record)
     return records

@@ -151,7 +151,9 @@ def load_trained(
             model = AutoModel.from_pretrained(model_path)
             processor = AutoProcessor.from_pretrained(model_path)
         except (OSError, ValueError, RuntimeError, KeyError) as error:
-            raise BrokenFileError(f"{model_path}: the saved model cannot be loaded ({type(error).__name__}: {error})") from error
+            raise BrokenFileError(
+                f"{model_path}: the saved model cannot be loaded ({type(error).__name__}: {error})"
+            ) from error
     model = model.to(device).eval()
     if clip_pretrained is not None:
         processor.video_processor.clip_pretrained = parse_clip_pretrained(clip_pretrained)
@@ -169,10 +171,12 @@ def check_saved_model(path: Path, flag: str) -> None:
     hint = f"; its newest checkpoint with weights is {checkpoints[-1]}" if checkpoints else ""
     if not (path / "config.json").is_file():
         raise BrokenFileError(
-            f"{path}: no config.json, so not a saved model (expected the folder that `mist train --output-dir` writes){hint}"
+            f"{path}: no config.json, so not a saved model (expected the folder that `mist train --output-dir` "
+            f"writes){hint}"
         )
     if not any(path.glob("*.safetensors")) and not (path / "pytorch_model.bin").is_file():
+        held = sorted(entry.name for entry in path.iterdir())
         raise BrokenFileError(
-            f"{path}: no weights (model.safetensors), only {', '.join(sorted(entry.name for entry in path.iterdir())[:6])}: "
+            f"{path}: no weights (model.safetensors), only {', '.join(held[:6])}: "
             f"was its training run killed before it saved the model?{hint}"
         )

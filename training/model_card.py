@@ -152,28 +152,42 @@ def _clip_text(model_name: str | None, pretrained) -> str:
 def _features_rows(feature_settings: dict | None, clip: dict | None, config) -> list[tuple[str, object]]:
     if feature_settings:
         rows = [
-            ("CLIP model of the features", _clip_text(feature_settings.get("clip_model_name"), feature_settings.get("clip_pretrained"))),
+            (
+                "CLIP model of the features",
+                _clip_text(feature_settings.get("clip_model_name"), feature_settings.get("clip_pretrained")),
+            ),
             ("frames per video", feature_settings.get("num_frames")),
-            ("patch grid", f"{feature_settings.get('grid_size')} x {feature_settings.get('grid_size')} crops of "
-             f"{feature_settings.get('crop_size')} px"),
+            (
+                "patch grid",
+                f"{feature_settings.get('grid_size')} x {feature_settings.get('grid_size')} crops of "
+                f"{feature_settings.get('crop_size')} px",
+            ),
             ("stored as", feature_settings.get("dtype")),
         ]
     else:
         rows = [("CLIP model of the features", "not recorded in the features dataset")]
     rows.append(("feature width", config.clip_hidden_size))
     if clip:
-        rows.append(("CLIP model of the processor (new videos, questions)", _clip_text(clip.get("model"), clip.get("pretrained"))))
+        rows.append(
+            (
+                "CLIP model of the processor (new videos, questions)",
+                _clip_text(clip.get("model"), clip.get("pretrained")),
+            )
+        )
     return rows
 
 
 def _usage(model_id: str, task: str, config) -> str:
     if task == "multiple-choice":
-        question = 'question = "why did the boy pick up the ball?"\nchoices = ["to throw it", "to hide it", "to eat it", "to clean it", "to sell it"]'
-        call = "inputs = processor(videos=[\"video.mp4\"], text=[question], choices=[choices])"
+        question = (
+            'question = "why did the boy pick up the ball?"\n'
+            'choices = ["to throw it", "to hide it", "to eat it", "to clean it", "to sell it"]'
+        )
+        call = 'inputs = processor(videos=["video.mp4"], text=[question], choices=[choices])'
         answer = "print(choices[outputs.logits.argmax(-1).item()])  # the chosen answer"
     else:
         question = 'question = "what did the person hold after opening the door?"'
-        call = "inputs = processor(videos=[\"video.mp4\"], text=[question])  # the answer vocabulary comes with the processor"
+        call = 'inputs = processor(videos=["video.mp4"], text=[question])  # candidates: the answer vocabulary'
         answer = "print(model.config.id2label[outputs.logits.argmax(-1).item()])  # the answer, one of config.id2label"
     return f"""```python
 import torch

@@ -52,7 +52,9 @@ from .trainer import OPEN_ENDED_TOP_K, build_compute_metrics
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
-STAGING_NAME = "_saving-final-model"  # where the final model is written before its files are moved in; `_*` is never pushed
+STAGING_NAME = (
+    "_saving-final-model"  # where the final model is written before its files are moved in; `_*` is never pushed
+)
 
 
 @dataclass
@@ -158,13 +160,19 @@ def resolve_checkpoint(value: str, output_dir: Path) -> str:
         found = _checkpoints(output_dir) if output_dir.is_dir() else []
         complete = [checkpoint for checkpoint in found if is_complete_checkpoint(checkpoint)]
         if not complete:
-            held = f"holds {', '.join(entry.name for entry in found)}, none complete" if found else "holds no checkpoint-* folder"
+            held = (
+                f"holds {', '.join(entry.name for entry in found)}, none complete"
+                if found
+                else "holds no checkpoint-* folder"
+            )
             raise UsageError(
                 f"--resume-from-checkpoint last: {output_dir} {held}; a run leaves checkpoints with "
                 "--save-strategy steps or epoch. Pass a checkpoint folder, or start again with --overwrite-output-dir"
             )
         for skipped in found[found.index(complete[-1]) + 1 :]:
-            logger.warning("%s is incomplete (its run was killed while writing it): resuming from %s", skipped, complete[-1])
+            logger.warning(
+                "%s is incomplete (its run was killed while writing it): resuming from %s", skipped, complete[-1]
+            )
         return str(complete[-1])
     path = Path(value).expanduser()
     if not path.is_dir():
@@ -206,7 +214,9 @@ def prepare_output_dir(training_args: TrainingArguments, overwrite: bool) -> str
             "continue its training, --overwrite-output-dir to replace it, or choose another --output-dir"
         )
     if checkpoints and training_args.process_index == 0:
-        logger.info("--overwrite-output-dir: deleting the earlier run's %s", ", ".join(entry.name for entry in checkpoints))
+        logger.info(
+            "--overwrite-output-dir: deleting the earlier run's %s", ", ".join(entry.name for entry in checkpoints)
+        )
         for checkpoint in checkpoints:
             shutil.rmtree(checkpoint)
     return None
@@ -287,7 +297,11 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
 
-    check_question_embeddings({"train": train_questions, **evaluated}, config_kwargs.get("clip_hidden_size", MistConfig.clip_hidden_size), dataset)
+    check_question_embeddings(
+        {"train": train_questions, **evaluated},
+        config_kwargs.get("clip_hidden_size", MistConfig.clip_hidden_size),
+        dataset,
+    )
     multiple_choice = is_multiple_choice(train_questions)
     task = "multiple-choice" if multiple_choice else "open-ended"
     if preset.task is not None and preset.task != task:

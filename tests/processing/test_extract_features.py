@@ -259,7 +259,8 @@ def test_extraction_into_an_existing_dataset_adds_the_new_videos_and_keeps_the_o
     assert main([str(input_dir / "delta.mkv"), *extract_args(clip_model_name, output_dir)]) == 0
     assert encoded == [1]  # only the new video went through CLIP
     assert capsys.readouterr().out.strip() == (
-        f"wrote 1 of 1 videos to {output_dir} (1 computed now, 0 reused); kept the 3 other videos already there (4 in all)"
+        f"wrote 1 of 1 videos to {output_dir} (1 computed now, 0 reused); "
+        "kept the 3 other videos already there (4 in all)"
     )
     after = load_from_disk(str(output_dir)).with_format("numpy")[:]
     assert list(after["video_id"]) == ["alpha", "bravo", "charlie", "delta"]
@@ -274,7 +275,9 @@ def test_extraction_into_an_existing_dataset_adds_the_new_videos_and_keeps_the_o
     assert list(load_from_disk(str(output_dir))["video_id"]) == ["alpha", "bravo", "charlie", "delta"]
 
 
-def test_extraction_with_other_settings_into_an_existing_dataset_is_refused(input_dir, tmp_path, clip_model_name, capsys):
+def test_extraction_with_other_settings_into_an_existing_dataset_is_refused(
+    input_dir, tmp_path, clip_model_name, capsys
+):
     output_dir = tmp_path / "features"
     assert main([str(input_dir / "alpha.mp4"), *extract_args(clip_model_name, output_dir)]) == 0
     capsys.readouterr()

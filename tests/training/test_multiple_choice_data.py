@@ -92,7 +92,9 @@ def test_collator_names_the_questions_of_a_batch_with_different_choice_counts(te
     from modeling_mist import MistConfig, MistProcessor
 
     config = MistConfig(task="multiple-choice", num_frames=8, num_segments=4, grid_size=2, num_selected_patches=2)
-    processor = MistProcessor.from_mist_config(config, BertTokenizer.from_pretrained(str(text_encoder_dir)), clip_pretrained=None)
+    processor = MistProcessor.from_mist_config(
+        config, BertTokenizer.from_pretrained(str(text_encoder_dir)), clip_pretrained=None
+    )
     rng = np.random.default_rng(0)
 
     def example(question_id, choices):
@@ -120,11 +122,15 @@ def test_train_and_evaluate_with_index_answers_and_odd_questions(tiny_task, text
     for split in ("train", "test"):
         rows = question_rows(questions, split)
         for row in rows:
-            choices = [word for word in ("cup", "box", "hat", "dog", "key") if word != row["answer"]][:3] + [row["answer"]]
+            choices = [word for word in ("cup", "box", "hat", "dog", "key") if word != row["answer"]][:3] + [
+                row["answer"]
+            ]
             rng.shuffle(choices)
             row["choices"], row["answer"] = choices, choices.index(row["answer"])  # NExT-QA: the index
         rows[0]["choices"] = rows[0]["choices"][:3] + ["lamp", "shoe"]  # 5 choices among 4-choice questions
-        rows[1]["choices"][(rows[1]["answer"] + 1) % 4] = rows[1]["choices"][rows[1]["answer"]]  # a duplicate right answer
+        rows[1]["choices"][(rows[1]["answer"] + 1) % 4] = rows[1]["choices"][
+            rows[1]["answer"]
+        ]  # a duplicate right answer
         write_jsonl(tmp_path / "questions" / f"{split}.jsonl", rows)
     out = tmp_path / "out"
     code = mist(["train", "--dataset", str(tmp_path / "questions"), "--features", str(features),
@@ -136,12 +142,21 @@ def test_train_and_evaluate_with_index_answers_and_odd_questions(tiny_task, text
     assert (train_report["kept"], train_report["answer_given_as_index"], train_report["choice_count"]) == (46, 47, 4)
     assert train_report["unequal_choice_examples"] == [first_ids[0]]
     assert train_report["ambiguous_duplicate_examples"] == [first_ids[1]]
-    assert (test_report["kept"], test_report["unequal_choice_counts"], test_report["ambiguous_duplicate_choices"]) == (15, 1, 1)
+    assert (test_report["kept"], test_report["unequal_choice_counts"], test_report["ambiguous_duplicate_choices"]) == (
+        15,
+        1,
+        1,
+    )
     assert json.loads((out / "test_results.json").read_text())["test_num_questions"] == 15
     card = (out / "README.md").read_text()
-    assert "1 without 4 choices (dropped); 1 answers among identical choices; 47 answers given as a choice index" in card
+    assert (
+        "1 without 4 choices (dropped); 1 answers among identical choices; 47 answers given as a choice index" in card
+    )
 
     capsys.readouterr()
-    assert mist(["evaluate", "--model", str(out), "--dataset", str(tmp_path / "questions"), "--features", str(features)]) == 0
+    assert (
+        mist(["evaluate", "--model", str(out), "--dataset", str(tmp_path / "questions"), "--features", str(features)])
+        == 0
+    )
     evaluated = json.loads((out / "eval" / "results_test.json").read_text())
     assert evaluated["num_questions"] == 15 and evaluated["data"]["unequal_choice_counts"] == 1

@@ -15,6 +15,7 @@ from transformers import AutoModel
 from configuration.arguments import fit_config_to_features, fit_training_defaults, parse_with_preset
 from configuration.presets import AGQA, TINY
 from training.cli import main as mist
+from training.cli.train import take_debug_flag
 from training.errors import BrokenFileError
 from training.train import TrainOptions
 
@@ -36,7 +37,9 @@ def error_line(capsys) -> str:
 # ----- re-runs and resuming ---------------------------------------------------------------------------
 
 
-def test_training_into_a_folder_with_a_model_is_refused_and_leaves_it_alone(tiny_model, tiny_task, text_encoder_dir, capsys):
+def test_training_into_a_folder_with_a_model_is_refused_and_leaves_it_alone(
+    tiny_model, tiny_task, text_encoder_dir, capsys
+):
     weights = (tiny_model.path / "model.safetensors").read_bytes()
     capsys.readouterr()
     assert mist(train_args(tiny_task, text_encoder_dir, tiny_model.path, "--max_steps", "1")) == 2
@@ -58,13 +61,17 @@ def test_resume_last_without_checkpoints_says_how_to_get_them(tiny_model, tiny_t
         "checkpoints with --save-strategy steps or epoch. Pass a checkpoint folder, or start again with "
         "--overwrite-output-dir"
     )
-    assert mist(train_args(tiny_task, text_encoder_dir, tiny_model.path, "--resume-from-checkpoint", "/no/such/ckpt")) == 2
+    assert (
+        mist(train_args(tiny_task, text_encoder_dir, tiny_model.path, "--resume-from-checkpoint", "/no/such/ckpt")) == 2
+    )
     assert error_line(capsys) == (
         "mist train: --resume-from-checkpoint /no/such/ckpt: no such folder; pass a checkpoint-* folder or 'last'"
     )
 
 
-def test_resume_last_continues_from_the_newest_complete_checkpoint(tiny_task, text_encoder_dir, tmp_path, caplog, capsys):
+def test_resume_last_continues_from_the_newest_complete_checkpoint(
+    tiny_task, text_encoder_dir, tmp_path, caplog, capsys
+):
     out = tmp_path / "run"
     saving = ["--save_strategy", "steps", "--save_steps", "1"]
     assert mist(train_args(tiny_task, text_encoder_dir, out, "--max_steps", "2", *saving)) == 0
@@ -75,13 +82,16 @@ def test_resume_last_continues_from_the_newest_complete_checkpoint(tiny_task, te
     resume = ["--resume_from_checkpoint", "last"]
     assert mist(train_args(tiny_task, text_encoder_dir, out, "--max_steps", "3", *saving, *resume)) == 0
     assert [record.getMessage() for record in caplog.records if "incomplete" in record.getMessage()] == [
-        f"{out / 'checkpoint-2'} is incomplete (its run was killed while writing it): resuming from {out / 'checkpoint-1'}"
+        f"{out / 'checkpoint-2'} is incomplete (its run was killed while writing it): "
+        f"resuming from {out / 'checkpoint-1'}"
     ]
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3 and state["log_history"][0]["step"] == 1  # steps 2 and 3 were redone on top of 1
 
 
-def test_overwrite_replaces_the_model_and_a_killed_save_keeps_the_old_one(tiny_model, tiny_task, text_encoder_dir, tmp_path, monkeypatch):
+def test_overwrite_replaces_the_model_and_a_killed_save_keeps_the_old_one(
+    tiny_model, tiny_task, text_encoder_dir, tmp_path, monkeypatch
+):
     out = tmp_path / "out"
     shutil.copytree(tiny_model.path, out)
     (out / "checkpoint-5").mkdir()
@@ -126,6 +136,11 @@ def test_empty_questions_file(tiny_task, text_encoder_dir, tmp_path, capsys):
         "convert the annotations again with `mist prepare-dataset`"
     )
     assert not (tmp_path / "out").exists()
+    arguments = train_args(tiny_task, text_encoder_dir, tmp_path / "out", dataset=tmp_path / "questions")
+    with pytest.raises(BrokenFileError, match="the file is empty"):  # --debug: the exception and its traceback
+        mist([*arguments, "--debug"])
+    assert take_debug_flag(["--debug", "--max_steps", "3"]) == (["--max_steps", "3"], True)
+    assert take_debug_flag(["--debug", "underflow_overflow"]) == (["--debug", "underflow_overflow"], False)  # transformers'
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
@@ -138,7 +153,8 @@ def test_truncated_or_garbage_features_arrow_file(damage, tiny_task, text_encode
     line = error_line(capsys)
     assert line.startswith(f"mist train: {arrow}: cannot be read (")
     assert line.endswith(
-        f"); the saved dataset in {features} is truncated or corrupt: extract the features again with `mist extract-features`"
+        f"); the saved dataset in {features} is truncated or corrupt: "
+        "extract the features again with `mist extract-features`"
     )
 
 
@@ -163,7 +179,8 @@ def test_model_folder_without_weights(tiny_model, tiny_task, tmp_path, capsys):
     arguments = ["evaluate", "--model", str(model), "--dataset", str(tiny_task[0]), "--features", str(tiny_task[1])]
     assert mist(arguments) == 1
     assert error_line(capsys) == (
-        f"mist evaluate: {model}: no weights (model.safetensors), only checkpoint-2, config.json, processor_config.json, "
+        f"mist evaluate: {model}: no weights (model.safetensors), only checkpoint-2, config.json, "
+        "processor_config.json, "
         "tokenizer.json, tokenizer_config.json: was its training run killed before it saved the model?; its newest "
         f"checkpoint with weights is {model / 'checkpoint-2'}"
     )
@@ -175,15 +192,24 @@ def test_mistyped_local_folders_are_not_reported_as_hub_repositories(tiny_model,
     (tmp_path / "runs").mkdir()
     typo = tmp_path / "runs" / "mdoel"
     assert mist(["predict", "--model", str(typo), "--video", "clip.mp4", "--question", "what?"]) == 2
-    assert error_line(capsys) == f"mist predict: --model {typo}: no such file or folder; {tmp_path / 'runs'}/ exists and holds: nothing"
-    code = mist(["evaluate", "--model", str(tiny_model.path), "--dataset", str(tiny_task[0]), "--features", "./featurez"])
+    assert (
+        error_line(capsys)
+        == f"mist predict: --model {typo}: no such file or folder; {tmp_path / 'runs'}/ exists and holds: nothing"
+    )
+    code = mist(
+        ["evaluate", "--model", str(tiny_model.path), "--dataset", str(tiny_task[0]), "--features", "./featurez"]
+    )
     assert code == 2 and error_line(capsys) == "mist evaluate: --features ./featurez: no such file or folder"
     # `runs/mdoel` could be a Hub id: it is tried there (offline here), and the message says both
     (tmp_path / "runs" / "model").mkdir()
-    result = run_python(["-m", "training.cli", "evaluate", "--model", "runs/mdoel", "--dataset", "d", "--features", "f"], cwd=tmp_path)
+    result = run_python(
+        ["-m", "training.cli", "evaluate", "--model", "runs/mdoel", "--dataset", "d", "--features", "f"], cwd=tmp_path
+    )
     assert result.returncode == 2
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("mist evaluate: --model runs/mdoel: no such local folder, and no model on the Hub by that id could be loaded (")
+    assert line.startswith(
+        "mist evaluate: --model runs/mdoel: no such local folder, and no model on the Hub by that id could be loaded ("
+    )
     assert line.endswith("); runs/ exists and holds: model")
 
 
@@ -202,7 +228,8 @@ def test_contradicting_strategies_given_explicitly_are_one_line(capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(
-        'mist train: --load_best_model_at_end requires the save and eval strategy to match, except when --save_strategy="best"'
+        "mist train: --load_best_model_at_end requires the save and eval strategy to match, "
+        'except when --save_strategy="best"'
     )
 
 
@@ -225,8 +252,8 @@ def test_features_that_cannot_fit_the_preset_are_refused_before_any_work(tiny_ta
         raise AssertionError("the tokenizer was loaded before the features were checked")
 
     monkeypatch.setattr("training.train.AutoTokenizer.from_pretrained", too_late)
-    code = mist(["train", "--dataset", str(tiny_task[0]), "--features", str(features), "--output-dir", str(tmp_path / "o"),
-                 "--preset", "nextqa"])  # fmt: skip
+    code = mist(["train", "--dataset", str(tiny_task[0]), "--features", str(features),
+                 "--output-dir", str(tmp_path / "o"), "--preset", "nextqa"])  # fmt: skip
     assert code == 2
     assert error_line(capsys) == (
         f"mist train: --features {features} (8 frames x 16 patches of 24-d CLIP features): the features have 8 frames "
@@ -235,7 +262,9 @@ def test_features_that_cannot_fit_the_preset_are_refused_before_any_work(tiny_ta
     )
 
 
-def test_features_of_other_sizes_adapt_the_preset_and_evaluate_checks_them(tiny_task, text_encoder_dir, tmp_path, caplog, capsys):
+def test_features_of_other_sizes_adapt_the_preset_and_evaluate_checks_them(
+    tiny_task, text_encoder_dir, tmp_path, caplog, capsys
+):
     ids = sorted({row["video_id"] for split in ("train", "test") for row in question_rows(tiny_task[0], split)})
     wider = write_features(tmp_path / "features24", ids, num_frames=16, num_patches=9, width=24)
     assert mist(train_args(tiny_task, text_encoder_dir, tmp_path / "o", features=wider)) == 2
@@ -250,8 +279,10 @@ def test_features_of_other_sizes_adapt_the_preset_and_evaluate_checks_them(tiny_
     out = tmp_path / "out"
     assert mist(train_args(tiny_task, text_encoder_dir, out, "--max_steps", "1", features=features)) == 0
     assert [r.getMessage() for r in caplog.records if "fitted" in r.getMessage()] == [
-        "config fitted to the features: grid_size=3 instead of 2 (the tiny preset): the features have 9 patches per frame",
-        "config fitted to the features: num_frames=16 instead of 8 (the tiny preset): the features have 16 frames per video",
+        "config fitted to the features: grid_size=3 instead of 2 (the tiny preset): "
+        "the features have 9 patches per frame",
+        "config fitted to the features: num_frames=16 instead of 8 (the tiny preset): "
+        "the features have 16 frames per video",
     ]
     config = json.loads((out / "config.json").read_text())
     assert (config["num_frames"], config["grid_size"], config["clip_hidden_size"]) == (16, 3, 16)
@@ -273,18 +304,29 @@ def test_fitting_rules():
         "clip_hidden_size=768 instead of 512 (the agqa preset): the width of the CLIP features",
         "num_frames=8 instead of 32 (the agqa preset): the features have 8 frames per video",
     ]
-    with pytest.raises(ValueError, match=r"--config-overrides sets clip_hidden_size=16: pass --config-overrides clip_hidden_size=24"):
+    with pytest.raises(
+        ValueError, match=r"--config-overrides sets clip_hidden_size=16: pass --config-overrides clip_hidden_size=24"
+    ):
         fit_config_to_features(tiny, 8, 4, 24, {"clip_hidden_size"}, "tiny")
-    with pytest.raises(ValueError, match=r"sets grid_size=4 \(num_selected_patches=12\): pass --config-overrides grid_size=2,num_selected_patches=4$"):
+    with pytest.raises(
+        ValueError,
+        match=r"grid_size=4 \(num_selected_patches=12\): pass --config-overrides grid_size=2,num_selected_patches=4$",
+    ):
         fit_config_to_features(dict(AGQA.model), 32, 4, 512, set(), "agqa")
     with pytest.raises(ValueError, match="6 patches per frame, not a square grid"):
         fit_config_to_features(tiny, 8, 6, 16, set(), "tiny")
     # the tiny preset has 4 segments of 2 frames: the fix keeps 2 frames per segment when it can
-    with pytest.raises(ValueError, match="10 frames do not split into 4 equal segments: pass --config-overrides num_frames=10,num_segments=5$"):
+    with pytest.raises(
+        ValueError,
+        match="10 frames do not split into 4 equal segments: pass --config-overrides num_frames=10,num_segments=5$",
+    ):
         fit_config_to_features(tiny, 10, 4, 16, set(), "tiny")
     with pytest.raises(ValueError, match="pass --config-overrides num_frames=9,num_segments=3$"):
         fit_config_to_features(tiny, 9, 4, 16, set(), "tiny")
-    with pytest.raises(ValueError, match="--config-overrides sets num_frames=8 .*: pass --config-overrides num_frames=12,num_segments=6$"):
+    with pytest.raises(
+        ValueError,
+        match="--config-overrides sets num_frames=8 .*: pass --config-overrides num_frames=12,num_segments=6$",
+    ):
         fit_config_to_features(tiny, 12, 4, 16, {"num_frames"}, "tiny")  # 12 would fit, but the user said 8
 
 
@@ -294,17 +336,24 @@ def test_fitting_rules():
 def test_evaluate_writes_next_to_the_model_and_shows_progress(tiny_model, tiny_task, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "questions"
-    rows = [{k: v for k, v in row.items() if k != "question_clip_embedding"} for row in question_rows(tiny_task[0], "test")]
+    rows = [
+        {k: v for k, v in row.items() if k != "question_clip_embedding"} for row in question_rows(tiny_task[0], "test")
+    ]
     write_jsonl(folder / "test.jsonl", rows)  # no CLIP embeddings: the processor computes them
     capsys.readouterr()
-    assert mist(["evaluate", "--model", str(tiny_model.path), "--dataset", str(folder), "--features", str(tiny_task[1])]) == 0
+    assert (
+        mist(["evaluate", "--model", str(tiny_model.path), "--dataset", str(folder), "--features", str(tiny_task[1])])
+        == 0
+    )
     assert sorted(entry.name for entry in tmp_path.iterdir()) == ["questions"]  # nothing in the current directory
     results = json.loads((tiny_model.path / "eval" / "results_test.json").read_text())
     assert results["predictions_file"] == str(tiny_model.path / "eval" / "predictions_test.jsonl")
     assert len((tiny_model.path / "eval" / "predictions_test.jsonl").read_text().splitlines()) == 16
     err = capsys.readouterr().err
     distinct = len({row["question"] for row in rows})
-    assert re.search(rf"CLIP question embeddings \(test\): 100%\|[^|]*\| {distinct}/{distinct} ", err)  # each question once
+    assert re.search(
+        rf"CLIP question embeddings \(test\): 100%\|[^|]*\| {distinct}/{distinct} ", err
+    )  # each question once
     assert re.search(r"\r100%\|[^|]*\| 1/1 \[", err)  # the Trainer's evaluation loop: 16 questions, one batch of 64
 
 
@@ -314,7 +363,9 @@ def test_evaluate_results_go_where_told_and_never_into_the_current_directory(tin
     from training.cli.evaluate import output_dir_for
 
     assert output_dir_for(SimpleNamespace(model=str(tiny_model.path), output_dir=None)) == tiny_model.path / "eval"
-    assert output_dir_for(SimpleNamespace(model="someone/mist-agqa", output_dir=None)) is None  # a Hub model: printed only
+    assert (
+        output_dir_for(SimpleNamespace(model="someone/mist-agqa", output_dir=None)) is None
+    )  # a Hub model: printed only
     assert str(output_dir_for(SimpleNamespace(model="someone/mist-agqa", output_dir="results"))) == "results"
 
 
@@ -325,7 +376,9 @@ def test_predict_shows_clip_progress_and_equals_the_processor(tiny_model, tmp_pa
     video = write_video(tmp_path / "clip.mp4")
     model, processor = load_trained(str(tiny_model.path))
     capsys.readouterr()
-    _, frame_features, patch_features = embed_video(processor, str(video), model.config.num_frames, "cpu", progress=True)
+    _, frame_features, patch_features = embed_video(
+        processor, str(video), model.config.num_frames, "cpu", progress=True
+    )
     assert re.search(r"CLIP features of clip.mp4: 100%\|[^|]*\| 8/8", capsys.readouterr().err)
     expected = processor.video_processor([str(video)], return_tensors="pt")
     assert frame_features.shape == (8, 16) and patch_features.shape == (8, 4, 16)

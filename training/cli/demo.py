@@ -19,18 +19,31 @@ def main(argv: list[str] | None = None) -> int:
     defaults = DemoOptions()
     parser = MistArgumentParser(prog="mist demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--output-dir", default=defaults.output_dir, help=f"where data, model and picture go (default: {defaults.output_dir})"
+        "--output-dir",
+        default=defaults.output_dir,
+        help=f"where data, model and picture go (default: {defaults.output_dir})",
     )
     parser.add_argument(
-        "--train-videos", type=int, default=defaults.train_videos, help=f"synthetic training videos (default: {defaults.train_videos})"
+        "--train-videos",
+        type=int,
+        default=defaults.train_videos,
+        help=f"synthetic training videos (default: {defaults.train_videos})",
     )
     parser.add_argument(
-        "--test-videos", type=int, default=defaults.test_videos, help=f"synthetic test videos (default: {defaults.test_videos})"
+        "--test-videos",
+        type=int,
+        default=defaults.test_videos,
+        help=f"synthetic test videos (default: {defaults.test_videos})",
     )
     parser.add_argument(
-        "--epochs", type=float, default=defaults.epochs, help=f"training epochs of each model (default: {defaults.epochs})"
+        "--epochs",
+        type=float,
+        default=defaults.epochs,
+        help=f"training epochs of each model (default: {defaults.epochs})",
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help=f"seed of the task and of the models (default: {defaults.seed})")
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help=f"seed of the task and of the models (default: {defaults.seed})"
+    )
     parser.add_argument(
         "--config-overrides", default=None, help="MistConfig overrides for both models, e.g. 'hidden_size=128'"
     )

@@ -39,7 +39,9 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--model", required=True, help="model folder (or Hub id) written by `mist train`")
     parser.add_argument("--dataset", required=True, help="question dataset (folder, save_to_disk folder or Hub id)")
     parser.add_argument("--features", required=True, help="video features from `mist extract-features`")
-    parser.add_argument("--split", default="test", help="split to evaluate (validation also answers to val/dev; default: test)")
+    parser.add_argument(
+        "--split", default="test", help="split to evaluate (validation also answers to val/dev; default: test)"
+    )
     parser.add_argument(
         "--output-dir",
         default=None,
@@ -56,11 +58,15 @@ def parse_args(argv: list[str] | None):
     )
     parser.add_argument("--group-by", default="", help="more columns to break accuracy down by, comma-separated")
     parser.add_argument("--features-split", default="train", help="split of a Hub features dataset (default: train)")
-    parser.add_argument("--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)")
+    parser.add_argument(
+        "--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)"
+    )
     parser.add_argument("--zero-video", action="store_true", help="zero the video features (question-only check)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda if present)"
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu or cuda (default: cuda if present)",
     )
     return parser.parse_args(argv)
 
@@ -105,8 +111,11 @@ def run(args) -> int:
         write_text_atomically(output_dir / f"results_{args.split}.json", json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     if output_dir is None:
-        print("mist evaluate: nothing written (a Hub model has no folder here): pass --output-dir to keep the "
-              "results and the per-question predictions", file=sys.stderr)
+        print(
+            "mist evaluate: nothing written (a Hub model has no folder here): pass --output-dir to keep the "
+            "results and the per-question predictions",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -27,7 +27,8 @@ from training.errors import BrokenFileError, check_local_or_hub, hub_failure
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = MistArgumentParser(
         prog="mist extract-features",
-        description="CLIP frame and patch features of videos, written as a datasets dataset (resumable, multi-process).",
+        description="CLIP frame and patch features of videos, written as a datasets dataset "
+        "(resumable, multi-process).",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="folder of videos, glob, video file or list file")
     parser.add_argument(
@@ -104,7 +105,9 @@ def resolve_sizes(args: argparse.Namespace) -> dict:
             "clip_model": MistVideoProcessor.clip_model_name,
             "clip_pretrained": MistVideoProcessor.clip_pretrained,
         }
-    sizes = {name: getattr(args, name) if getattr(args, name) is not None else value for name, value in defaults.items()}
+    sizes = {
+        name: getattr(args, name) if getattr(args, name) is not None else value for name, value in defaults.items()
+    }
     sizes["clip_pretrained"] = parse_clip_pretrained(sizes["clip_pretrained"])
     return sizes
 

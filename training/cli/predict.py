@@ -71,12 +71,16 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--features", help="stored features dataset, instead of embedding --video with CLIP")
     parser.add_argument("--video-id", help="which video of --features to use")
     parser.add_argument("--question-clip-embedding", help=".npy or JSON list: the question's CLIP embedding")
-    parser.add_argument("--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)")
+    parser.add_argument(
+        "--clip-pretrained", default=None, help="override the processor's CLIP weights ('none': random)"
+    )
     parser.add_argument("--top-k", type=int, default=5, help="how many answers to print, best first (default: 5)")
     parser.add_argument("--explain", help="write a PNG of the frames with the kept segments and patches")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda if present)"
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu or cuda (default: cuda if present)",
     )
     args = parser.parse_args(argv)
     if args.video is None and (args.features is None or args.video_id is None):

@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", help="annotation files of the chosen format")
     parser.add_argument("--output-dir", required=True, help="folder for train/validation/test.jsonl")
     parser.add_argument(
-        "--split", default=None, help="split name (train, validation, test) of a single input whose file name does not tell"
+        "--split",
+        default=None,
+        help="split name (train, validation, test) of a single input whose file name does not tell",
     )
     args = parser.parse_args(argv)
     try:

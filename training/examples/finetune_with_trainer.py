@@ -67,7 +67,10 @@ def finetune(
         config.set_answer_vocabulary(sorted(set(dataset["answer"])))
     model = MistForVideoQuestionAnswering(config).load_text_encoders(text_encoder)
     processor = MistProcessor.from_mist_config(
-        model.config, AutoTokenizer.from_pretrained(text_encoder), clip_model_name=clip_model, clip_pretrained=clip_pretrained
+        model.config,
+        AutoTokenizer.from_pretrained(text_encoder),
+        clip_model_name=clip_model,
+        clip_pretrained=clip_pretrained,
     )
 
     # 1 + 2: CLIP embeddings of the questions and the labels, computed once by the processor.
@@ -78,11 +81,15 @@ def finetune(
 
     dataset = dataset.map(embed_and_label, batched=True, batch_size=256)
     dataset = dataset.with_format(
-        "numpy", columns=["frame_features", "patch_features", "question_clip_embedding", "labels"], output_all_columns=True
+        "numpy",
+        columns=["frame_features", "patch_features", "question_clip_embedding", "labels"],
+        output_all_columns=True,
     )
 
     # 3 + 4: keep the text columns for the collator, which tokenises questions and candidates per batch.
-    collator = MistDataCollator(processor, answer_vocabulary=processor.answer_vocabulary, choice_template=config.choice_template)
+    collator = MistDataCollator(
+        processor, answer_vocabulary=processor.answer_vocabulary, choice_template=config.choice_template
+    )
     args = TrainingArguments(output_dir=output_dir, remove_unused_columns=False, report_to="none", **training_kwargs)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=processor)
     trainer.train()
@@ -101,7 +108,9 @@ def finetune(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--questions", required=True, help="questions file (jsonl): video_id, question, answer[, choices]")
+    parser.add_argument(
+        "--questions", required=True, help="questions file (jsonl): video_id, question, answer[, choices]"
+    )
     parser.add_argument("--features", required=True, help="features folder written by `mist extract-features`")
     parser.add_argument("--text-encoder", default="bert-base-uncased", help="BERT-family model for both text encoders")
     parser.add_argument("--output-dir", required=True, help="where the fine-tuned model is saved")
