@@ -37,7 +37,8 @@ class Preset:
 
 # Reference `shells/agqa_v2_mist.sh` and its log (`logs/stdout-2022-11-06.log`): Adam (weight
 # decay 0), lr 3e-5, cosine schedule without warmup, gradient norm clipped at 12, batch 128,
-# 30 epochs, seed 100. MistConfig's defaults already are the AGQA model sizes.
+# 30 epochs, seed 100. MistConfig's defaults already are the AGQA model sizes. Like all three reference
+# models, the ISTA position tables stay sinusoidal (`requires_grad=False` in model/mist.py).
 AGQA = Preset(
     name="agqa",
     description="AGQA v2 open-ended, paper hyperparameters (reference shells/agqa_v2_mist.sh)",
@@ -51,6 +52,7 @@ AGQA = Preset(
         attention_dropout=0.3,
         max_question_length=30,
         max_answer_length=38,
+        freeze_position_embeddings=True,
     ),
     training=dict(
         learning_rate=3e-5,
@@ -74,12 +76,15 @@ AGQA = Preset(
     task="open-ended",
 )
 
-# Reference `shells/nextqa_mist.sh` and `model/mist_nextqa.py`: lr 4e-5, batch 64, seed 400,
-# 5 candidates each read as "question [SEP] candidate" and mean-pooled, 32 one-frame segments,
-# one ISTA layer keeping 1 segment and all 16 patches.
+# Reference `model/mist_nextqa.py` with `shells/nextqa_mist.sh` (docs: mist-variants.md §2): 32 one-frame
+# segments, keep 1 frame and 16 of its 17 candidates (16 patches + the raw frame), one ISTA layer of 2 blocks,
+# a 2-block temporal encoder over every patch, no question tokens in the ISTA sequence, segment features
+# normalised over time, mean fusion, Gumbel temperature 100, answers "question [SEP] choice" (one sequence)
+# mean-pooled over every position, bert-base-uncased encoders. Adam (weight decay 0), lr 4e-5, cosine
+# without warmup, 30 epochs, batch 64, gradient norm clipped at 12, seed 400.
 NEXTQA = Preset(
     name="nextqa",
-    description="NExT-QA 5-way multiple choice, paper hyperparameters (reference shells/nextqa_mist.sh)",
+    description="NExT-QA 5-way multiple choice: the reference's model/mist_nextqa.py and shells/nextqa_mist.sh",
     model=dict(
         hidden_size=512,
         intermediate_size=1024,
@@ -89,11 +94,18 @@ NEXTQA = Preset(
         num_segments=32,
         num_selected_segments=1,
         num_selected_patches=16,
+        num_temporal_layers=2,
+        frame_as_patch_candidate=True,
+        question_tokens_in_sequence=False,
+        segment_normalization="time",
+        fusion_pooling="mean",
+        gumbel_temperature=100.0,
         dropout=0.3,
         attention_dropout=0.3,
         max_question_length=30,
         max_answer_length=38,
-        answer_pooling="mean",
+        answer_pooling="mean_unmasked",
+        freeze_position_embeddings=True,
         choice_template="{question} {sep} {choice}",  # each candidate read as "question [SEP] choice"
     ),
     training={
@@ -107,12 +119,39 @@ NEXTQA = Preset(
     task="multiple-choice",
 )
 
-# Reference `shells/star_mist.sh`: lr 5e-5, batch 128, seed 300, 4 candidates.
+# Reference `model/mist_star.py` with `shells/star_mist.sh` (docs: mist-variants.md §3; the reference's
+# main_star.py is missing): the AGQA model with one ISTA layer of 2 blocks keeping 2 of 8 segments and
+# every patch of their frames (no patch selection), DistilBERT text encoders, answers "question [SEP]
+# choice" read at [CLS]. Adam (weight decay 0), lr 5e-5, cosine without warmup, 30 epochs, batch 128,
+# gradient norm clipped at 12, seed 300. Features are per question: each question has its own clip.
 STAR = Preset(
     name="star",
-    description="STAR 4-way multiple choice (reference shells/star_mist.sh)",
-    model=NEXTQA.model,
-    training={**NEXTQA.training, "learning_rate": 5e-5, "per_device_train_batch_size": 128, "seed": 300},
+    description="STAR 4-way multiple choice: the reference's model/mist_star.py and shells/star_mist.sh",
+    model=dict(
+        hidden_size=512,
+        intermediate_size=1024,
+        num_attention_heads=8,
+        num_hidden_layers=2,
+        num_ista_layers=1,
+        num_segments=8,
+        num_selected_segments=2,
+        use_patch_selection=False,
+        dropout=0.3,
+        attention_dropout=0.3,
+        max_question_length=30,
+        max_answer_length=38,
+        freeze_position_embeddings=True,
+        choice_template="{question} {sep} {choice}",
+    ),
+    training={
+        **AGQA.training,
+        "learning_rate": 5e-5,
+        "per_device_train_batch_size": 128,
+        "per_device_eval_batch_size": 128,
+        "seed": 300,
+        "logging_steps": 50,
+    },
+    text_encoder="distilbert-base-uncased",
     task="multiple-choice",
 )
 

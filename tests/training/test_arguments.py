@@ -48,7 +48,7 @@ def test_config_overrides():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_is_a_valid_config(name):
     config = MistConfig(**build_model_config_kwargs(get_preset(name)))
-    assert config.sequence_length == config.max_question_length + config.num_video_tokens
+    assert config.sequence_length == config.num_question_tokens + config.num_video_tokens
 
 
 def test_agqa_preset_is_the_paper_setting():
