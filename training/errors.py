@@ -4,8 +4,9 @@ Two kinds, so that the command line can tell the user whether to change the comm
 
 * `UsageError` (a `ValueError`): the command names something unusable: a path that does not exist,
   a folder of the wrong kind, settings that contradict what is already on disk. `mist` exits with 2.
-* `BrokenFileError`: the path is right but what is in it cannot be read: an empty questions file, a
-  truncated Arrow file, a model folder without weights. `mist` exits with 1.
+* `Failure` (a `RuntimeError`): the command is right but the work could not be done. Its subclass
+  `BrokenFileError`: the path is right but what is in it cannot be read (an empty questions file, a
+  truncated Arrow file, a model folder without weights). `mist` exits with 1.
 
 Every message starts with the file or folder (and the flag that named it) and says what is wrong.
 """
@@ -22,7 +23,11 @@ class UsageError(ValueError):
     """The command line names something that cannot be used (exit status 2)."""
 
 
-class BrokenFileError(RuntimeError):
+class Failure(RuntimeError):
+    """The command line is right but the work could not be done, e.g. an upload failed (exit status 1)."""
+
+
+class BrokenFileError(Failure):
     """A file or folder exists but its content cannot be used (exit status 1)."""
 
 

@@ -44,7 +44,7 @@ from .data import (
     load_questions,
     read_answer_vocabulary,
 )
-from .errors import BrokenFileError, UsageError, check_local_or_hub, hub_failure
+from .errors import BrokenFileError, Failure, UsageError, check_local_or_hub, hub_failure
 from .factory import build_model, freeze_text_encoders, make_trainer
 from .model_card import write_model_card
 from .trainer import OPEN_ENDED_TOP_K, build_compute_metrics
@@ -375,9 +375,18 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
         model_id = getattr(trainer, "hub_model_id", None) or training_args.hub_model_id
         write_model_card(output_dir, model_name=model_id or Path(training_args.output_dir).name, **card_fields)
 
-    trainer = make_trainer(
-        model, processor, training_args, train_dataset, eval_datasets.get(options.eval_split), model_card=write_card
-    )
+    try:
+        trainer = make_trainer(
+            model, processor, training_args, train_dataset, eval_datasets.get(options.eval_split), model_card=write_card
+        )
+    except Exception as error:  # noqa: BLE001  (with --push-to-hub the Trainer creates the Hub repository first)
+        if not training_args.push_to_hub:
+            raise
+        raise UsageError(
+            f"--push-to-hub: the Hub repository {training_args.hub_model_id or Path(training_args.output_dir).name} "
+            f"cannot be created ({type(error).__name__}: {error}); log in (`hf auth login`) or train without "
+            "--push-to-hub and upload later"
+        ) from error
 
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
@@ -404,5 +413,12 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
         write_card(output_dir)
         write_text_atomically(output_dir / "data_report.json", json.dumps(card_fields["data_reports"], indent=2))
     if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="mist train")
+        try:
+            trainer.push_to_hub(commit_message="mist train")
+        except Exception as error:  # noqa: BLE001  (the model is saved: say how to upload it later)
+            raise Failure(
+                f"the model is saved in {output_dir}, but uploading it to {trainer.hub_model_id} failed "
+                f"({type(error).__name__}: {error}); upload it later with "
+                f"`hf upload {trainer.hub_model_id} {output_dir}`"
+            ) from error
     return results

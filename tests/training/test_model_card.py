@@ -189,3 +189,35 @@ def test_descriptive_encoder_names_and_absolute_paths():
         in text
     )
     assert "# MIST for multiple-choice video question answering on questions" in text and "/scratch" not in text
+
+
+def test_hub_failures_say_what_is_saved_and_what_to_do(tiny_task, text_encoder_dir, tmp_path, capsys):
+    from unittest.mock import patch
+
+    from huggingface_hub import HfApi
+
+    from training.cli import main as mist
+
+    questions, features = tiny_task
+    arguments = ["train", "--dataset", str(questions), "--features", str(features), "--preset", "tiny",
+                 "--text-encoder", str(text_encoder_dir), "--clip_pretrained", "none", "--max_steps", "1",
+                 "--eval_split", "none", "--test_split", "none",
+                 "--push_to_hub", "--hub_model_id", "someone/mist"]  # fmt: skip
+    offline = ConnectionError("no route to huggingface.co")
+    with patch.object(HfApi, "create_repo", side_effect=offline):
+        assert mist([*arguments, "--output-dir", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "mist train: --push-to-hub: the Hub repository someone/mist cannot be created (ConnectionError: no route to "
+        "huggingface.co); log in (`hf auth login`) or train without --push-to-hub and upload later"
+    )
+    created = SimpleNamespace(repo_id="someone/mist")
+    with (
+        patch.object(HfApi, "create_repo", return_value=created),
+        patch.object(HfApi, "upload_folder", side_effect=offline),
+    ):
+        assert mist([*arguments, "--output-dir", str(tmp_path / "b")]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"mist train: the model is saved in {tmp_path / 'b'}, but uploading it to someone/mist failed "
+        f"(ConnectionError: no route to huggingface.co); upload it later with `hf upload someone/mist {tmp_path / 'b'}`"
+    )
+    assert (tmp_path / "b" / "model.safetensors").exists() and (tmp_path / "b" / "README.md").exists()

@@ -29,7 +29,7 @@ from training.data import (
     load_features,
     load_questions,
 )
-from training.errors import BrokenFileError, is_local
+from training.errors import Failure, is_local
 from training.evaluate import evaluate_questions
 from training.factory import load_trained
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mist evaluate: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    except (BrokenFileError, OSError) as error:  # a file or folder it names cannot be read
+    except (Failure, OSError) as error:  # the work failed: a file it names cannot be read, an upload failed
         if args.debug:
             raise
         print(f"mist evaluate: {' '.join(str(error).split())}", file=sys.stderr)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from configuration.arguments import MistArgumentParser
 from training.data import VideoFeatureStore, check_features_fit_model, feature_geometry, load_features
-from training.errors import BrokenFileError, UsageError
+from training.errors import BrokenFileError, Failure, UsageError
 from training.explain import draw_explanation, placeholder_frames, selections_of
 from training.factory import load_trained
 from training.predict import answer_question
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mist predict: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    except (BrokenFileError, OSError) as error:  # a file or folder it names cannot be read
+    except (Failure, OSError) as error:  # the work failed: a file it names cannot be read, an upload failed
         if args.debug:
             raise
         print(f"mist predict: {' '.join(str(error).split())}", file=sys.stderr)

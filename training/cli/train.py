@@ -21,7 +21,7 @@ from huggingface_hub.errors import StrictDataclassError
 from transformers import HfArgumentParser, TrainingArguments
 
 from configuration.arguments import parse_with_preset, short_help
-from training.errors import BrokenFileError
+from training.errors import Failure
 from training.train import TrainOptions, default_preset, train
 
 PROG = "mist train"
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{PROG}: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    except (BrokenFileError, OSError) as error:  # a file or folder it names cannot be read
+    except (Failure, OSError) as error:  # the work failed: a file it names cannot be read, an upload failed
         if debug:
             raise
         print(f"{PROG}: {' '.join(str(error).split())}", file=sys.stderr)
