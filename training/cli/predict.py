@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from configuration.arguments import MistArgumentParser
 from training.data import VideoFeatureStore, check_features_fit_model, feature_geometry, load_features
 from training.errors import BrokenFileError, Failure, UsageError
-from training.explain import draw_explanation, placeholder_frames, selections_of
+from training.explain import draw_explanation, explanation_timing, placeholder_frames, selections_of
 from training.factory import load_trained
 from training.predict import answer_question
 
@@ -133,6 +133,7 @@ def run(args) -> int:
                 Path(args.explain),
                 title=args.question,
                 answers=answers,
+                timing=explanation_timing(args.video, model.config.num_frames, model.config.num_segments),
             )
         )
     print(json.dumps(result, indent=2))
