@@ -65,3 +65,20 @@ def test_mist_app_refuses_a_folder_it_cannot_load(tmp_path):
     done = run_python(["-m", "training.cli", "app", "--model", str(tmp_path / "missing")], cwd=REPO_ROOT)
     assert done.returncode == 2 and "mist app: cannot load" in done.stderr and "missing" in done.stderr
     assert "Traceback" not in done.stderr  # a message, not a traceback
+
+
+def test_without_model_the_demo_model_is_built_once(tmp_path, monkeypatch):
+    import training.demo
+    from training.cli.app import demo_model
+
+    built = []
+
+    def fake_run_demo(options, report):
+        built.append((options.output_dir, options.skip_baseline))
+        (Path(options.output_dir) / "model").mkdir(parents=True)
+        (Path(options.output_dir) / "model" / "config.json").write_text("{}")
+
+    monkeypatch.setattr(training.demo, "run_demo", fake_run_demo)
+    assert demo_model(tmp_path / "demo") == tmp_path / "demo" / "model"
+    assert demo_model(tmp_path / "demo") == tmp_path / "demo" / "model"
+    assert built == [(str(tmp_path / "demo"), True)]  # MIST only, and only when missing
