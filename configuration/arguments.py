@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers import HfArgumentParser, TrainingArguments
 
 from modeling_mist import MistConfig
@@ -189,11 +190,10 @@ def fit_config_to_features(
     """Fit a `MistConfig`'s feature sizes to the features the model will read.
 
     `kwargs` are the preset's config keyword arguments with the overrides applied; `overridden` the keys
-    the user set with `--config-overrides`. A size the preset chose is adapted when the model stays
-    valid (`clip_hidden_size`; `grid_size` when `num_selected_patches` still fits; `num_frames` when it
-    still splits into `num_segments`). Returns (fitted kwargs, one line per change); raises ValueError
-    naming the `--config-overrides` to pass when no safe change exists or an override contradicts the
-    features.
+    the user set with `--config-overrides`. The sizes the features carry (`num_frames`, `grid_size`,
+    `clip_hidden_size`) replace the preset's when the resulting config is valid. Returns (fitted
+    kwargs, one line per change). Raises ValueError when an override contradicts the features, or when
+    the preset's model cannot read them, naming the `--config-overrides` that would fit.
     """
     fitted, notes = dict(kwargs), []
 
@@ -203,56 +203,75 @@ def fit_config_to_features(
     def source(key: str) -> str:
         return "--config-overrides" if key in overridden else f"the {preset_name} preset"
 
-    def adapt(key: str, new, why: str):
-        notes.append(f"{key}={new} instead of {value(key)} ({source(key)}): {why}")
-        fitted[key] = new
-
-    if value("clip_hidden_size") != hidden_size:
-        if "clip_hidden_size" in overridden:
-            raise ValueError(
-                f"the features are {hidden_size}-d but --config-overrides sets clip_hidden_size="
-                f"{value('clip_hidden_size')}: pass --config-overrides clip_hidden_size={hidden_size} or other features"
-            )
-        adapt("clip_hidden_size", hidden_size, "the width of the CLIP features")
-
     grid_size = math.isqrt(num_patches)
     if grid_size * grid_size != num_patches:
         raise ValueError(f"the features have {num_patches} patches per frame, not a square grid of crops")
-    if value("grid_size") != grid_size:
-        selected = value("num_selected_patches")
-        if "grid_size" in overridden or selected > num_patches:
-            fix = f"grid_size={grid_size}" + (f",num_selected_patches={num_patches}" if selected > num_patches else "")
+    carried = {
+        "clip_hidden_size": (hidden_size, f"the features are {hidden_size}-d"),
+        "grid_size": (grid_size, f"the features have {num_patches} patches per frame"),
+        "num_frames": (num_frames, f"the features have {num_frames} frames per video"),
+    }
+    for key, (size, why) in carried.items():
+        if value(key) == size:
+            continue
+        if key in overridden:
             raise ValueError(
-                f"the features have {num_patches} patches per frame ({grid_size}x{grid_size}) but "
-                f"{source('grid_size')} "
-                f"sets grid_size={value('grid_size')} (num_selected_patches={selected}): pass --config-overrides {fix}"
+                f"{why}, but --config-overrides sets {key}={value(key)}: pass --config-overrides {key}={size} "
+                "or other features"
             )
-        adapt("grid_size", grid_size, f"the features have {num_patches} patches per frame")
+        notes.append(f"{key}={size} instead of {value(key)} ({source(key)}): {why}")
+        fitted[key] = size
 
-    if value("num_frames") != num_frames:
-        segments, selected = value("num_segments"), value("num_selected_segments")
-        if "num_frames" not in overridden and num_frames % segments == 0 and selected <= segments:
-            adapt("num_frames", num_frames, f"the features have {num_frames} frames per video")
+    problem = _config_problem(fitted)
+    if problem is None:
+        return fitted, notes
+    fix = {
+        key: fitted[key]
+        for key in carried
+        if key in fitted and fitted[key] != kwargs.get(key, getattr(MistConfig, key))
+    }
+    fix.update(_size_fixes(fitted, num_frames, num_patches, hidden_size, kwargs))
+    suggestion = ",".join(f"{key}={size}" for key, size in fix.items())
+    if _config_problem({**fitted, **fix}) is not None:
+        suggestion = f"sizes that fit (e.g. starting from {suggestion})" if suggestion else "sizes that fit"
+    model = f"the model of the {preset_name} preset" + (" with these --config-overrides" if overridden else "")
+    raise ValueError(f"{model} cannot read them ({problem}): pass --config-overrides {suggestion}")
+
+
+def _config_problem(kwargs: dict) -> str | None:
+    """Why `MistConfig(**kwargs)` is invalid, or None."""
+    try:
+        MistConfig(**{key: value for key, value in kwargs.items() if key != "text_config"})
+    except (ValueError, TypeError, StrictDataclassError) as error:
+        cause = error.__cause__ if error.__cause__ is not None else error  # strict dataclasses wrap the reason
+        return str(cause).strip().splitlines()[0]
+    return None
+
+
+def _size_fixes(fitted: dict, num_frames: int, num_patches: int, hidden_size: int, preset: dict) -> dict:
+    """Overrides that make the config read features of these sizes: segments, selected patches, width."""
+
+    def value(key: str):
+        return fitted.get(key, getattr(MistConfig, key))
+
+    fix = {}
+    segments = value("num_segments")
+    one_frame_segments = value("num_temporal_layers") > 0  # the temporal encoder needs one frame per segment
+    if num_frames % segments or (one_frame_segments and num_frames != segments):
+        preset_frames = preset.get("num_frames", MistConfig.num_frames)
+        frames_per_segment = 1 if one_frame_segments else max(preset_frames // segments, 1)
+        if num_frames % frames_per_segment == 0:
+            segments = num_frames // frames_per_segment
         else:
-            fix = _segments_fix(num_frames, value("num_frames"), segments, selected)
-            raise ValueError(
-                f"the features have {num_frames} frames per video but {source('num_frames')} sets "
-                f"num_frames={value('num_frames')} with num_segments={segments}, and {num_frames} frames do not "
-                f"split into {segments} equal segments: pass --config-overrides {fix}"
-            )
-    return fitted, notes
-
-
-def _segments_fix(num_frames: int, preset_frames: int, segments: int, selected: int) -> str:
-    """The `--config-overrides` value that fits `num_frames` frames, keeping frames per segment if possible."""
-    frames_per_segment = max(preset_frames // segments, 1)
-    if num_frames % frames_per_segment == 0:
-        new_segments = num_frames // frames_per_segment
-    else:
-        new_segments = max(d for d in range(1, min(segments, num_frames) + 1) if num_frames % d == 0)
-    fix = f"num_frames={num_frames},num_segments={new_segments}"
-    if selected > new_segments:
-        fix += f",num_selected_segments={new_segments}"
+            segments = max(d for d in range(1, min(segments, num_frames) + 1) if num_frames % d == 0)
+        fix["num_segments"] = segments
+        if value("num_selected_segments") > segments:
+            fix["num_selected_segments"] = segments
+    candidates = num_patches + int(value("frame_as_patch_candidate"))
+    if value("use_patch_selection") and value("num_selected_patches") > candidates:
+        fix["num_selected_patches"] = candidates
+    if value("frame_as_patch_candidate") and value("hidden_size") != hidden_size:
+        fix["hidden_size"] = hidden_size  # the raw frame sits beside the encoded patches: one width
     return fix
 
 

@@ -236,9 +236,9 @@ def _load_tokenizer(source: str, flag: str):
 
 def fitted_config_kwargs(preset: Preset, overrides: str | None, features, features_source: str) -> dict:
     """The preset's config with `--config-overrides`, its feature sizes fitted to `features` (see
-    `fit_config_to_features`), validated; raises `UsageError` before any expensive step."""
-    geometry = feature_geometry(features, features_source)
+    `fit_config_to_features`, which also validates it); raises `UsageError` before any expensive step."""
     kwargs = build_model_config_kwargs(preset, overrides)
+    geometry = feature_geometry(features, features_source)
     try:
         kwargs, notes = fit_config_to_features(
             kwargs,
@@ -248,7 +248,6 @@ def fitted_config_kwargs(preset: Preset, overrides: str | None, features, featur
             overridden=set(parse_config_overrides(overrides)),
             preset_name=preset.name,
         )
-        MistConfig(**{key: value for key, value in kwargs.items() if key != "text_config"})  # validates the sizes
     except ValueError as error:
         raise UsageError(f"--features {features_source} ({geometry.describe()}): {error}") from error
     for note in notes:

@@ -140,7 +140,10 @@ def test_empty_questions_file(tiny_task, text_encoder_dir, tmp_path, capsys):
     with pytest.raises(BrokenFileError, match="the file is empty"):  # --debug: the exception and its traceback
         mist([*arguments, "--debug"])
     assert take_debug_flag(["--debug", "--max_steps", "3"]) == (["--max_steps", "3"], True)
-    assert take_debug_flag(["--debug", "underflow_overflow"]) == (["--debug", "underflow_overflow"], False)  # transformers'
+    assert take_debug_flag(["--debug", "underflow_overflow"]) == (
+        ["--debug", "underflow_overflow"],
+        False,
+    )  # transformers'
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
@@ -246,7 +249,7 @@ def test_data_loader_workers_fit_the_machine(monkeypatch):
 
 def test_features_that_cannot_fit_the_preset_are_refused_before_any_work(tiny_task, tmp_path, capsys, monkeypatch):
     ids = sorted({row["video_id"] for row in question_rows(tiny_task[0], "train")})
-    features = write_features(tmp_path / "features8", ids, num_frames=8, num_patches=16, width=24)
+    features = write_features(tmp_path / "features8", ids, num_frames=8, num_patches=16, width=512)
 
     def too_late(*args, **kwargs):
         raise AssertionError("the tokenizer was loaded before the features were checked")
@@ -256,9 +259,9 @@ def test_features_that_cannot_fit_the_preset_are_refused_before_any_work(tiny_ta
                  "--output-dir", str(tmp_path / "o"), "--preset", "nextqa"])  # fmt: skip
     assert code == 2
     assert error_line(capsys) == (
-        f"mist train: --features {features} (8 frames x 16 patches of 24-d CLIP features): the features have 8 frames "
-        "per video but the nextqa preset sets num_frames=32 with num_segments=32, and 8 frames do not split into 32 "
-        "equal segments: pass --config-overrides num_frames=8,num_segments=8"
+        f"mist train: --features {features} (8 frames x 16 patches of 512-d CLIP features): the model of the nextqa "
+        "preset cannot read them (num_frames=8 must be divisible by num_segments=32): pass --config-overrides "
+        "num_frames=8,num_segments=8"
     )
 
 
@@ -301,33 +304,59 @@ def test_fitting_rules():
     tiny = dict(TINY.model)
     fitted, notes = fit_config_to_features(dict(AGQA.model), 8, 16, 768, set(), "agqa")
     assert (fitted["num_frames"], fitted["clip_hidden_size"]) == (8, 768) and notes == [
-        "clip_hidden_size=768 instead of 512 (the agqa preset): the width of the CLIP features",
+        "clip_hidden_size=768 instead of 512 (the agqa preset): the features are 768-d",
         "num_frames=8 instead of 32 (the agqa preset): the features have 8 frames per video",
     ]
-    with pytest.raises(
-        ValueError, match=r"--config-overrides sets clip_hidden_size=16: pass --config-overrides clip_hidden_size=24"
-    ):
+    with pytest.raises(ValueError) as raised:
         fit_config_to_features(tiny, 8, 4, 24, {"clip_hidden_size"}, "tiny")
-    with pytest.raises(
-        ValueError,
-        match=r"grid_size=4 \(num_selected_patches=12\): pass --config-overrides grid_size=2,num_selected_patches=4$",
-    ):
+    assert str(raised.value) == (
+        "the features are 24-d, but --config-overrides sets clip_hidden_size=16: pass --config-overrides "
+        "clip_hidden_size=24 or other features"
+    )
+    with pytest.raises(ValueError) as raised:
         fit_config_to_features(dict(AGQA.model), 32, 4, 512, set(), "agqa")
+    assert str(raised.value) == (
+        "the model of the agqa preset cannot read them (num_selected_patches=12 must be in [1, grid_size**2=4]): "
+        "pass --config-overrides grid_size=2,num_selected_patches=4"
+    )
     with pytest.raises(ValueError, match="6 patches per frame, not a square grid"):
         fit_config_to_features(tiny, 8, 6, 16, set(), "tiny")
     # the tiny preset has 4 segments of 2 frames: the fix keeps 2 frames per segment when it can
     with pytest.raises(
         ValueError,
-        match="10 frames do not split into 4 equal segments: pass --config-overrides num_frames=10,num_segments=5$",
+        match=r"by num_segments=4\): pass --config-overrides num_frames=10,num_segments=5$",
     ):
         fit_config_to_features(tiny, 10, 4, 16, set(), "tiny")
     with pytest.raises(ValueError, match="pass --config-overrides num_frames=9,num_segments=3$"):
         fit_config_to_features(tiny, 9, 4, 16, set(), "tiny")
     with pytest.raises(
         ValueError,
-        match="--config-overrides sets num_frames=8 .*: pass --config-overrides num_frames=12,num_segments=6$",
+        match="12 frames per video, but --config-overrides sets num_frames=8: pass --config-overrides num_frames=12 or",
     ):
         fit_config_to_features(tiny, 12, 4, 16, {"num_frames"}, "tiny")  # 12 would fit, but the user said 8
+
+
+def test_fitting_follows_the_variant_options():
+    from configuration.presets import NEXTQA, STAR
+
+    # NExT-QA: a temporal encoder (one frame per segment) and the raw frame as a patch candidate (one width)
+    with pytest.raises(ValueError) as raised:
+        fit_config_to_features(dict(NEXTQA.model), 8, 16, 768, set(), "nextqa")
+    assert str(raised.value) == (
+        "the model of the nextqa preset cannot read them (num_frames=8 must be divisible by num_segments=32): pass "
+        "--config-overrides clip_hidden_size=768,num_frames=8,num_segments=8,hidden_size=768"
+    )
+    with pytest.raises(ValueError) as raised:
+        fit_config_to_features(dict(NEXTQA.model), 32, 9, 512, set(), "nextqa")  # 9 patches + the frame < 16 kept
+    assert str(raised.value) == (
+        "the model of the nextqa preset cannot read them (num_selected_patches=16 must be in [1, grid_size**2 + 1 (the "
+        "frame)=10]): pass --config-overrides grid_size=3,num_selected_patches=10"
+    )
+    # STAR keeps every patch: any grid fits
+    fitted, notes = fit_config_to_features(dict(STAR.model), 32, 4, 512, set(), "star")
+    assert fitted["grid_size"] == 2 and notes == [
+        "grid_size=2 instead of 4 (the star preset): the features have 4 patches per frame"
+    ]
 
 
 # ----- where results go, progress -------------------------------------------------------------------
