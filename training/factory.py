@@ -80,7 +80,8 @@ def each_log_message_once(library: str = "transformers"):
 
 def freeze_text_encoders(model: MistForVideoQuestionAnswering) -> None:
     """Stop training the question and answer encoders (the Trainer optimises only trainable parameters)."""
-    model.mist.question_encoder.requires_grad_(False)
+    if model.mist.question_encoder is not None:  # NExT-QA-style models read no question tokens
+        model.mist.question_encoder.requires_grad_(False)
     model.answer_encoder.requires_grad_(False)
 
 
