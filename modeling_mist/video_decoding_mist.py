@@ -37,6 +37,22 @@ def sample_frame_indices(total_frames: int, num_frames: int) -> np.ndarray:
     return np.minimum(middles, total_frames - 1)
 
 
+def sample_clip_frame_indices(
+    total_frames: int, num_frames: int, fps: float | None, start: float | None, end: float | None, source: str = "video"
+) -> np.ndarray:
+    """`sample_frame_indices` within the clip from `start` to `end` seconds (either may be None: the video's
+    start or end). A clip before the first or after the last frame is cut to the video."""
+    if start is None and end is None:
+        return sample_frame_indices(total_frames, num_frames)
+    if not fps:
+        raise VideoDecodeError(f"{source}: a clip ({start}s to {end}s) needs the video's frame rate, which it lacks")
+    first = min(max(int(round((start or 0.0) * fps)), 0), total_frames - 1)
+    stop = total_frames if end is None else min(max(int(round(end * fps)), first + 1), total_frames)
+    if end is not None and start is not None and end < start:
+        raise VideoDecodeError(f"{source}: the clip ends ({end}s) before it starts ({start}s)")
+    return first + sample_frame_indices(stop - first, num_frames)
+
+
 def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
@@ -239,5 +255,6 @@ __all__ = [
     "list_frame_images",
     "load_video_frames",
     "load_videos",
+    "sample_clip_frame_indices",
     "sample_frame_indices",
 ]

@@ -34,6 +34,7 @@ from .video_decoding_mist import (
     as_video_list,
     load_video_frames,
     load_videos,
+    sample_clip_frame_indices,
     sample_frame_indices,
 )
 
@@ -147,14 +148,26 @@ class MistVideoProcessor(BaseVideoProcessor):
 
     # ----- frames -----
 
-    def sample_frames(self, metadata: VideoMetadata, num_frames: int | None = None, **kwargs) -> np.ndarray:
-        """Middle frame of each of `num_frames` equal intervals (see `sample_frame_indices`)."""
-        return sample_frame_indices(metadata.total_num_frames, num_frames or self.num_frames)
-
-    def load_video(self, video: VideoSource, num_frames: int | None = None) -> np.ndarray:
-        """Sampled frames `[num_frames, H, W, 3]` uint8 of a video path, frame folder or frame array."""
+    def sample_frames(
+        self,
+        metadata: VideoMetadata,
+        num_frames: int | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        **kwargs,
+    ) -> np.ndarray:
+        """Middle frame of each of `num_frames` equal intervals (see `sample_frame_indices`), of the whole
+        video or of the clip from `start` to `end` seconds."""
         num_frames = num_frames or self.num_frames
-        frames, _ = load_video_frames(video, partial(self.sample_frames, num_frames=num_frames))
+        return sample_clip_frame_indices(metadata.total_num_frames, num_frames, metadata.fps, start, end)
+
+    def load_video(
+        self, video: VideoSource, num_frames: int | None = None, start: float | None = None, end: float | None = None
+    ) -> np.ndarray:
+        """Sampled frames `[num_frames, H, W, 3]` uint8 of a video path, frame folder or frame array, or of
+        its clip from `start` to `end` seconds (STAR's questions each ask about one clip)."""
+        num_frames = num_frames or self.num_frames
+        frames, _ = load_video_frames(video, partial(self.sample_frames, num_frames=num_frames, start=start, end=end))
         return frames
 
     def clip_pixel_values(

@@ -31,7 +31,7 @@ from modeling_mist.video_decoding_mist import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.decode_pool import batched, decode_ahead
 from processing.feature_store import SETTINGS_PREFIX, FeatureStore, restore_interrupted_swap
-from processing.question_embeddings import add_question_embeddings
+from processing.question_embeddings import add_question_embeddings, read_records
 
 
 @dataclass
@@ -56,6 +56,7 @@ class ExtractionOptions:
     question_column: str = "question"
     keep_work_dir: bool = False  # keep the per-video files after success
     no_progress: bool = False
+    clips: str | None = None  # questions file of clips (STAR): one row per `feature_id`, from `start` to `end` s
 
 
 @dataclass
@@ -73,8 +74,41 @@ class ExtractionSummary:
 
 @dataclass(frozen=True)
 class VideoFile:
-    video_id: str  # file stem (or frame folder name): the dataset's key
+    video_id: str  # the dataset's key: file stem (or frame folder name), or a clip's `feature_id`
     path: str
+    start: float | None = None  # a clip's first second (None: the video's start)
+    end: float | None = None  # a clip's last second (None: the video's end)
+
+
+def find_clips(clips_path: str, videos: list[VideoFile]) -> list[VideoFile]:
+    """The clips a questions file asks about (STAR: each question its own clip of a video), keyed by
+    `feature_id` (the question's row in the features dataset) and cut from `start` to `end` seconds of
+    the video `video_id` among `videos`. Each distinct `feature_id` once, sorted."""
+    path_of = {video.video_id: video.path for video in videos}
+    clips, missing = {}, set()
+    for index, record in enumerate(read_records(clips_path)):
+        feature_id = record.get("feature_id", record.get("question_id"))
+        if feature_id is None or record.get("video_id") is None:
+            raise ValueError(f"{clips_path}: row {index} has no feature_id/question_id or no video_id")
+        video_id = str(record["video_id"])
+        if video_id not in path_of:
+            missing.add(video_id)
+            continue
+        start, end = record.get("start"), record.get("end")
+        clip = VideoFile(
+            str(feature_id), path_of[video_id], None if start is None else float(start), None if end is None else float(end)
+        )
+        if clips.setdefault(clip.video_id, clip) != clip:
+            raise ValueError(f"{clips_path}: feature_id {clip.video_id!r} names two different clips")
+    if missing:
+        print(
+            f"warning: {len(missing)} videos of {clips_path} are not among the inputs; their clips are skipped "
+            f"(e.g. {sorted(missing)[:3]})",
+            file=sys.stderr,
+        )
+    if not clips:
+        raise ValueError(f"{clips_path}: no clip's video is among the inputs")
+    return sorted(clips.values(), key=lambda clip: clip.video_id)
 
 
 def _is_frame_folder(path: str) -> bool:
@@ -183,7 +217,10 @@ def extract_share(
     )
     computed = failed = 0
     decoded = decode_ahead(
-        pending, lambda video: video_processor.load_video(video.path), options.decode_workers, 2 * options.batch_size
+        pending,
+        lambda video: video_processor.load_video(video.path, start=video.start, end=video.end),
+        options.decode_workers,
+        2 * options.batch_size,
     )
     for batch in batched(decoded, options.batch_size):
         good = []
@@ -244,6 +281,8 @@ def extract_features(options: ExtractionOptions) -> ExtractionSummary:
         "dtype": options.dtype,
     }
     videos = find_videos(options.inputs)
+    if options.clips:
+        videos = find_clips(options.clips, videos)
     if state.is_main_process:
         restore_interrupted_swap(output_dir)
     state.wait_for_everyone()

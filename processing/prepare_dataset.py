@@ -25,8 +25,10 @@ Formats (as published; the reference `showlab/mist` loaders read the same files)
 * `star`: STAR `STAR_{train,val,test}.json`, a list of
   `{question_id, question, video_id, start, end, answer, choices: [{choice_id, choice}], ...}`.
   question_type is the question_id prefix (Interaction, Sequence, Prediction, Feasibility);
-  `start`/`end` (seconds) are kept: a STAR question is about that clip of the video. Questions
-  without an answer (the hidden test labels) are skipped.
+  `start`/`end` (seconds) are kept: a STAR question is about that clip of the video, so each
+  question reads its own feature row, `feature_id` = question_id (extract them with
+  `mist extract-features VIDEOS --clips train.jsonl`). Questions without an answer (the hidden test
+  labels) are skipped.
 * `agqa`: AGQA 2.0 balanced `train_balanced.txt` / `test_balanced.txt` (JSON despite the name), a
   dict keyed by question id of `{question, answer, video_id, global: [...], local, ans_type,
   steps, semantic, structural, ...}`. question_type is the `global` list (the paper's reasoning
@@ -149,6 +151,7 @@ def read_star(path: Path, report: ConversionReport) -> Iterator[dict]:
         yield {
             "question_id": question_id,
             "video_id": str(record["video_id"]),
+            "feature_id": question_id,  # each STAR question asks about its own clip: its own feature row
             "question": _clean(record["question"]),
             "answer": answer,
             "choices": choices,

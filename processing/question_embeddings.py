@@ -24,7 +24,8 @@ def embed_unique(texts: Sequence[str], encode: Callable[[list[str]], torch.Tenso
     return embeddings
 
 
-def _read_records(path: str) -> list[dict]:
+def read_records(path: str) -> list[dict]:
+    """The records of a jsonl, json (a list of records) or parquet questions file."""
     if path.endswith(".parquet"):
         import pyarrow.parquet as pq
 
@@ -69,7 +70,7 @@ def add_question_embeddings(
 
     Formats follow the file suffixes: `.parquet`, `.json` (a list of records) or jsonl (anything else).
     """
-    records = _read_records(questions_path)
+    records = read_records(questions_path)
     missing = [index for index, record in enumerate(records) if not isinstance(record.get(question_column), str)]
     if missing:
         raise ValueError(

@@ -29,6 +29,8 @@ from processing.question_embeddings import EMBEDDING_COLUMN, embed_unique
 from .errors import BrokenFileError, UsageError, check_local_or_hub, hub_failure
 
 QUESTION_COLUMNS = ("question_id", "video_id", "question", "answer")
+# Optional question column naming its row of the features when that is not `video_id` (STAR: the question's clip).
+FEATURE_KEY_COLUMN = "feature_id"
 FEATURE_COLUMNS = ("video_id", "frame_features", "patch_features")
 QUESTION_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
@@ -456,7 +458,9 @@ class MistQuestionDataset(torch.utils.data.Dataset):
         self.report = DataReport(split=split, multiple_choice=self.multiple_choice, training=not keep_unlabeled)
         self.rows, self.labels = [], []
 
-        columns = ["video_id", "answer"] + (["choices"] if self.multiple_choice else [])
+        # STAR-style questions each have their own clip: they read the feature row named by `feature_id`.
+        self.key_column = FEATURE_KEY_COLUMN if FEATURE_KEY_COLUMN in questions.column_names else "video_id"
+        columns = [self.key_column, "answer"] + (["choices"] if self.multiple_choice else [])
         columns += ["question_id"] if "question_id" in questions.column_names else []
         light = questions.select_columns(columns)
         if self.multiple_choice:
@@ -465,7 +469,7 @@ class MistQuestionDataset(torch.utils.data.Dataset):
         for row, record in enumerate(light):
             self.report.total += 1
             question_id = record.get("question_id", f"row {row}")
-            video_id = str(record["video_id"])
+            video_id = str(record[self.key_column])
             if video_id not in features:
                 self.report.missing_features += 1
                 if len(self.report.missing_video_examples) < EXAMPLES_KEPT:
@@ -514,7 +518,7 @@ class MistQuestionDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         record = self.record(index)
-        frame_features, patch_features = self.features[record["video_id"]]
+        frame_features, patch_features = self.features[record[self.key_column]]
         example = {
             "question_id": record.get("question_id"),
             "question": record["question"],

@@ -135,6 +135,7 @@ def test_star(tmp_path):
         {
             "question_id": "Interaction_T1_13",
             "video_id": "6H78U",
+            "feature_id": "Interaction_T1_13",  # each STAR question reads its own clip's features
             "question": "Which object was tidied up by the person?",
             "answer": "The closet/cabinet.",
             # ordered by choice_id, whatever the file order

@@ -53,6 +53,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--dtype", choices=("float16", "float32"), default="float16", help="stored feature type (default: float16)"
     )
     parser.add_argument("--device", help="device for CLIP (default: this process's accelerate device)")
+    parser.add_argument(
+        "--clips",
+        help="questions file whose rows are clips (STAR): one feature row per feature_id (or question_id), "
+        "sampled from start to end seconds of its video_id",
+    )
     parser.add_argument("--questions", help="questions file (jsonl, json or parquet) to add CLIP text embeddings to")
     parser.add_argument("--questions-output", help="where the questions file with embeddings goes")
     parser.add_argument(
