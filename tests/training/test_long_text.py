@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from training_testing import question_rows, write_jsonl
 from transformers import BertTokenizer
+from transformers.utils import logging as transformers_logging
 
 from modeling_mist import MistProcessor, MistVideoProcessor
 from training.cli import main as mist
@@ -104,6 +105,8 @@ def test_train_on_questions_longer_than_max_question_length(tiny_task, text_enco
             row["answer"] = row["answer"] if split == "train" else LONG_ANSWER if row is rows[0] else row["answer"]
         write_jsonl(tmp_path / "questions" / f"{split}.jsonl", rows)
     caplog.set_level(logging.INFO)
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_warning()  # another test (mist demo) may have quietened the library
     out = tmp_path / "out"
     code = mist(["train", "--dataset", str(tmp_path / "questions"), "--features", str(tiny_task[1]),
                  "--output-dir", str(out), "--preset", "tiny", "--text-encoder", str(text_encoder_dir),
@@ -116,5 +119,6 @@ def test_train_on_questions_longer_than_max_question_length(tiny_task, text_enco
         ("INFO", "train: 48/48 questions used"),
         ("INFO", "validation: 16/16 questions used; 1 answers outside the vocabulary (scored as wrong)"),
     ]
+    transformers_logging.set_verbosity(verbosity)
     load_reports = [record for record in caplog.records if "LOAD REPORT" in record.getMessage()]
     assert len(load_reports) == 1  # both text encoders load the same checkpoint: one report
