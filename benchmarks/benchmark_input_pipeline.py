@@ -5,7 +5,7 @@
 
 Builds an AGQA-sized features dataset on disk (32 frames x (1 + 16) CLIP embeddings of 512 floats per
 video, float16, as `mist extract-features` writes it) and a question set with CLIP embeddings, then
-times `DataLoader(MistQuestionDataset, collate_fn=MistDataCollator)` over shuffled epochs: what the
+times `DataLoader(MistQuestionDataset, collate_fn=make_collator(...))` over shuffled epochs: what the
 Trainer's data loader does per training step. The tokenizer is the offline all-MiniLM-L6-v2 copy
 (bert-base-uncased vocabulary). Prints questions/s per setting with the machine named.
 """
@@ -24,8 +24,8 @@ from transformers import AutoTokenizer
 
 from configuration.presets import minilm_path
 from modeling_mist import MistConfig, MistProcessor
-from training.collator import MistDataCollator
 from training.data import MistQuestionDataset, VideoFeatureStore, load_features
+from training.factory import make_collator
 
 NUM_ANSWERS = 171
 WORDS = "what did the person hold after before opening closing door cup book table while sitting on".split()
@@ -113,7 +113,7 @@ def main() -> None:
     config.set_answer_vocabulary(vocabulary)
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
     processor = MistProcessor.from_mist_config(config, tokenizer, clip_pretrained=None)
-    collator = MistDataCollator(processor, answer_vocabulary=vocabulary)
+    collator = make_collator(processor, config)  # what the Trainer uses
     cpu = platform.processor() or platform.machine()
     print(f"machine: CPU {cpu}, {len(os.sched_getaffinity(0))} cores available, torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as folder:

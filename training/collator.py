@@ -17,7 +17,8 @@ class MistDataCollator:
     `question_clip_embedding` `[D]`, `labels` (int, optional), `choices` (list[str], multiple choice),
     `question_id` (optional, named in errors).
 
-    Batch keys: `frame_features [B, F, D]`, `patch_features [B, F, P, D]` (float32),
+    Batch keys: `frame_features [B, F, D]`, `patch_features [B, F, P, D]` (`feature_dtype`; None keeps the
+    stored float16 until the model casts them on its device: half the bytes to pin and to copy),
     `input_ids`/`attention_mask [B, L]` (L <= the processor's max_question_length),
     `question_clip_embeds [B, D]`, `answer_input_ids`/`answer_attention_mask` `[A, La]` (the
     open-ended vocabulary; the processor tokenises it once and caches it) or `[B, C, La]` (each
@@ -31,6 +32,7 @@ class MistDataCollator:
     answer_vocabulary: list[str] | None = None
     choice_template: str | None = None
     zero_video: bool = False
+    feature_dtype: torch.dtype | None = torch.float32
 
     def __post_init__(self):
         if self.choice_template is not None and self.choice_template != self.processor.choice_template:
@@ -41,10 +43,11 @@ class MistDataCollator:
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         if not examples:
             raise ValueError("cannot collate an empty list of examples")
+        stacked = getattr(examples, "stacked", {})  # an `ExampleBatch` arrives with its arrays stacked
         batch = {
-            "frame_features": self._stack(examples, "frame_features"),
-            "patch_features": self._stack(examples, "patch_features"),
-            "question_clip_embeds": self._stack(examples, "question_clip_embedding"),
+            "frame_features": self._features(examples, stacked, "frame_features", self.feature_dtype),
+            "patch_features": self._features(examples, stacked, "patch_features", self.feature_dtype),
+            "question_clip_embeds": self._features(examples, stacked, "question_clip_embedding", torch.float32),
         }
         if self.zero_video:
             batch["frame_features"] = torch.zeros_like(batch["frame_features"])
@@ -61,7 +64,11 @@ class MistDataCollator:
         return batch
 
     @staticmethod
-    def _stack(examples: list[dict], key: str) -> torch.Tensor:
+    def _features(examples: list[dict], stacked: dict, key: str, dtype: torch.dtype | None) -> torch.Tensor:
+        if stacked.get(key) is not None:
+            array = stacked[key]
+            tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
+            return tensor if dtype is None else tensor.to(dtype)
         missing = [index for index, example in enumerate(examples) if example.get(key) is None]
         if missing:
             raise ValueError(
@@ -70,7 +77,8 @@ class MistDataCollator:
                 if key == "question_clip_embedding"
                 else f"examples {missing[:5]} have no {key!r}"
             )
-        return torch.from_numpy(np.stack([np.asarray(example[key], dtype=np.float32) for example in examples]))
+        tensor = torch.from_numpy(np.stack([np.asarray(example[key]) for example in examples]))
+        return tensor if dtype is None else tensor.to(dtype)
 
     def _choices(self, examples: list[dict]) -> list[list[str]]:
         if any(example.get("choices") is None for example in examples):

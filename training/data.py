@@ -285,6 +285,11 @@ class VideoFeatureStore:
 
     def __init__(self, features: Dataset):
         self.dataset = features.select_columns(["frame_features", "patch_features"]).with_format("numpy")
+        # The Arrow table on disk, and the physical row of each logical row when the dataset is a selection.
+        self.table = features.data.table
+        self._physical_rows = None if features._indices is None else np.asarray(features._indices.column(0))
+        self.shapes = {name: tuple(features.features[name].shape) for name in ("frame_features", "patch_features")}
+        self._chunk_views = {}  # built lazily, so that DataLoader workers build their own after the fork
         # Only the id column is read here; feature rows stay on disk until asked for.
         self.row_of = {str(video_id): row for row, video_id in enumerate(features["video_id"])}
 
@@ -297,6 +302,49 @@ class VideoFeatureStore:
     def __getitem__(self, video_id: str) -> tuple[np.ndarray, np.ndarray]:
         row = self.dataset[self.row_of[str(video_id)]]
         return np.asarray(row["frame_features"]), np.asarray(row["patch_features"])
+
+    def batch(self, video_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`frame_features [n, F, D]` and `patch_features [n, F, P, D]` of `video_ids` (repeats allowed), in
+        their stored dtype: one gather per column from zero-copy views of the memory-mapped Arrow buffers."""
+        rows = np.asarray([self.row_of[str(video_id)] for video_id in video_ids], dtype=np.int64)
+        if self._physical_rows is not None:
+            rows = self._physical_rows[rows]
+        return self._gather("frame_features", rows), self._gather("patch_features", rows)
+
+    def _gather(self, name: str, rows: np.ndarray) -> np.ndarray:
+        views, starts = self._views(name)
+        if len(views) == 1:
+            return views[0][rows]
+        chunk_of = np.searchsorted(starts, rows, side="right") - 1
+        out = np.empty((len(rows), *views[0].shape[1:]), dtype=views[0].dtype)
+        for chunk in np.unique(chunk_of):
+            where = chunk_of == chunk
+            out[where] = views[chunk][rows[where] - starts[chunk]]
+        return out
+
+    def _views(self, name: str) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per Arrow chunk of column `name`, its rows as one `[rows, *shape]` array over the file's buffer."""
+        if name not in self._chunk_views:
+            views, starts = [], [0]
+            for chunk in self.table.column(name).chunks:
+                values = chunk.storage if isinstance(chunk, pa.ExtensionArray) else chunk
+                while pa.types.is_list(values.type) or pa.types.is_fixed_size_list(values.type):
+                    values = values.flatten()  # a fixed-shape array is nested lists over one flat buffer
+                dtype = np.dtype(values.type.to_pandas_dtype())
+                flat = np.frombuffer(values.buffers()[1], dtype=dtype)[values.offset : values.offset + len(values)]
+                views.append(flat.reshape(len(chunk), *self.shapes[name]))
+                starts.append(starts[-1] + len(chunk))
+            self._chunk_views[name] = (views, np.asarray(starts[:-1]))
+        return self._chunk_views[name]
+
+
+class ExampleBatch(list):
+    """Examples fetched together (`MistQuestionDataset.__getitems__`): a list of example dicts, plus their
+    feature arrays already stacked in `stacked`, which `MistDataCollator` uses instead of stacking again."""
+
+    def __init__(self, examples: list[dict], stacked: dict[str, np.ndarray]):
+        super().__init__(examples)
+        self.stacked = stacked
 
 
 def is_multiple_choice(questions: Dataset) -> bool:
@@ -490,6 +538,14 @@ class MistQuestionDataset(torch.utils.data.Dataset):
             self.rows.append(row)
             self.labels.append(label)
         self.report.kept = len(self.rows)
+        # Views for batched reads (`__getitems__`): the text columns as lists, the embeddings as one array.
+        text_columns = ["question_id", "question", "choices", self.key_column]
+        self._text_view = questions.select_columns(
+            list(dict.fromkeys(name for name in text_columns if name in questions.column_names))
+        )
+        self._embedding_view = None
+        if EMBEDDING_COLUMN in questions.column_names:
+            self._embedding_view = questions.select_columns([EMBEDDING_COLUMN]).with_format("numpy")
 
     def _choice_label(self, record: dict, question_id, keep_unlabeled: bool) -> int | None:
         """The label of a multiple-choice question, or None when the question is dropped."""
@@ -531,6 +587,33 @@ class MistQuestionDataset(torch.utils.data.Dataset):
         if self.multiple_choice:
             example["choices"] = list(record["choices"])
         return example
+
+    def __getitems__(self, indices: list[int]) -> ExampleBatch:
+        """The examples of a batch read with one fetch of their question rows and one of their features
+        (what a `DataLoader` calls): no per-row Python work on the feature arrays."""
+        rows = [self.rows[index] for index in indices]
+        records = self._text_view[rows]  # column -> list
+        frame_features, patch_features = self.features.batch([str(key) for key in records[self.key_column]])
+        stacked = {"frame_features": frame_features, "patch_features": patch_features}
+        if self._embedding_view is not None:
+            embeddings = self._embedding_view[rows][EMBEDDING_COLUMN]
+            if embeddings.dtype != object:  # rows without an embedding leave it to the collator to name them
+                stacked[EMBEDDING_COLUMN] = embeddings.astype(np.float32, copy=False)
+        examples = []
+        for position, index in enumerate(indices):
+            example = {
+                "question_id": records["question_id"][position] if "question_id" in records else None,
+                "question": records["question"][position],
+                "frame_features": frame_features[position],
+                "patch_features": patch_features[position],
+                "labels": self.labels[index],
+            }
+            if EMBEDDING_COLUMN in stacked:
+                example[EMBEDDING_COLUMN] = stacked[EMBEDDING_COLUMN][position]
+            if self.multiple_choice:
+                example["choices"] = list(records["choices"][position])
+            examples.append(example)
+        return ExampleBatch(examples, stacked)
 
     def column(self, name: str, default=None) -> list:
         """One question column for the kept rows, in dataset order (e.g. question_id, question_type)."""
