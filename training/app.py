@@ -69,7 +69,7 @@ class VideoQuestionAnswerer:
         self._features = {}  # CLIP features of the last videos asked about, by content digest
 
     def describe_model(self) -> str:
-        name = Path(self.config.name_or_path or "MIST").name
+        name = self.config.name_or_path or "MIST"
         if self.config.multiple_choice:
             task = "multiple choice: give the choices, one per line"
         else:
@@ -154,10 +154,10 @@ def build_app(answerer: VideoQuestionAnswerer):
         )
         with gr.Row():
             with gr.Column(scale=1):
-                video = gr.Video(label="video", sources=["upload"], elem_id="video")
+                video = gr.Video(label="video", sources=["upload"], height=320, elem_id="video")
                 question = gr.Textbox(label="question", placeholder="what did the person hold?", elem_id="question")
                 choices = gr.Textbox(
-                    label="choices (one per line; leave empty for an open-ended question)", lines=3, elem_id="choices"
+                    label="choices, one per line", placeholder="empty: open-ended", lines=3, elem_id="choices"
                 )
                 ask = gr.Button("Ask", variant="primary", elem_id="ask")
                 if answerer.samples:
@@ -171,11 +171,13 @@ def build_app(answerer: VideoQuestionAnswerer):
                         if answerer._sample_of
                         else "samples",
                     )
-            with gr.Column(scale=2):
+            with gr.Column(scale=1):
                 label = gr.Label(label="answers", num_top_classes=TOP_K, elem_id="answers")
-                picture = gr.Image(label="what MIST looked at", type="filepath", elem_id="explanation")
                 kept = gr.Markdown(elem_id="kept-segments")
-                ranked = gr.JSON(label="answers (JSON)", elem_id="answers-json")
+                with gr.Accordion("answers as JSON (what the /answer API returns first)", open=False):
+                    ranked = gr.JSON(show_label=False, elem_id="answers-json")
+        gr.Markdown("### What MIST looked at")
+        picture = gr.Image(show_label=False, type="filepath", elem_id="explanation")
         outputs = [ranked, label, picture, kept]
         ask.click(answer, [video, question, choices], outputs, api_name=API_NAME)
         question.submit(answer, [video, question, choices], outputs, api_visibility="private")

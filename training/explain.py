@@ -270,9 +270,9 @@ def draw_explanation(
                 picture.add_patch(
                     Rectangle(
                         (col * cell_width + 1, row * cell_height + 1), cell_width - 2, cell_height - 2,
-                        fill=False, edgecolor=colour, linewidth=1.5,
+                        fill=False, edgecolor=colour, linewidth=1.0, linestyle=(0, (3, 2)),
                     )
-                )  # fmt: skip
+                )  # fmt: skip  (a thin dashed mark: the heatmap is the picture, the mark says "kept")
             picture.set_xlim(0, width)
             picture.set_ylim(height, 0)
             picture.set_xticks([])
@@ -297,7 +297,7 @@ def draw_explanation(
         ),
         (
             "Kept frames: the frames of the kept segments, each patch tinted by its selection score (colour bar, "
-            "top right); outlined cells = kept patches."
+            "top right); dashed cells = kept patches."
         ),
         "Times: "
         + ("seconds into the video." if unit == "seconds" else "sampled-frame positions (frame rate unknown)."),
