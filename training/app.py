@@ -74,10 +74,16 @@ class VideoQuestionAnswerer:
             task = "multiple choice: give the choices, one per line"
         else:
             task = f"open-ended over {len(self.config.answer_vocabulary or [])} answers (choices optional)"
-        return (
+        text = (
             f"Model `{name}` ({task}); {self.config.num_frames} frames in {self.config.num_segments} segments, "
             f"{self.config.grid_size}x{self.config.grid_size} patches per frame."
         )
+        if self._sample_of:
+            text += (
+                " It is the synthetic demo's model: it reads the demo task's features, not CLIP's, so it answers "
+                "the sample videos (their features are stored)."
+            )
+        return text
 
     def example(self, video: str, question: str, choices: list[str] | None) -> dict:
         """The pipeline's input for one question, with the video's features: a known synthetic sample's stored
@@ -94,6 +100,7 @@ class VideoQuestionAnswerer:
             return example
         if digest not in self._features:
             video_processor = self.pipeline.processor.video_processor
+            self._check_clip_fits(video_processor)
             frames = video_processor.load_video(video, num_frames=self.config.num_frames)
             frame_features, patch_features = video_processor.extract_features([frames])
             while len(self._features) >= FEATURE_CACHE_SIZE:
@@ -101,6 +108,16 @@ class VideoQuestionAnswerer:
             self._features[digest] = {"frame_features": frame_features[0], "patch_features": patch_features[0]}
         example.update(self._features[digest])
         return example
+
+    def _check_clip_fits(self, video_processor) -> None:
+        """Refuse, before the CLIP pass, a model that does not read CLIP's features (the synthetic demo's)."""
+        clip_size = video_processor.clip_model().visual.output_dim
+        if clip_size != self.config.clip_hidden_size:
+            hint = ": pick one of the sample videos" if self._sample_of else ""
+            raise ValueError(
+                f"this model reads {self.config.clip_hidden_size}-d video features but its processor's CLIP "
+                f"({video_processor.clip_model_name}) gives {clip_size}-d ones{hint}"
+            )
 
     def answer(self, video: str | None, question: str | None, choices: str | None = None):
         """(ranked answers `[{"answer", "score"}]`, `{answer: score}` for the label, explanation PNG path,

@@ -96,7 +96,7 @@ def video_frames(num_frames: int = VIDEO_FRAMES, width: int = 64, height: int = 
     """Frames `[T, H, W, 3]` uint8: a grey background that brightens, a green square moving right."""
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     for index in range(num_frames):
-        frames[index] = 40 + 4 * index
+        frames[index] = 40 + (4 * index) % 200
         left = index * (width - 12) // max(num_frames - 1, 1)
         frames[index, 18:30, left : left + 12] = (20, 200, 20)
     return frames
