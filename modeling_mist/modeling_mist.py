@@ -500,8 +500,12 @@ class MistIstaLayer(nn.Module):
         if question_mask is not None:
             video_mask = question_mask.new_ones(batch_size, hidden_states.shape[1] - question_mask.shape[1])
             sequence_mask = torch.cat([question_mask, video_mask], dim=1)  # [batch, sequence]
+            # No check for an all-ones mask (that would read the mask on the host: a device sync per layer).
             attention_mask = create_bidirectional_mask(
-                config=config, inputs_embeds=hidden_states, attention_mask=sequence_mask
+                config=config,
+                inputs_embeds=hidden_states,
+                attention_mask=sequence_mask,
+                allow_is_bidirectional_skip=False,
             )
         for block in self.layers:
             hidden_states = block(hidden_states, attention_mask, **kwargs)
@@ -548,6 +552,21 @@ class MistPreTrainedModel(PreTrainedModel):
         # On the table's own module: remote-code models skip initialising modules without direct parameters.
         if isinstance(module, MistPositionEmbeddings):
             init.copy_(module.weight, sinusoidal_table(*module.weight.shape))
+
+
+def _check_labels(labels: torch.Tensor, num_candidates: int) -> None:
+    """Refuse labels outside `[0, num_candidates)` other than -100, reading them only where that is free.
+
+    Host labels are checked here with a message naming them; labels on an accelerator (or under
+    torch.compile) are left to `cross_entropy`'s own device-side check, so that the training step never
+    waits for the device.
+    """
+    if labels.device.type != "cpu" or torch.compiler.is_compiling():
+        return
+    invalid = (labels != -100) & ((labels < 0) | (labels >= num_candidates))
+    if invalid.any():
+        bad = labels[invalid].tolist()
+        raise ValueError(f"labels {bad} are out of range: expected indices in [0, {num_candidates}) or -100")
 
 
 def _check_shape(name: str, tensor: torch.Tensor, expected: tuple, meaning: str):
@@ -849,10 +868,7 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         if labels is not None:
             _check_shape("labels", labels, (batch_size,), "(batch,)")
             num_candidates = logits.shape[-1]
-            invalid = (labels != -100) & ((labels < 0) | (labels >= num_candidates))
-            if invalid.any():
-                bad = labels[invalid].tolist()
-                raise ValueError(f"labels {bad} are out of range: expected indices in [0, {num_candidates}) or -100")
+            _check_labels(labels, num_candidates)
             loss = F.cross_entropy(logits.float(), labels, ignore_index=-100)
 
         return MistVideoQuestionAnsweringOutput(
