@@ -66,11 +66,14 @@ def describe_selection(outputs, index: int, timing: dict) -> list[dict]:
     """What MIST kept for example `index` of a batch, one entry per ISTA layer.
 
     `outputs` holds the model's per-layer `segment_indices [B, k]`, `segment_scores [B, S]`,
-    `frame_indices [B, k, F/S]`, `patch_indices [B, k, F/S, j]` and `patch_scores [B, k, F/S, P]`
+    `frame_indices [B, k, F/S]`, `patch_indices [B, k, F/S, j]` and `patch_scores [B, k, F/S, C]` or None
     (attributes or keys). Kept segments and patches are listed in rank order (best first).
     """
     fields = ("segment_indices", "segment_scores", "frame_indices", "patch_indices", "patch_scores")
-    per_layer = zip(*(outputs[name] if isinstance(outputs, dict) else getattr(outputs, name) for name in fields))
+    values = {name: outputs[name] if isinstance(outputs, dict) else getattr(outputs, name) for name in fields}
+    if values["patch_scores"] is None:  # no patch selection: every candidate kept, none scored
+        values["patch_scores"] = [None] * len(values["segment_indices"])
+    per_layer = zip(*(values[name] for name in fields))
     layers = []
     for layer_number, (segment_indices, segment_scores, frame_indices, patch_indices, patch_scores) in enumerate(
         per_layer, start=1
@@ -85,9 +88,9 @@ def describe_selection(outputs, index: int, timing: dict) -> list[dict]:
                         "frame": frame,
                         "time": timing["frame_times"][frame],
                         "patches": patch_indices[index, rank, position].tolist(),
-                        "patch_scores": [
-                            round(score, 5) for score in patch_scores[index, rank, position].float().tolist()
-                        ],
+                        "patch_scores": None
+                        if patch_scores is None
+                        else [round(score, 5) for score in patch_scores[index, rank, position].float().tolist()],
                     }
                 )
             start, end = timing["segment_bounds"][segment]
@@ -120,7 +123,8 @@ class MistVideoQuestionAnsweringPipeline(Pipeline):
     Returns per question a list of `{"answer", "score"}` (softmax over the candidates, best first,
     `top_k` of them); with `return_selection=True` a dict `{"answers", "selection", "video"}` where
     `selection` has, per ISTA layer, all segment scores and the kept segments (start/end time, their
-    frames with time, kept patches and every patch's score) and `video` the timing (`video_timing`);
+    frames with time, kept patches and every patch candidate's score: the grid's P row-major, then the
+    whole frame with `frame_as_patch_candidate`; None without patch selection) and `video` the timing;
     `return_frames=True` adds the sampled frames `[F, H, W, 3]` as `"frames"`. A list input returns
     a list; questions are batched `batch_size` at a time and each video is encoded once per call.
     """

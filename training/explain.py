@@ -161,7 +161,7 @@ def draw_explanation(
             0.5 / figure_width, 1 - 0.65 / figure_height, "answers:  " + _answer_text(answers), fontsize=10, va="center"
         )
     patch_maximum = max(
-        (max(scores) for layer in layers for scores in layer.get("patch_scores", {}).values()), default=1.0
+        (max(scores) for layer in layers for scores in layer.get("patch_scores", {}).values() if scores), default=1.0
     )
     norm = Normalize(0.0, max(patch_maximum, 1e-6))
     colour_map = colormaps[HEATMAP]
@@ -258,21 +258,36 @@ def draw_explanation(
                 label_width + column * frame_width + 0.04, frame_top, frame_width - 0.08, (frame_width - 0.08) * aspect
             )
             picture.imshow(frames[frame], extent=(0, width, height, 0), interpolation="nearest")
+            num_patches = grid_size * grid_size
             patch_scores = layer.get("patch_scores", {}).get(frame)
             if patch_scores is not None:
-                grid = norm(np.asarray(patch_scores, dtype=float).reshape(grid_size, grid_size))
+                # the grid's P scores, row-major; a further candidate is the whole frame (frame_as_patch_candidate)
+                grid = norm(np.asarray(patch_scores[:num_patches], dtype=float).reshape(grid_size, grid_size))
                 heat = colour_map(grid)  # [G, G, 4]
                 heat[..., 3] = 0.6 * grid  # a patch scored near 0 leaves the frame as it is
                 picture.imshow(heat, extent=(0, width, height, 0), interpolation="nearest")
             cell_width, cell_height = width / grid_size, height / grid_size
-            for patch in layer["patches"].get(frame, []):
-                row, col = divmod(int(patch), grid_size)
+            kept = [int(patch) for patch in layer["patches"].get(frame, [])]
+            for patch in kept if patch_scores is not None else []:  # without patch selection every cell is kept
+                if patch >= num_patches:
+                    continue
+                row, col = divmod(patch, grid_size)
                 picture.add_patch(
                     Rectangle(
-                        (col * cell_width + 1, row * cell_height + 1), cell_width - 2, cell_height - 2,
-                        fill=False, edgecolor=colour, linewidth=1.0, linestyle=(0, (3, 2)),
+                        (col * cell_width + 1, row * cell_height + 1),
+                        cell_width - 2,
+                        cell_height - 2,
+                        fill=False,
+                        edgecolor=colour,
+                        linewidth=1.0,
+                        linestyle=(0, (3, 2)),
                     )
                 )  # fmt: skip  (a thin dashed mark: the heatmap is the picture, the mark says "kept")
+            notes = []
+            if patch_scores is not None and len(patch_scores) > num_patches:
+                notes.append(f"whole frame {patch_scores[num_patches]:.2f}" + (" kept" if num_patches in kept else ""))
+            if patch_scores is None:
+                notes.append("all patches kept")
             picture.set_xlim(0, width)
             picture.set_ylim(height, 0)
             picture.set_xticks([])
@@ -283,7 +298,9 @@ def draw_explanation(
             segment = frame // frames_per_segment
             rank = layer["segments"].index(segment) + 1 if segment in layer["segments"] else "?"
             picture.set_title(
-                f"kept #{rank}: segment {segment} · {format_time(timing['frame_times'][frame], unit)}",
+                " · ".join(
+                    [f"kept #{rank}: segment {segment}", format_time(timing["frame_times"][frame], unit), *notes]
+                ),
                 fontsize=7,
                 pad=2,
             )

@@ -68,8 +68,8 @@ def write_clip_config(folder: Path) -> str:
     return f"local-dir:{folder}"
 
 
-def tiny_config(tokenizer: BertTokenizer, task: str = "open-ended") -> MistConfig:
-    kwargs = {**TINY.model, "crop_size": 224, "task": task}
+def tiny_config(tokenizer: BertTokenizer, task: str = "open-ended", **overrides) -> MistConfig:
+    kwargs = {**TINY.model, "crop_size": 224, "task": task, **overrides}
     kwargs["text_config"] = {**kwargs["text_config"], "vocab_size": len(tokenizer)}
     if task == "multiple-choice":
         kwargs["choice_template"] = "{question} {sep} {choice}"
@@ -79,11 +79,11 @@ def tiny_config(tokenizer: BertTokenizer, task: str = "open-ended") -> MistConfi
     return config
 
 
-def write_tiny_model(folder: Path, work_dir: Path, task: str = "open-ended", seed: int = 0) -> Path:
-    """A random-weight tiny MIST and its processor (tiny random CLIP) saved to `folder`."""
+def write_tiny_model(folder: Path, work_dir: Path, task: str = "open-ended", seed: int = 0, **overrides) -> Path:
+    """A random-weight tiny MIST (`overrides`: MistConfig fields) and its processor (tiny random CLIP) saved to `folder`."""
     tokenizer = write_tokenizer(work_dir / "tokenizer")
     clip_model_name = write_clip_config(work_dir / "clip")
-    config = tiny_config(tokenizer, task)
+    config = tiny_config(tokenizer, task, **overrides)
     torch.manual_seed(seed)
     model = MistForVideoQuestionAnswering(config).eval()
     processor = MistProcessor.from_mist_config(config, tokenizer, clip_model_name=clip_model_name, clip_pretrained=None)

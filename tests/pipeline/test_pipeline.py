@@ -136,6 +136,36 @@ def test_choices_and_multiple_choice_models(choice_model_dir, video_path):
         answerer(str(video_path), QUESTION)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [{"frame_as_patch_candidate": True, "hidden_size": 16}, {"use_patch_selection": False}],
+    ids=["frame-candidate", "no-patch-selection"],
+)
+def test_selection_of_the_reference_variants_is_described_and_drawn(overrides, video_path, tmp_path):
+    from pipeline_testing import write_tiny_model
+
+    from training.explain import draw_explanation, selections_of_result
+
+    model_dir = write_tiny_model(tmp_path / "model", tmp_path / "parts", **overrides)
+    answerer = pipeline(TASK, model=str(model_dir), device="cpu")
+    result = answerer(str(video_path), QUESTION, return_selection=True, return_frames=True)
+    assert_ranked(result["answers"], ANSWERS, count=5)
+    for layer in result["selection"]:
+        for segment in layer["segments"]:
+            for frame in segment["frames"]:
+                if overrides.get("use_patch_selection") is False:  # every patch kept, none scored
+                    assert frame["patches"] == [0, 1, 2, 3] and frame["patch_scores"] is None
+                else:  # 4 patches and the whole frame (index 4) compete
+                    assert len(frame["patch_scores"]) == 5 and sum(frame["patch_scores"]) == pytest.approx(1, abs=1e-4)
+                    assert len(frame["patches"]) == 2 and set(frame["patches"]) <= set(range(5))
+    config = answerer.model.config
+    png = draw_explanation(
+        result["frames"], selections_of_result(result["selection"]), config.num_segments, config.grid_size,
+        tmp_path / "variant.png", title=QUESTION, answers=result["answers"], timing=result["video"],
+    )  # fmt: skip
+    assert png.stat().st_size > 10_000
+
+
 def test_bad_inputs_are_named(answerer, video_path):
     with pytest.raises(ValueError, match="question 0 is ''"):
         answerer(str(video_path), "")
