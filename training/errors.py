@@ -13,6 +13,7 @@ Every message starts with the file or folder (and the flag that named it) and sa
 
 import os
 import re
+import sys
 from pathlib import Path
 
 # A Hub repository id: `name` or `owner/name` (letters, digits, `-`, `_`, `.`).
@@ -67,3 +68,28 @@ def _nearest_existing_hint(name_or_path) -> str:
             listing = ", ".join(entries) if entries else "nothing"
             return f"; {parent}/ exists and holds: {listing}"
     return ""
+
+
+class ReportedErrors:
+    """`with ReportedErrors(prog, debug) as outcome:` turns the errors a command expects into one line on
+    stderr and an exit status in `outcome.status` (2: `usage` errors, change the command; 1: `failures`,
+    a file or the work failed); with `debug` they propagate with their traceback."""
+
+    def __init__(self, prog: str, debug: bool, usage: tuple = (ValueError,), failures: tuple = (Failure, OSError)):
+        self.prog, self.debug, self.usage, self.failures = prog, debug, usage, failures
+        self.status: int | None = None
+
+    def __enter__(self) -> "ReportedErrors":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is None or self.debug:
+            return False
+        if isinstance(error, self.usage):
+            self.status = 2
+        elif isinstance(error, self.failures):
+            self.status = 1
+        else:
+            return False
+        print(f"{self.prog}: {' '.join(str(error).split())}", file=sys.stderr)
+        return True

@@ -9,10 +9,10 @@ draws what it selected to OUTPUT_DIR/explanation.png.
 """
 
 import logging
-import sys
 
 from configuration.arguments import MistArgumentParser
 from training.demo import DemoOptions, run_demo
+from training.errors import ReportedErrors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,16 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = vars(args).pop("debug")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
-    try:
+    # an unusable override is a usage error; an output folder that cannot be written, a failure
+    with ReportedErrors("mist demo", debug, failures=(OSError,)) as outcome:
         run_demo(DemoOptions(**vars(args)), report=lambda line: print(line, flush=True))
-    except ValueError as error:  # an unusable override
-        if debug:
-            raise
-        print(f"mist demo: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except OSError as error:  # the output folder cannot be written
-        if debug:
-            raise
-        print(f"mist demo: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
-    return 0
+    return outcome.status or 0

@@ -29,7 +29,7 @@ from training.data import (
     load_features,
     load_questions,
 )
-from training.errors import Failure, is_local
+from training.errors import ReportedErrors, is_local
 from training.evaluate import evaluate_questions
 from training.factory import load_trained
 
@@ -121,15 +121,6 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
+    with ReportedErrors("mist evaluate", args.debug) as outcome:
         return run(args)
-    except ValueError as error:  # the command names something unusable
-        if args.debug:
-            raise
-        print(f"mist evaluate: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except (Failure, OSError) as error:  # the work failed: a file it names cannot be read, an upload failed
-        if args.debug:
-            raise
-        print(f"mist evaluate: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
+    return outcome.status

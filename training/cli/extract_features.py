@@ -21,7 +21,7 @@ from configuration.presets import PRESETS, get_preset
 from modeling_mist import MistConfig, MistVideoProcessor
 from modeling_mist.clip_runtime_mist import parse_clip_pretrained
 from processing.extract_features import ExtractionOptions, extract_features
-from training.errors import BrokenFileError, check_local_or_hub, hub_failure
+from training.errors import BrokenFileError, ReportedErrors, check_local_or_hub, hub_failure
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -120,19 +120,13 @@ def resolve_sizes(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     options = {name: value for name, value in vars(args).items() if name not in ("preset", "model", "debug")}
-    try:
+    # usage: the command names something unusable, or settings differ from the output's;
+    # failures: a file or folder it names cannot be read or written
+    with ReportedErrors("mist extract-features", args.debug, failures=(OSError, RuntimeError)) as outcome:
         options.update(resolve_sizes(args))
         summary = extract_features(ExtractionOptions(**options))
-    except ValueError as error:  # the command names something unusable, or settings differ from the output's
-        if args.debug:
-            raise
-        print(f"mist extract-features: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except (OSError, RuntimeError) as error:  # a file or folder it names cannot be read or written
-        if args.debug:
-            raise
-        print(f"mist extract-features: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
+    if outcome.status is not None:
+        return outcome.status
     if not summary.main_process:
         return 0  # the main process reports everyone's failures and sets the exit status
     if summary.questions_written is not None:

@@ -11,7 +11,6 @@ kept segments, frames and patches.
 """
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from tqdm.auto import tqdm
 
 from configuration.arguments import MistArgumentParser
 from training.data import VideoFeatureStore, check_features_fit_model, feature_geometry, load_features
-from training.errors import BrokenFileError, Failure, UsageError
+from training.errors import BrokenFileError, ReportedErrors, UsageError
 from training.explain import draw_explanation, explanation_timing, placeholder_frames, selections_of
 from training.factory import load_trained
 from training.predict import answer_question
@@ -142,15 +141,6 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
+    with ReportedErrors("mist predict", args.debug) as outcome:
         return run(args)
-    except ValueError as error:  # the command names something unusable
-        if args.debug:
-            raise
-        print(f"mist predict: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except (Failure, OSError) as error:  # the work failed: a file it names cannot be read, an upload failed
-        if args.debug:
-            raise
-        print(f"mist predict: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
+    return outcome.status

@@ -10,10 +10,10 @@ run leaves the earlier files whole. Exit status: 0 done, 1 an annotation file ca
 """
 
 import json
-import sys
 
 from configuration.arguments import MistArgumentParser
 from processing.prepare_dataset import READERS, convert
+from training.errors import ReportedErrors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,17 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         help="split name (train, validation, test) of a single input whose file name does not tell",
     )
     args = parser.parse_args(argv)
-    try:
+    # usage: an input that does not exist; failures: an input that cannot be converted
+    prog, failures = "mist prepare-dataset", (ValueError, RuntimeError, OSError)
+    with ReportedErrors(prog, args.debug, usage=(FileNotFoundError,), failures=failures) as outcome:
         reports = convert(args.dataset_format, args.inputs, args.output_dir, split=args.split)
-    except FileNotFoundError as error:  # an input that does not exist
-        if args.debug:
-            raise
-        print(f"mist prepare-dataset: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except (ValueError, RuntimeError, OSError) as error:  # an input that cannot be converted
-        if args.debug:
-            raise
-        print(f"mist prepare-dataset: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
+    if outcome.status is not None:
+        return outcome.status
     print(json.dumps({name: report.as_dict() for name, report in reports.items()}, indent=2))
     return 0

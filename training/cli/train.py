@@ -21,7 +21,7 @@ from huggingface_hub.errors import StrictDataclassError
 from transformers import HfArgumentParser, TrainingArguments
 
 from configuration.arguments import parse_with_preset, short_help
-from training.errors import Failure
+from training.errors import ReportedErrors
 from training.train import TrainOptions, default_preset, train
 
 PROG = "mist train"
@@ -50,23 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     argv, debug = take_debug_flag(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    try:
+    with ReportedErrors(PROG, debug, usage=(ValueError, StrictDataclassError)) as outcome:
         options, training_args, preset = parse_with_preset(
             argv, TrainOptions, default_preset, prog=PROG, description=DESCRIPTION
         )
         if not any(arg.split("=")[0] in ("--output_dir", "--output-dir") for arg in argv):
             raise ValueError("--output-dir is required")
         results = train(options, training_args, preset)
-    except (ValueError, StrictDataclassError) as error:  # the command names something unusable
-        if debug:
-            raise
-        print(f"{PROG}: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except (Failure, OSError) as error:  # the work failed: a file it names cannot be read, an upload failed
-        if debug:
-            raise
-        print(f"{PROG}: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
+    if outcome.status is not None:
+        return outcome.status
     if training_args.process_index == 0:
         print(json.dumps({split: _printable(metrics) for split, metrics in results.items()}, indent=2))
     return 0
