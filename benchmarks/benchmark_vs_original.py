@@ -146,6 +146,8 @@ def run_project(args) -> dict:
     start = time.perf_counter()
     model = MistForVideoQuestionAnswering(config)
     build_seconds = time.perf_counter() - start
+    if args.lean:  # recompute activations of the text encoders and ISTA blocks in the backward pass
+        model.gradient_checkpointing_enable()
     optimizer = torch.optim.Adam(model.parameters(), lr=ADAM_LR)
     inputs = {
         "frame_features": work["frame_features"],
@@ -338,6 +340,8 @@ def worker_command(side: str, args) -> list:
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     if side == "original":
         command += ["--original", args.original]
+    elif args.lean:
+        command += ["--lean"]
     return command
 
 
@@ -397,6 +401,12 @@ def parse_args(argv=None):
         type=int,
         default=1,
         help=f"layers of CLIP's text tower the original runs in its forward (ViT-B/32: {CLIP_TEXT_LAYERS})",
+    )
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="the project's lean mode: activation checkpointing of the text encoders and ISTA layers (the "
+        "original side is unchanged; combine with --dtype bfloat16)",
     )
     parser.add_argument("--json", help="also write every run, the medians and the ratios to this file")
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)  # one measurement, one JSON line

@@ -127,3 +127,10 @@ def test_project_worker_prints_positive_measurements():
 def test_original_worker_prints_positive_measurements():
     result = run_real_worker("original", "--original", os.environ["MIST_ORIGINAL_DIR"])
     assert 0 < result["optimized_parameters_m"] < result["parameters_m"]  # CLIP is left out of Adam, as in the original
+
+
+def test_lean_mode_reaches_the_project_worker_only(bench, fake_checkout):
+    args = bench.parse_args(["--original", str(fake_checkout), "--lean", "--dtype", "bfloat16", *TINY_WORK])
+    project, original = bench.worker_command("project", args), bench.worker_command("original", args)
+    assert "--lean" in project and "--lean" not in original
+    assert project[project.index("--dtype") + 1] == original[original.index("--dtype") + 1] == "bfloat16"
