@@ -38,11 +38,29 @@ class MistConfig(PreTrainedConfig):
         num_selected_patches (`int`, defaults to 12): patches kept per kept frame (top-j).
         max_question_length (`int`, defaults to 30): question token positions Q inside the ISTA sequence.
         max_answer_length (`int`, defaults to 38): answer tokens kept by the processor.
-        train_selection (`str`, defaults to `"gumbel"`): how selection works in training mode:
-            `"gumbel"` draws soft Gumbel-softmax weights like the reference, `"topk"` uses the
-            deterministic hard top-k of inference (no selection noise).
+        train_selection (`str`, defaults to `"gumbel"`): how selection works in training mode (inference follows
+            `eval_selection` whatever this is):
+            `"gumbel"`: each of the k draws is a soft Gumbel-softmax weighting of the candidate *probabilities*, like
+            the reference (a softmax of a softmax: the selector gets little gradient);
+            `"gumbel_logits"`: the same draws of the *logits* (the scores before their softmax);
+            `"gumbel_topk"`: relaxed Gumbel top-k, k soft draws *without replacement* of the logits (one Gumbel
+            sample; draw i discounts what draws 1..i-1 took), soft and nearly independent at high temperature,
+            the exact top-k of the perturbed logits as the temperature falls: anneal it
+            (`gumbel_temperature_end`) so that training ends on the selections inference makes;
+            `"gumbel_topk_hard"`: the exact one-hot top-k of the Gumbel-perturbed logits in the forward pass, with
+            the gradient of the `"gumbel_topk"` relaxation (straight-through);
+            `"topk"`: the deterministic hard top-k of inference with a straight-through gradient (no selection
+            noise).
         gumbel_temperature (`float`, defaults to 1.0): temperature of the Gumbel-softmax draws (training, and the
-            `"expectation"` inference rule). The NExT-QA reference uses 100.
+            `"expectation"` inference rule); the start of the schedule when `gumbel_temperature_end` is set. The
+            NExT-QA reference uses 100. With the logit rules it divides the logits, which span about
+            +-`hidden_size` (dot products of two LayerNorm outputs).
+        gumbel_temperature_end (`float`, *optional*): anneal the temperature geometrically from `gumbel_temperature`
+            to this value over the first `gumbel_annealing_steps` training forward passes of the model (counted by
+            each selector, not saved; optimizer steps times gradient-accumulation steps), then keep it. None: a
+            constant temperature.
+        gumbel_annealing_steps (`int`, defaults to 0): length of that schedule; needed (> 0) with
+            `gumbel_temperature_end`.
         eval_selection (`str`, defaults to `"topk"`): how selection works at inference. `"topk"`: the i-th of the
             k draws is the candidate with the i-th highest score (deterministic; reproduces converted reference
             logits). `"expectation"`: every draw is the noise-free training draw, the weighting
@@ -112,8 +130,12 @@ class MistConfig(PreTrainedConfig):
     num_selected_patches: int = 12  # top-j patches kept per kept frame
     max_question_length: int = 30  # question positions Q in the ISTA sequence
     max_answer_length: int = 38  # answer tokens the processor keeps
-    train_selection: Literal["gumbel", "topk"] = "gumbel"  # training-time selection rule
-    gumbel_temperature: float = 1.0  # Gumbel-softmax temperature in training
+    train_selection: Literal["gumbel", "gumbel_logits", "gumbel_topk", "gumbel_topk_hard", "topk"] = (
+        "gumbel"  # training selection rule
+    )
+    gumbel_temperature: float | int = 1.0  # Gumbel-softmax temperature in training (start of the schedule)
+    gumbel_temperature_end: float | int | None = None  # anneal to this temperature; None: constant
+    gumbel_annealing_steps: int = 0  # training forward passes the annealing takes
     eval_selection: Literal["topk", "expectation"] = "topk"  # inference-time selection rule
     answer_pooling: Literal["cls", "mean", "mean_unmasked"] = "cls"  # answer token states -> one vector
     num_temporal_layers: int = 0  # blocks over each patch's frames before selection (NExT-QA: 2)
@@ -235,6 +257,17 @@ class MistConfig(PreTrainedConfig):
             )
         if self.gumbel_temperature <= 0:
             raise ValueError(f"gumbel_temperature={self.gumbel_temperature} must be > 0")
+        if self.gumbel_temperature_end is not None and self.gumbel_temperature_end <= 0:
+            raise ValueError(
+                f"gumbel_temperature_end={self.gumbel_temperature_end} must be > 0 (or None: no annealing)"
+            )
+        if self.gumbel_annealing_steps < 0:
+            raise ValueError(f"gumbel_annealing_steps={self.gumbel_annealing_steps} must be >= 0")
+        if self.gumbel_temperature_end is not None and self.gumbel_annealing_steps == 0:
+            raise ValueError(
+                f"gumbel_temperature_end={self.gumbel_temperature_end} anneals over gumbel_annealing_steps training "
+                "forward passes; set gumbel_annealing_steps > 0"
+            )
 
 
 __all__ = ["MistConfig"]

@@ -166,14 +166,49 @@ class MistPatchEncoder(nn.Module):
         return self.activation(self.projection(patch_states))  # [batch, frames, patches, hidden]
 
 
+def gumbel_top_k(
+    logits: torch.Tensor, num_selected: int, temperature: float, hard: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Relaxed Gumbel top-k: k draws without replacement, in rank order.
+
+    logits `[batch, groups, candidates]` -> weights `[batch, groups, num_selected, candidates]` and indices
+    `[batch, groups, num_selected]`, the top-k of the Gumbel-perturbed logits (one noise sample shared by
+    the k draws). Draw i is `softmax((perturbed + log remaining) / temperature)`, where `remaining` is the
+    product of `1 - w` over the earlier draws' weights `w`: a candidate is discounted by how much earlier
+    draws took it. High temperatures give soft, nearly independent draws; as the temperature falls they
+    become the exact top-k. `hard=True` returns exactly one-hot rows of the top-k with the gradient of
+    these relaxations (straight-through).
+    """
+    gumbels = -torch.empty_like(logits).exponential_().log()  # standard Gumbel noise, as F.gumbel_softmax draws it
+    perturbed = logits + gumbels  # [batch, groups, candidates]
+    indices = perturbed.topk(num_selected, dim=-1).indices  # [batch, groups, k], descending perturbed logit
+    tiny = torch.finfo(logits.dtype).tiny
+    log_remaining = torch.zeros_like(logits)  # log of the share of each candidate that no draw took yet
+    draws = []
+    for _ in range(num_selected):
+        draw = ((perturbed + log_remaining) / temperature).softmax(dim=-1)  # [batch, groups, candidates]
+        draws.append(draw)
+        log_remaining = log_remaining + torch.log((1 - draw).clamp(min=tiny))
+    soft = torch.stack(draws, dim=2)  # [batch, groups, k, candidates]
+    if not hard:
+        return soft, indices
+    one_hot = F.one_hot(indices, logits.shape[-1]).to(logits.dtype)  # [batch, groups, k, candidates]
+    return one_hot + (soft - soft.detach()), indices  # x - x is exactly 0: the forward values stay one-hot
+
+
 class MistSelector(nn.Module):
     """Scores candidates against the CLIP question embedding and keeps `num_selected` of them.
 
-    Training (`train_selection="gumbel"`): each of the `num_selected` draws is a Gumbel-softmax
-    weighting over the candidates. Inference (`eval_selection="topk"`): the i-th draw is the candidate
-    with the i-th highest score (hard top-k, descending), taken with a gather. Inference with
-    `eval_selection="expectation"`: every draw is the noise-free training draw, the weighting
-    `softmax(probabilities / gumbel_temperature)`; the returned indices are then the top-k all the same.
+    Training, by `train_selection`: `"gumbel"` (reference), each of the `num_selected` draws is a
+    Gumbel-softmax weighting of the candidate probabilities; `"gumbel_logits"`, the same of the logits
+    (the scores before their softmax); `"gumbel_topk"`, relaxed Gumbel top-k draws without replacement
+    (`gumbel_top_k`), `"gumbel_topk_hard"` their exact one-hot top-k with a straight-through gradient;
+    `"topk"`, the hard top-k of inference with a straight-through gradient. The Gumbel temperature may
+    anneal over the training forward passes (`temperature`). Inference (`eval_selection="topk"`): the
+    i-th draw is the candidate with the i-th highest score (hard top-k, descending), taken with a gather.
+    Inference with `eval_selection="expectation"`: every draw is the noise-free soft Gumbel draw,
+    `softmax(probabilities / temperature)` (of the logits with `"gumbel_logits"`); the returned indices
+    are then the top-k all the same.
     """
 
     def __init__(self, config: MistConfig, key_size: int, num_selected: int):
@@ -184,6 +219,19 @@ class MistSelector(nn.Module):
         self.query_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.key_proj = nn.Linear(key_size, config.hidden_size)
         self.key_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.training_forwards = 0  # training calls so far (not saved): the clock of the temperature schedule
+
+    def temperature(self) -> float:
+        """The Gumbel temperature of the next draw: `gumbel_temperature`, or, with `gumbel_temperature_end`,
+        geometric from `gumbel_temperature` to `gumbel_temperature_end` over the first `gumbel_annealing_steps`
+        training forward passes, then constant (at inference: the end temperature)."""
+        start, end = self.config.gumbel_temperature, self.config.gumbel_temperature_end
+        if end is None:
+            return start
+        if not self.training:
+            return end
+        progress = min(self.training_forwards / self.config.gumbel_annealing_steps, 1.0)
+        return start * (end / start) ** progress
 
     def forward(
         self, question: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
@@ -196,19 +244,27 @@ class MistSelector(nn.Module):
         """
         query = self.query_norm(self.query_proj(question))  # [batch, hidden]
         keys = self.key_norm(self.key_proj(keys))  # [batch, groups, candidates, hidden]
-        scores = torch.einsum("bgch,bh->bgc", keys, query).softmax(dim=-1)  # [batch, groups, candidates]
+        logits = torch.einsum("bgch,bh->bgc", keys, query)  # [batch, groups, candidates]
+        scores = logits.softmax(dim=-1)  # [batch, groups, candidates]
         batch_size, num_groups, num_candidates = scores.shape
         flat_values = values.reshape(batch_size, num_groups, num_candidates, -1)  # [batch, groups, candidates, rest]
 
-        draws_input = scores.unsqueeze(2).expand(-1, -1, self.num_selected, -1)  # [batch, groups, k, candidates]
-        if self.training and self.config.train_selection == "gumbel":
-            # The reference feeds probabilities, not logits, to gumbel_softmax (a softmax of a softmax): kept.
-            weights = F.gumbel_softmax(draws_input, tau=self.config.gumbel_temperature, dim=-1)
+        rule, temperature = self.config.train_selection, self.temperature()
+        if self.training:
+            self.training_forwards += 1
+        # The reference feeds probabilities, not logits, to gumbel_softmax (a softmax of a softmax): kept as "gumbel".
+        soft_input = logits if rule == "gumbel_logits" else scores
+        draws_input = soft_input.unsqueeze(2).expand(-1, -1, self.num_selected, -1)  # [batch, groups, k, candidates]
+        if self.training and rule in ("gumbel", "gumbel_logits"):
+            weights = F.gumbel_softmax(draws_input, tau=temperature, dim=-1)
             indices = weights.argmax(dim=-1)
+            selected = torch.matmul(weights, flat_values)  # [batch, groups, k, rest]
+        elif self.training and rule in ("gumbel_topk", "gumbel_topk_hard"):
+            weights, indices = gumbel_top_k(logits, self.num_selected, temperature, hard=rule == "gumbel_topk_hard")
             selected = torch.matmul(weights, flat_values)  # [batch, groups, k, rest]
         elif not self.training and self.config.eval_selection == "expectation":
             # The training draw without its Gumbel noise; the k draws are identical, as their expectations are.
-            weights = (draws_input / self.config.gumbel_temperature).softmax(dim=-1)
+            weights = (draws_input / temperature).softmax(dim=-1)
             indices = scores.topk(self.num_selected, dim=-1).indices  # [batch, groups, k], descending score
             selected = torch.matmul(weights, flat_values)  # [batch, groups, k, rest]
         else:
@@ -216,7 +272,7 @@ class MistSelector(nn.Module):
             if self.training:
                 # Hard top-k forward with a straight-through gradient, so the selector still learns.
                 hard = F.one_hot(indices, num_candidates).to(scores.dtype)  # [batch, groups, k, candidates]
-                weights = hard + scores.unsqueeze(2) - scores.unsqueeze(2).detach()
+                weights = hard + (scores.unsqueeze(2) - scores.unsqueeze(2).detach())  # forward: exactly one-hot
                 selected = torch.matmul(weights, flat_values)
             else:
                 batch_index = torch.arange(batch_size, device=scores.device)[:, None, None]

@@ -1,0 +1,214 @@
+"""Training selection rules (`MistConfig.train_selection`) and the Gumbel temperature schedule.
+
+Inference never depends on them; what they change is the gradient the selectors get and what the
+transformer sees while training.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
+from mist_testing import random_inputs, tiny_config
+
+from configuration.presets import AGQA, NEXTQA, STAR
+from modeling_mist import MistConfig, MistForVideoQuestionAnswering
+from modeling_mist.modeling_mist import MistSelector, gumbel_top_k
+
+RULES = ("gumbel", "gumbel_logits", "gumbel_topk", "gumbel_topk_hard", "topk")
+GUMBEL_RULES = ("gumbel", "gumbel_logits", "gumbel_topk", "gumbel_topk_hard")
+BATCH, GROUPS, CANDIDATES, SELECTED, VALUE_SIZE = 4, 3, 6, 2, 5
+
+
+def selector_and_inputs(rule: str, **overrides) -> tuple[MistSelector, dict, torch.Tensor]:
+    """A selector with fixed weights, its inputs and a fixed target for a linear loss of the selected values."""
+    config = tiny_config(train_selection=rule, **overrides)
+    torch.manual_seed(0)
+    selector = MistSelector(config, key_size=config.hidden_size, num_selected=SELECTED)
+    generator = torch.Generator().manual_seed(1)
+    inputs = {
+        "question": torch.randn(BATCH, config.clip_hidden_size, generator=generator),
+        "keys": torch.randn(BATCH, GROUPS, CANDIDATES, config.hidden_size, generator=generator),
+        "values": torch.randn(BATCH, GROUPS, CANDIDATES, VALUE_SIZE, generator=generator),
+    }
+    target = torch.randn(BATCH, GROUPS, SELECTED, VALUE_SIZE, generator=generator)
+    return selector, inputs, target
+
+
+def projection_gradient_norms(rule: str, seeds=range(4)) -> tuple[float, float]:
+    """Mean gradient norm of the query and key projection weights over a few Gumbel draws."""
+    query_norms, key_norms = [], []
+    for seed in seeds:
+        selector, inputs, target = selector_and_inputs(rule)
+        selector.train()
+        torch.manual_seed(seed)
+        selected, _, _ = selector(**inputs)
+        (selected * target).sum().backward()
+        query_norms.append(selector.query_proj.weight.grad.norm().item())
+        key_norms.append(selector.key_proj.weight.grad.norm().item())
+    return sum(query_norms) / len(query_norms), sum(key_norms) / len(key_norms)
+
+
+def selector_logits(selector: MistSelector, question: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """The selector's scores before their softmax, `[batch, groups, candidates]`."""
+    query = selector.query_norm(selector.query_proj(question))
+    return torch.einsum("bgch,bh->bgc", selector.key_norm(selector.key_proj(keys)), query)
+
+
+@pytest.mark.parametrize("rule", ["gumbel_logits", "gumbel_topk", "gumbel_topk_hard"])
+def test_logit_rules_give_the_selector_projections_several_times_the_reference_gradient(rule):
+    reference_query, reference_key = projection_gradient_norms("gumbel")
+    query, key = projection_gradient_norms(rule)
+    # The reference draws from softmax probabilities: two saturating softmaxes shrink its gradient.
+    assert reference_query > 0 and reference_key > 0
+    assert query > 3 * reference_query and key > 3 * reference_key
+
+
+def test_hard_gumbel_top_k_is_exactly_one_hot_in_perturbed_order():
+    logits = torch.randn(3, 2, CANDIDATES, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    torch.manual_seed(5)
+    weights, indices = gumbel_top_k(logits, 3, temperature=2.0, hard=True)
+    torch.manual_seed(5)
+    gumbels = -torch.empty_like(logits).exponential_().log()
+    assert torch.equal(indices, (logits + gumbels).topk(3, dim=-1).indices)
+    assert torch.equal(weights, F.one_hot(indices, CANDIDATES).to(weights.dtype))  # exact 0 / 1 values
+    assert all(len(set(row)) == 3 for row in indices.reshape(-1, 3).tolist())  # without replacement
+    (weights * torch.arange(CANDIDATES, dtype=torch.float32)).sum().backward()
+    assert logits.grad.abs().sum() > 0  # the relaxation's gradient reaches the logits
+
+
+def test_soft_gumbel_top_k_is_the_top_k_when_cold_and_independent_draws_when_hot():
+    logits = 3 * torch.randn(2, 2, CANDIDATES, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    cold, indices = gumbel_top_k(logits, 3, temperature=1e-3, hard=False)
+    torch.testing.assert_close(cold, F.one_hot(indices, CANDIDATES).float(), rtol=0, atol=1e-6)
+    torch.manual_seed(1)
+    hot, _ = gumbel_top_k(logits, 3, temperature=1e4, hard=False)
+    torch.testing.assert_close(hot.sum(-1), torch.ones(2, 2, 3))
+    # Hot draws barely discount each other: every draw is close to the uniform weighting.
+    torch.testing.assert_close(hot, torch.full_like(hot, 1 / CANDIDATES), rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("rule", ["topk", "gumbel_topk_hard"])
+def test_hard_rules_select_exactly_the_values_they_report(rule):
+    selector, inputs, _ = selector_and_inputs(rule)
+    selector.train()
+    torch.manual_seed(0)
+    selected, indices, _ = selector(**inputs)
+    gathered = torch.stack(
+        [inputs["values"][b, g, indices[b, g]] for b in range(BATCH) for g in range(GROUPS)]
+    ).view_as(selected)
+    assert torch.equal(selected, gathered)
+
+
+def test_gumbel_logits_draws_from_the_logits_and_gumbel_from_the_probabilities():
+    for rule, uses_logits in (("gumbel_logits", True), ("gumbel", False)):
+        selector, inputs, _ = selector_and_inputs(rule, gumbel_temperature=3.0)
+        selector.train()
+        torch.manual_seed(2)
+        selected, _, scores = selector(**inputs)
+        logits = selector_logits(selector, inputs["question"], inputs["keys"])
+        draws_input = (logits if uses_logits else scores).unsqueeze(2).expand(-1, -1, SELECTED, -1)
+        torch.manual_seed(2)
+        weights = F.gumbel_softmax(draws_input, tau=3.0, dim=-1)
+        torch.testing.assert_close(selected, weights @ inputs["values"])
+
+
+def test_inference_does_not_depend_on_the_training_rule():
+    reference = MistForVideoQuestionAnswering(tiny_config()).eval()
+    inputs = random_inputs(reference.config)
+    with torch.no_grad():
+        expected = reference(**inputs)
+    schedule = dict(gumbel_temperature=8.0, gumbel_temperature_end=0.5, gumbel_annealing_steps=3)
+    for rule in RULES:
+        model = MistForVideoQuestionAnswering(tiny_config(train_selection=rule, **schedule))
+        model.load_state_dict(reference.state_dict())
+        for module in model.modules():  # part-way through the temperature schedule: inference must not care
+            if isinstance(module, MistSelector):
+                module.training_forwards = 2
+        model.eval()
+        with torch.no_grad():
+            outputs = model(**inputs)
+        assert torch.equal(outputs.logits, expected.logits), rule
+        for name in ("segment_indices", "patch_indices"):
+            for layer_value, expected_value in zip(getattr(outputs, name), getattr(expected, name)):
+                assert torch.equal(layer_value, expected_value), (rule, name)
+
+
+def test_expectation_inference_is_the_noise_free_draw_of_the_training_rule():
+    for rule in ("gumbel", "gumbel_logits"):
+        selector, inputs, _ = selector_and_inputs(
+            rule, eval_selection="expectation", gumbel_temperature=8.0, gumbel_temperature_end=2.0,
+            gumbel_annealing_steps=10,
+        )  # fmt: skip
+        selector.eval()
+        with torch.no_grad():
+            selected, _, scores = selector(**inputs)
+            logits = selector_logits(selector, inputs["question"], inputs["keys"])
+        weights = ((logits if rule == "gumbel_logits" else scores) / 2.0).softmax(-1)  # the end temperature
+        expected = (weights.unsqueeze(2) @ inputs["values"]).expand(-1, -1, SELECTED, -1)  # k identical draws
+        torch.testing.assert_close(selected, expected)
+
+
+@pytest.mark.parametrize("rule", GUMBEL_RULES)
+def test_training_selection_is_reproducible_under_a_seed(rule):
+    model = MistForVideoQuestionAnswering(tiny_config(train_selection=rule, dropout=0.0, attention_dropout=0.0))
+    model.config.text_config.hidden_dropout_prob = 0.0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    model.train()
+    inputs = random_inputs(model.config)
+
+    def draw(seed: int):
+        torch.manual_seed(seed)
+        outputs = model(**inputs)
+        return outputs.logits, torch.cat([indices.flatten() for indices in outputs.segment_indices])
+
+    first_logits, first_indices = draw(3)
+    again_logits, again_indices = draw(3)
+    assert torch.equal(first_logits, again_logits) and torch.equal(first_indices, again_indices)
+    other_logits = torch.stack([draw(seed)[0] for seed in range(4, 8)])
+    assert not torch.allclose(other_logits, first_logits.expand_as(other_logits))  # the Gumbel noise matters
+
+
+def test_temperature_anneals_geometrically_over_training_forwards():
+    selector, inputs, _ = selector_and_inputs(
+        "gumbel_topk", gumbel_temperature=16.0, gumbel_temperature_end=1.0, gumbel_annealing_steps=4
+    )
+    selector.train()
+    seen = []
+    for _ in range(6):
+        seen.append(selector.temperature())
+        selector(**inputs)
+    assert seen == [16.0, 8.0, 4.0, 2.0, 1.0, 1.0]
+    assert selector.training_forwards == 6
+    selector.eval()
+    selector(**inputs)
+    assert selector.temperature() == 1.0 and selector.training_forwards == 6  # inference does not advance it
+    constant, _, _ = selector_and_inputs("gumbel_topk", gumbel_temperature=5.0)
+    constant.train()
+    constant(**inputs)
+    assert constant.temperature() == 5.0
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        (dict(train_selection="gumbel_softmax"), StrictDataclassFieldValidationError, r"gumbel_topk_hard"),
+        (dict(gumbel_temperature_end=0.0, gumbel_annealing_steps=5), StrictDataclassClassValidationError,
+         r"gumbel_temperature_end=0.0 must be > 0"),
+        (dict(gumbel_annealing_steps=-1), StrictDataclassClassValidationError, r"gumbel_annealing_steps=-1 must be >= 0"),
+        (dict(gumbel_temperature_end=1.0), StrictDataclassClassValidationError,
+         r"gumbel_temperature_end=1.0 anneals over gumbel_annealing_steps.*set gumbel_annealing_steps > 0"),
+    ],
+)  # fmt: skip
+def test_config_rejects_unknown_rules_and_incomplete_schedules(overrides, error, message):
+    with pytest.raises(error, match=message):
+        MistConfig(**overrides)
+
+
+def test_the_reference_rule_stays_the_default_of_the_paper_presets():
+    assert MistConfig().train_selection == "gumbel" and MistConfig().gumbel_temperature_end is None
+    for preset in (AGQA, NEXTQA, STAR):
+        config = MistConfig(**preset.model)
+        assert config.train_selection == "gumbel" and config.gumbel_temperature_end is None, preset.name
