@@ -219,9 +219,11 @@ class MistSelector(nn.Module):
         self.query_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.key_proj = nn.Linear(key_size, config.hidden_size)
         self.key_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.training_forwards = 0  # training calls so far (not saved): the clock of the temperature schedule
+        # Training forwards so far (not saved), the clock of the temperature schedule; a tensor updated in place, so
+        # that a compiled training step does not recompile as it advances.
+        self.register_buffer("training_forwards", torch.zeros((), dtype=torch.long), persistent=False)
 
-    def temperature(self) -> float:
+    def temperature(self) -> float | torch.Tensor:
         """The Gumbel temperature of the next draw: `gumbel_temperature`, or, with `gumbel_temperature_end`,
         geometric from `gumbel_temperature` to `gumbel_temperature_end` over the first `gumbel_annealing_steps`
         training forward passes, then constant (at inference: the end temperature)."""
@@ -230,7 +232,7 @@ class MistSelector(nn.Module):
             return start
         if not self.training:
             return end
-        progress = min(self.training_forwards / self.config.gumbel_annealing_steps, 1.0)
+        progress = (self.training_forwards / self.config.gumbel_annealing_steps).clamp(max=1.0)  # float scalar tensor
         return start * (end / start) ** progress
 
     def forward(
@@ -250,8 +252,8 @@ class MistSelector(nn.Module):
         flat_values = values.reshape(batch_size, num_groups, num_candidates, -1)  # [batch, groups, candidates, rest]
 
         rule, temperature = self.config.train_selection, self.temperature()
-        if self.training:
-            self.training_forwards += 1
+        if self.training and self.config.gumbel_temperature_end is not None:
+            self.training_forwards.add_(1)
         # The reference feeds probabilities, not logits, to gumbel_softmax (a softmax of a softmax): kept as "gumbel".
         soft_input = logits if rule == "gumbel_logits" else scores
         draws_input = soft_input.unsqueeze(2).expand(-1, -1, self.num_selected, -1)  # [batch, groups, k, candidates]
@@ -608,6 +610,8 @@ class MistPreTrainedModel(PreTrainedModel):
         # On the table's own module: remote-code models skip initialising modules without direct parameters.
         if isinstance(module, MistPositionEmbeddings):
             init.copy_(module.weight, sinusoidal_table(*module.weight.shape))
+        if isinstance(module, MistSelector):
+            init.zeros_(module.training_forwards)  # a fresh (or loaded) model starts its temperature schedule
 
 
 def _check_labels(labels: torch.Tensor, num_candidates: int) -> None:

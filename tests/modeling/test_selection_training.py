@@ -124,7 +124,7 @@ def test_inference_does_not_depend_on_the_training_rule():
         model.load_state_dict(reference.state_dict())
         for module in model.modules():  # part-way through the temperature schedule: inference must not care
             if isinstance(module, MistSelector):
-                module.training_forwards = 2
+                module.training_forwards.fill_(2)
         model.eval()
         with torch.no_grad():
             outputs = model(**inputs)
@@ -178,13 +178,13 @@ def test_temperature_anneals_geometrically_over_training_forwards():
     selector.train()
     seen = []
     for _ in range(6):
-        seen.append(selector.temperature())
+        seen.append(float(selector.temperature()))
         selector(**inputs)
-    assert seen == [16.0, 8.0, 4.0, 2.0, 1.0, 1.0]
-    assert selector.training_forwards == 6
+    assert seen == pytest.approx([16.0, 8.0, 4.0, 2.0, 1.0, 1.0], rel=1e-6)
+    assert selector.training_forwards.item() == 6
     selector.eval()
     selector(**inputs)
-    assert selector.temperature() == 1.0 and selector.training_forwards == 6  # inference does not advance it
+    assert selector.temperature() == 1.0 and selector.training_forwards.item() == 6  # inference does not advance it
     constant, _, _ = selector_and_inputs("gumbel_topk", gumbel_temperature=5.0)
     constant.train()
     constant(**inputs)
@@ -212,3 +212,25 @@ def test_the_reference_rule_stays_the_default_of_the_paper_presets():
     for preset in (AGQA, NEXTQA, STAR):
         config = MistConfig(**preset.model)
         assert config.train_selection == "gumbel" and config.gumbel_temperature_end is None, preset.name
+
+
+def test_an_annealed_training_step_compiles_once_as_the_temperature_falls():
+    torch._dynamo.reset()
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    config = tiny_config(
+        train_selection="gumbel_topk", gumbel_temperature=8.0, gumbel_temperature_end=1.0, gumbel_annealing_steps=2
+    )
+    model = MistForVideoQuestionAnswering(config).train()
+    compiled = torch.compile(model, fullgraph=True, backend=counting_backend)
+    inputs = random_inputs(config)
+    for _ in range(3):
+        compiled(**inputs, labels=torch.tensor([0, 1, 2])).loss.backward()
+    selector = model.mist.ista_layers[0].segment_selector
+    assert selector.training_forwards.item() == 3 and float(selector.temperature()) == pytest.approx(1.0)
+    assert len(graphs) == 1  # the schedule's clock is a tensor: no recompilation per step
+    torch._dynamo.reset()
