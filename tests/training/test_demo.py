@@ -39,3 +39,34 @@ def test_demo_runs_offline_and_leaves_a_reloadable_model(tmp_path, capsys):
                  "--features", str(tmp_path / "data" / "features"), "--output-dir", str(tmp_path)]) == 0  # fmt: skip
     evaluated = json.loads((tmp_path / "results_test.json").read_text())
     assert evaluated["accuracy"] == pytest.approx(results["mist"]["test_accuracy"])
+
+
+def test_demo_trains_with_a_chosen_selection_rule_and_compares_others(tmp_path, capsys):
+    annealed = "train_selection=gumbel_topk,gumbel_temperature=4,gumbel_temperature_end=1,gumbel_annealing_steps=2"
+    code = mist(["demo", "--output-dir", str(tmp_path), "--train-videos", "16", "--test-videos", "4", "--epochs", "1",
+                 "--skip-baseline", "--config-overrides", "train_selection=topk",
+                 "--compare-selection", annealed, "train_selection=gumbel_logits,gumbel_temperature=16"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "top segment = evidence (per layer)" in printed and "evidence cell kept (per layer)" in printed
+    assert "gumbel_topk, temperature 4 -> 1 in 2 steps" in printed
+    assert "gumbel_logits, temperature 16" in printed
+    results = json.loads((tmp_path / "demo_results.json").read_text())
+    rows = results["selection_comparison"]
+    assert [row["rule"] for row in rows] == [
+        "topk",
+        "gumbel_topk, temperature 4 -> 1 in 2 steps",
+        "gumbel_logits, temperature 16",
+    ]
+    assert rows[0]["selection"] == results["selection"]  # the first row is the saved MIST
+    for row in rows:
+        assert row["test"]["test_num_questions"] == 8 and [layer["layer"] for layer in row["selection"]] == [1, 2]
+    assert AutoModel.from_pretrained(str(tmp_path / "model")).config.train_selection == "topk"
+
+
+def test_demo_refuses_an_unknown_selection_rule_in_one_line(tmp_path, capsys):
+    code = mist(["demo", "--output-dir", str(tmp_path), "--train-videos", "4", "--test-videos", "2", "--skip-baseline",
+                 "--config-overrides", "train_selection=hard"])  # fmt: skip
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "train_selection" in error and "gumbel_topk" in error

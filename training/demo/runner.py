@@ -5,7 +5,8 @@
 1. generates the task (`training.demo.synthetic_dataset`) and saves it under OUTPUT_DIR/data;
 2. trains MIST (preset `demo`, frozen all-MiniLM-L6-v2 text encoders) with the Trainer on CPU;
 3. trains a question-only baseline the same way (the same model with the video features zeroed);
-4. evaluates both on the test split and measures whether MIST's selections hit the evidence;
+4. evaluates both on the test split and measures whether MIST's selections hit the evidence
+   (and, with `compare_selection`, trains one more MIST per set of selection overrides and compares);
 5. saves MIST to OUTPUT_DIR/model, reloads it with AutoModel/AutoProcessor, answers one test
    question and draws what it selected to OUTPUT_DIR/explanation.png.
 """
@@ -46,6 +47,9 @@ class DemoOptions:
     config_overrides: str | None = None  # MistConfig overrides for both models
     task_overrides: str | None = None  # SyntheticTaskConfig overrides, e.g. "num_events=3,object_salience=0.5"
     skip_baseline: bool = False  # train MIST only
+    # One more MIST per entry, each with these MistConfig overrides on top of `config_overrides`, e.g.
+    # ("train_selection=gumbel", "train_selection=gumbel_topk,gumbel_temperature=16"): accuracy and evidence hits compared.
+    compare_selection: tuple[str, ...] = ()
 
 
 class ProgressLine(TrainerCallback):
@@ -60,12 +64,24 @@ class ProgressLine(TrainerCallback):
             self.report(f"  {self.name}: step {state.global_step}/{state.max_steps}  loss {logs['loss']:.3f}")
 
 
-def train_one(name, questions, store, vocabulary, output_dir: Path, args: DemoOptions, zero_video: bool, report):
-    """Train MIST (or its question-only twin) on the synthetic task; returns (trainer, processor, seconds)."""
+def train_one(
+    name,
+    questions,
+    store,
+    vocabulary,
+    output_dir: Path,
+    args: DemoOptions,
+    zero_video: bool,
+    report,
+    extra_overrides: str | None = None,
+):
+    """Train MIST (or its question-only twin) on the synthetic task, with `extra_overrides` of its config
+    after `args.config_overrides`; returns (trainer, processor, seconds, test metrics, test dataset)."""
     text_encoder = str(minilm_path())
     tokenizer = AutoTokenizer.from_pretrained(text_encoder)
     torch.manual_seed(args.seed)
-    model = build_model(DEMO, args.config_overrides, text_encoder, tokenizer, vocabulary)
+    overrides = ",".join(part for part in (args.config_overrides, extra_overrides) if part) or None
+    model = build_model(DEMO, overrides, text_encoder, tokenizer, vocabulary)
     freeze_text_encoders(model)
     processor = MistProcessor.from_mist_config(model.config, tokenizer, clip_pretrained=None)
     training_args = TrainingArguments(
@@ -132,6 +148,34 @@ def selection_hits(model, dataset: MistQuestionDataset, collator, batch_size: in
         }
         for layer in range(len(top_segment_hits))
     ]
+
+
+def selection_rule_label(config) -> str:
+    """The training selection rule of a config in a few words, e.g. `gumbel_topk, temperature 16 -> 1 in 313 steps`."""
+    temperature = f"temperature {config.gumbel_temperature:g}"
+    if config.gumbel_temperature_end is not None:
+        temperature += f" -> {config.gumbel_temperature_end:g} in {config.gumbel_annealing_steps} steps"
+    return config.train_selection if config.train_selection == "topk" else f"{config.train_selection}, {temperature}"
+
+
+def selection_row(label: str, metrics: dict, hits: list[dict], seconds: float) -> tuple:
+    """One row of the selection comparison: accuracy, then per ISTA layer the two evidence hit rates."""
+    return (
+        label,
+        _percent(metrics["test_accuracy"]),
+        " / ".join(_percent(layer["top_segment_is_evidence"]) for layer in hits),
+        " / ".join(_percent(layer["evidence_cell_kept_in_its_frames"]) for layer in hits),
+        f"{seconds:.0f}s",
+    )
+
+
+SELECTION_TABLE_HEADER = (
+    "training selection",
+    "test accuracy",
+    "top segment = evidence (per layer)",
+    "evidence cell kept (per layer)",
+    "training",
+)
 
 
 def quiet_libraries() -> None:
@@ -208,7 +252,7 @@ def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
     report("")
     report(format_table(rows, ("model", "test accuracy", "top-10", "training")))
 
-    # 4. did MIST select the evidence?
+    # 4. did MIST select the evidence? (and would another training selection rule?)
     model = mist_trainer.model
     hits = selection_hits(model, test_dataset, make_collator(processor, model.config))
     report("")
@@ -217,6 +261,40 @@ def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
             f"ISTA layer {layer['layer']}: top kept segment holds the asked object in {_percent(layer['top_segment_is_evidence'])} "
             f"of test questions; an object cell of that event is among the kept patches in "
             f"{_percent(layer['evidence_cell_kept_in_its_frames'])} of its kept frames"
+        )
+    comparison = []
+    if args.compare_selection:
+        comparison.append(
+            {
+                "overrides": args.config_overrides or "",
+                "rule": selection_rule_label(model.config),
+                "test": _scalars(mist_metrics),
+                "selection": hits,
+                "seconds": mist_seconds,
+            }
+        )
+        for number, overrides in enumerate(args.compare_selection, start=1):
+            trainer, other_processor, seconds, metrics, _ = train_one(
+                f"mist_selection_{number}", questions, store, vocabulary, output_dir, args, False, report, overrides
+            )
+            other_hits = selection_hits(
+                trainer.model, test_dataset, make_collator(other_processor, trainer.model.config)
+            )
+            comparison.append(
+                {
+                    "overrides": overrides,
+                    "rule": selection_rule_label(trainer.model.config),
+                    "test": _scalars(metrics),
+                    "selection": other_hits,
+                    "seconds": seconds,
+                }
+            )
+        report("")
+        report(
+            format_table(
+                [selection_row(row["rule"], row["test"], row["selection"], row["seconds"]) for row in comparison],
+                SELECTION_TABLE_HEADER,
+            )
         )
 
     # 5. save, reload, answer one question, explain it
@@ -246,6 +324,7 @@ def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
         "question_only": _scalars(baseline_metrics) if baseline_metrics else None,
         "chance": chance,
         "selection": hits,
+        "selection_comparison": comparison,
         "example": explanation,
         "seconds": {"mist_training": mist_seconds, "total": time.perf_counter() - started},
     }
