@@ -836,14 +836,12 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             module.to(device=device, dtype=dtype)
         return self
 
-    def get_answer_embeddings(
+    def get_answer_features(
         self, answer_input_ids: torch.LongTensor, answer_attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Embed candidate answers: `[A, La] -> [A, hidden]` or `[B, C, La] -> [B, C, hidden]`.
-
-        Compute once for a fixed open-ended vocabulary and pass the result as `answer_embeds` (not with
-        `answer_pooling="mean_unmasked"`, whose result depends on how far the candidates are padded).
-        """
+        """The answer encoder's pooled output, before the answer projection: `[A, La] -> [A, text_hidden]` or
+        `[B, C, La] -> [B, C, text_hidden]`. With a frozen answer encoder this is the same at every training step:
+        compute it once and pass it as `answer_features` (the projection still trains)."""
         if answer_input_ids.dim() not in (2, 3):
             raise ValueError(
                 f"answer_input_ids has shape {tuple(answer_input_ids.shape)}; expected (num_answers, answer_length) "
@@ -868,7 +866,17 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         else:
             weights = flat_mask.to(token_states.dtype).unsqueeze(-1)
             pooled = (token_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-        return self.answer_projection(pooled).reshape(*leading_shape, -1)
+        return pooled.reshape(*leading_shape, -1)
+
+    def get_answer_embeddings(
+        self, answer_input_ids: torch.LongTensor, answer_attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Embed candidate answers: `[A, La] -> [A, hidden]` or `[B, C, La] -> [B, C, hidden]`.
+
+        Compute once for a fixed open-ended vocabulary and pass the result as `answer_embeds` (not with
+        `answer_pooling="mean_unmasked"`, whose result depends on how far the candidates are padded).
+        """
+        return self.answer_projection(self.get_answer_features(answer_input_ids, answer_attention_mask))
 
     @can_return_tuple
     def forward(
@@ -882,6 +890,7 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         answer_attention_mask: torch.Tensor | None = None,
         answer_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        answer_features: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> MistVideoQuestionAnsweringOutput:
         r"""
@@ -896,10 +905,20 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             Precomputed `get_answer_embeddings(...)`, instead of `answer_input_ids`.
         labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
             Index of the right candidate for each question; -100 is ignored.
+        answer_features (`torch.FloatTensor` of shape `(num_answers, text_hidden_size)` or
+            `(batch, num_choices, text_hidden_size)`, *optional*):
+            Precomputed `get_answer_features(...)` (the answer encoder's pooled output), instead of
+            `answer_input_ids`: the answer projection runs in this forward, so it trains while a frozen
+            answer encoder runs once (what `MistTrainer` does).
         `output_hidden_states`, `output_attentions` and `return_dict` are read from `kwargs` or the config.
         """
-        if (answer_input_ids is None) == (answer_embeds is None):
-            raise ValueError("Pass exactly one of answer_input_ids or answer_embeds")
+        answer_inputs = {"answer_input_ids": answer_input_ids, "answer_features": answer_features}
+        given = [
+            name for name, value in {**answer_inputs, "answer_embeds": answer_embeds}.items() if value is not None
+        ]
+        if len(given) != 1:
+            got = f" (got {' and '.join(given)})" if given else ""
+            raise ValueError(f"Pass exactly one of answer_input_ids, answer_features or answer_embeds{got}")
         outputs = self.mist(
             frame_features,
             patch_features,
@@ -911,7 +930,9 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         )
         fused = outputs.pooler_output  # [batch, hidden]
         batch_size = fused.shape[0]
-        if answer_embeds is None:
+        if answer_features is not None:
+            answer_embeds = self.answer_projection(answer_features.to(self.answer_projection.weight.dtype))
+        elif answer_embeds is None:
             answer_embeds = self.get_answer_embeddings(answer_input_ids, answer_attention_mask)
         answer_embeds = answer_embeds.to(fused.dtype)
         if answer_embeds.dim() == 2:

@@ -66,6 +66,10 @@ class MistTrainer(Trainer):
       gradient-accumulation division).
     * Evaluation embeds a shared open-ended vocabulary once per evaluation, not once per batch: the
       answers and the weights do not change within one evaluation.
+    * Training with a frozen answer encoder (`freeze_text_encoders`, `--freeze-text-encoders`) runs it once
+      over a shared open-ended vocabulary, not at every step: its pooled output cannot change, so it is
+      cached (computed without dropout, as a fixed feature extractor) and passed as `answer_features`; the
+      answer projection after it still trains. An answer encoder that trains is run every step, as before.
     * `create_model_card` (called by `push_to_hub`) writes MIST's card instead of the generic one.
     """
 
@@ -74,6 +78,38 @@ class MistTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self.model_card = model_card
         self._answer_cache = None  # (global step, answer ids, answer embeddings)
+        self._frozen_answer_cache = None  # (answer ids, attention mask, pooled answer-encoder output)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        answer_ids = inputs.get("answer_input_ids")
+        if answer_ids is not None and answer_ids.dim() == 2:  # one vocabulary shared by the batch
+            encoder = self.accelerator.unwrap_model(model).answer_encoder
+            if not any(parameter.requires_grad for parameter in encoder.parameters()):
+                inputs = dict(inputs)
+                ids, mask = inputs.pop("answer_input_ids"), inputs.pop("answer_attention_mask", None)
+                inputs["answer_features"] = self._frozen_answer_features(model, ids, mask)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    @torch.no_grad()
+    def _frozen_answer_features(self, model, answer_ids: torch.Tensor, answer_mask: torch.Tensor | None):
+        """The frozen answer encoder's pooled output for this vocabulary, computed once. The ids are compared
+        where the collator made them (the host), before they are moved to the device."""
+        if answer_mask is None:
+            answer_mask = torch.ones_like(answer_ids)
+        cached = self._frozen_answer_cache
+        if cached is None or not (torch.equal(cached[0], answer_ids) and torch.equal(cached[1], answer_mask)):
+            unwrapped = self.accelerator.unwrap_model(model)
+            encoder = unwrapped.answer_encoder
+            was_training = encoder.training
+            encoder.eval()  # a fixed feature extractor: no dropout
+            try:
+                on_device = self._prepare_inputs({"ids": answer_ids, "mask": answer_mask})
+                with self.autocast_smart_context_manager():
+                    features = unwrapped.get_answer_features(on_device["ids"], on_device["mask"])
+            finally:
+                encoder.train(was_training)
+            cached = self._frozen_answer_cache = (answer_ids.clone(), answer_mask.clone(), features)
+        return cached[2]
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         answer_ids = inputs.get("answer_input_ids")

@@ -298,7 +298,8 @@ def test_load_text_encoders_from_a_local_folder(tmp_path, config, inputs):
         ),
         (
             lambda x: x.update(answer_embeds=torch.randn(6, 32)),
-            r"Pass exactly one of answer_input_ids or answer_embeds",
+            r"Pass exactly one of answer_input_ids, answer_features or answer_embeds \(got answer_input_ids and "
+            r"answer_embeds\)",
         ),
     ],
 )
