@@ -57,3 +57,21 @@ def test_agqa_preset_is_the_paper_setting():
     assert (config.max_question_length, config.max_answer_length, config.dropout) == (30, 38, 0.3)
     assert AGQA.training["learning_rate"] == 3e-5 and AGQA.text_encoder == "bert-base-uncased"
     assert (minilm_path() / "config.json").exists()
+
+
+@pytest.mark.parametrize("name", ["agqa", "nextqa", "star", "demo"])
+def test_presets_train_with_the_fused_adamw_kernel(name, tmp_path):
+    """One fused kernel over all parameters (transformers' default for torch >= 2.8): the presets keep it."""
+    import torch
+    from transformers import Trainer
+
+    _, training_args, _ = parse_with_preset(["--preset", name, "--output_dir", str(tmp_path)], ScriptArguments)
+    assert training_args.optim == "adamw_torch_fused"
+    model = torch.nn.Linear(3, 2)
+    trainer = Trainer(model=model, args=training_args, eval_dataset=[{"x": 0}])  # the paper presets evaluate
+    optimizer = trainer.create_optimizer()
+    assert optimizer.defaults["fused"] is True
+    before = model.weight.detach().clone()
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()  # the fused kernel runs for CPU tensors
+    assert not torch.equal(before, model.weight)
