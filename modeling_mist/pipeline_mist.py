@@ -32,7 +32,9 @@ TASK = "video-question-answering"
 DEFAULT_BATCH_SIZE = 8  # questions per model forward when a call is given a list
 
 
-def video_timing(total_frames: int, sampled_frames: Sequence[int], num_segments: int, fps: float | None = None) -> dict:
+def video_timing(
+    total_frames: int, sampled_frames: Sequence[int], num_segments: int, fps: float | None = None
+) -> dict:
     """When each sampled frame and each segment happens, in seconds when `fps` is known, else in source frames.
 
     `sampled_frames` `[F]` are the source-frame indices MIST sees (`sample_frame_indices`). Segment `s`
@@ -70,7 +72,8 @@ def describe_selection(outputs, index: int, timing: dict) -> list[dict]:
     (attributes or keys). Kept segments and patches are listed in rank order (best first).
     """
     fields = ("segment_indices", "segment_scores", "frame_indices", "patch_indices", "patch_scores")
-    values = {name: outputs[name] if isinstance(outputs, dict) else getattr(outputs, name) for name in fields}
+    # a ModelOutput (a dict) leaves out the fields that are None, such as patch_scores without patch selection
+    values = {name: outputs.get(name) if isinstance(outputs, dict) else getattr(outputs, name) for name in fields}
     if values["patch_scores"] is None:  # no patch selection: every candidate kept, none scored
         values["patch_scores"] = [None] * len(values["segment_indices"])
     per_layer = zip(*(values[name] for name in fields))

@@ -195,3 +195,33 @@ def test_selections_of_carries_patch_scores_and_times(model_dir, tiny_task):
                 np.testing.assert_allclose(layer["patch_scores"][frame], scores[0, rank, position].tolist(), atol=1e-5)
     untimed = selections_of(outputs)
     assert untimed[0]["frame_times"] == {frame: frame for frame in untimed[0]["frames"]}
+
+
+def test_selections_of_a_model_output_without_patch_selection():
+    """A ModelOutput leaves out fields that are None: a STAR-style model (every patch kept) has no patch scores."""
+    import torch
+
+    from modeling_mist import MistConfig, MistForVideoQuestionAnswering
+
+    text_config = {"vocab_size": 50, "hidden_size": 24, "num_hidden_layers": 1, "num_attention_heads": 4,
+                   "intermediate_size": 37, "max_position_embeddings": 32}  # fmt: skip
+    config = MistConfig(
+        text_config=text_config, num_frames=8, num_segments=4, grid_size=2, clip_hidden_size=16, hidden_size=32,
+        box_hidden_size=8, intermediate_size=37, num_attention_heads=4, num_hidden_layers=1, num_ista_layers=1,
+        num_selected_segments=2, max_question_length=5, use_patch_selection=False,
+    )  # fmt: skip
+    model = MistForVideoQuestionAnswering(config).eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        outputs = model(
+            frame_features=torch.randn(1, 8, 16, generator=generator),
+            patch_features=torch.randn(1, 8, 4, 16, generator=generator),
+            input_ids=torch.randint(1, 50, (1, 5), generator=generator),
+            question_clip_embeds=torch.randn(1, 16, generator=generator),
+            answer_input_ids=torch.randint(1, 50, (3, 4), generator=generator),
+        )
+    assert "patch_scores" not in outputs
+    (layer,) = selections_of(outputs)
+    assert layer["segments"] == outputs.segment_indices[0][0].tolist()
+    assert all(patches == [0, 1, 2, 3] for patches in layer["patches"].values())
+    assert all(scores is None for scores in layer["patch_scores"].values())
