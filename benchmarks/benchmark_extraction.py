@@ -1,6 +1,7 @@
 """Feature extraction speed: the batched extractor against one-image-at-a-time loops, on one machine.
 
     python benchmarks/benchmark_extraction.py [--device cpu|cuda] [--videos 4] [--num-frames 32] [--grid-size 4] [--threads N]
+        [--peak-tflops 989]
 
 Generates small videos (moving coloured shapes, H.264), builds a random-weight CLIP ViT-B/32 (no
 download; speed does not depend on the weights) and extracts the same features three ways, each in
@@ -133,6 +134,15 @@ def measure(args) -> dict:
     return {"method": args.method, "seconds": seconds, "videos": len(paths), "images": num_images, "peak": peak}
 
 
+VIT_B32_GFLOPS = 4.4  # one 224x224 image through CLIP ViT-B/32's image tower (2 x 2.2 GMAC)
+
+
+def flop_limit_report(images_per_second: float, peak_tflops: float) -> str:
+    """How far a rate is from the FLOP limit: the images/s the peak would allow, and the share reached."""
+    limit = peak_tflops * 1000 / VIT_B32_GFLOPS  # images/s at the peak
+    return f"FLOP limit {limit:,.0f} images/s; reached {images_per_second / limit:.1%} ({limit / images_per_second:.1f}x from it)"
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -146,6 +156,12 @@ def parse_args():
     parser.add_argument("--clip-batch-size", type=int, default=544, help="images per batched forward")
     parser.add_argument("--decode-workers", type=int, default=4)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="the device's dense fp16 peak in TFLOP/s (H100 SXM: 989, H100 PCIe: 756, A100: 312): prints each "
+        f"method's share of ViT-B/32's FLOP limit ({VIT_B32_GFLOPS} GFLOP per 224x224 image)",
+    )
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)  # internal: run one method
     parser.add_argument("--work-dir", help=argparse.SUPPRESS)
@@ -184,9 +200,11 @@ def main():
             completed = subprocess.run(command, capture_output=True, text=True, check=True)
             result = json.loads(completed.stdout.strip().splitlines()[-1])
             results[method] = result
+            images_per_second = result["images"] / result["seconds"]
+            limit = f"  {flop_limit_report(images_per_second, args.peak_tflops)}" if args.peak_tflops else ""
             print(
                 f"{method:<12} {result['seconds']:8.2f} {result['videos'] / result['seconds']:9.3f} "
-                f"{result['images'] / result['seconds']:9.1f}  {result['peak']}",
+                f"{images_per_second:9.1f}  {result['peak']}{limit}",
                 flush=True,
             )
         if "naive" in results and "batched" in results:

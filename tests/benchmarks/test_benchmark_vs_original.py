@@ -126,7 +126,8 @@ def test_project_worker_prints_positive_measurements():
 @pytest.mark.skipif(not os.environ.get("MIST_ORIGINAL_DIR"), reason="MIST_ORIGINAL_DIR names no showlab/mist checkout")
 def test_original_worker_prints_positive_measurements():
     result = run_real_worker("original", "--original", os.environ["MIST_ORIGINAL_DIR"])
-    assert 0 < result["optimized_parameters_m"] < result["parameters_m"]  # CLIP is left out of Adam, as in the original
+    # CLIP is left out of Adam, as in the original
+    assert 0 < result["optimized_parameters_m"] < result["parameters_m"]
 
 
 def test_lean_mode_reaches_the_project_worker_only(bench, fake_checkout):
@@ -134,3 +135,39 @@ def test_lean_mode_reaches_the_project_worker_only(bench, fake_checkout):
     project, original = bench.worker_command("project", args), bench.worker_command("original", args)
     assert "--lean" in project and "--lean" not in original
     assert project[project.index("--dtype") + 1] == original[original.index("--dtype") + 1] == "bfloat16"
+
+
+def test_as_shipped_runs_the_original_in_float32_with_the_whole_clip(bench, fake_checkout):
+    args = bench.parse_args(["--original", str(fake_checkout), "--as-shipped", "--dtype", "bfloat16", *TINY_WORK])
+    assert args.clip_layers == bench.CLIP_TEXT_LAYERS == 12
+    assert bench.side_dtype("original", args) == "float32" and bench.side_dtype("project", args) == "bfloat16"
+    for side in bench.SIDES:
+        command = bench.worker_command(side, args)
+        assert "--as-shipped" in command and command[command.index("--clip-layers") + 1] == "12"
+    plain = bench.parse_args(["--original", str(fake_checkout), "--dtype", "bfloat16", *TINY_WORK])
+    assert plain.clip_layers == 1 and bench.side_dtype("original", plain) == "bfloat16"
+
+
+def test_summary_carries_the_projects_one_time_clip_cost(bench):
+    runs = [
+        fake_run("original", (2.0, 10.0, 5.0), 1000),
+        {**fake_run("project", (3.0, 20.0, 5.0), 900), "clip_question_ms": 30.0},
+        {**fake_run("project", (3.0, 20.0, 5.0), 900), "clip_question_ms": 50.0},
+    ]
+    assert bench.summarize(runs)["clip_question_ms"] == 40.0
+    assert "clip_question_ms" not in bench.summarize(runs[:1] + [fake_run("project", (3.0, 20.0, 5.0), 900)])
+
+
+def test_project_worker_as_shipped_steps_fused_adam_and_times_the_clip_question_embedding():
+    result = run_real_worker("project", "--as-shipped")
+    assert result["fused_adam"] is True and result["clip_question_ms"] > 0 and result["dtype"] == "float32"
+
+
+def test_extraction_benchmark_reports_the_share_of_the_flop_limit():
+    spec = importlib.util.spec_from_file_location("benchmark_extraction", SCRIPT.parent / "benchmark_extraction.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # 989 TFLOP/s at 4.4 GFLOP per image: 224,773 images/s; 112,386 of them is half of it
+    assert (
+        module.flop_limit_report(989e3 / 4.4 / 2, 989) == "FLOP limit 224,773 images/s; reached 50.0% (2.0x from it)"
+    )
