@@ -183,7 +183,10 @@ DEMO = Preset(
         learning_rate=2e-3,
         per_device_train_batch_size=32,
         per_device_eval_batch_size=128,
-        num_train_epochs=2,
+        # MIST sits on a plateau (chance loss) for the first 200-500 steps and leaves it at a point that moves
+        # with the random stream: with 2 epochs seed 0 stayed on it (31 %, once the frozen answer encoder no
+        # longer drew dropout masks) while seed 1 reached 98.5 %; 3 epochs gave seed 0 98.8 %.
+        num_train_epochs=3,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
         weight_decay=0.0,
