@@ -1,5 +1,6 @@
 """PyTorch MIST: Multi-modal Iterative Spatial-Temporal Transformer for long-form video QA (CVPR 2023)."""
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -812,7 +813,8 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         into both text encoders (only the answer encoder with `question_tokens_in_sequence=False`).
 
         `config.text_config` becomes the pretrained encoder's config; when its width differs, the projections
-        that read text states are rebuilt with fresh weights.
+        that read text states are rebuilt with fresh weights. The checkpoint is read once; the question encoder
+        is an independent copy of the answer encoder.
         """
         answer_encoder = without_pooler(AutoModel.from_pretrained(name_or_path, **kwargs))
         text_config = answer_encoder.config
@@ -825,8 +827,8 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             self.answer_projection = nn.Linear(text_config.hidden_size, self.config.hidden_size)
             rebuilt.append(self.answer_projection)
         if self.mist.question_encoder is not None:
-            question_encoder = without_pooler(AutoModel.from_pretrained(name_or_path, **kwargs))
-            self.mist.question_encoder = question_encoder.to(device=device, dtype=dtype)
+            # the same pretrained weights, loaded once (one load report), as an independent copy that trains apart
+            self.mist.question_encoder = copy.deepcopy(self.answer_encoder)
             if width_changed:
                 first_layer = self.mist.ista_layers[0]
                 first_layer.question_projection = MistTokenProjection(self.config, text_config.hidden_size)

@@ -253,6 +253,12 @@ def test_load_text_encoders_from_a_local_folder(tmp_path, config, inputs):
         torch.testing.assert_close(model.mist.question_encoder.state_dict()[name], tensor)
         torch.testing.assert_close(model.answer_encoder.state_dict()[name], tensor)
     torch.testing.assert_close(model.mist.ista_layers[0].question_projection.dense.weight, untouched)
+    # two independent encoders: training one leaves the other as loaded
+    question_weights = dict(model.mist.question_encoder.named_parameters())
+    assert all(
+        parameter.data_ptr() != question_weights[name].data_ptr()
+        for name, parameter in model.answer_encoder.named_parameters()
+    )
 
     wider = BertModel(
         BertConfig(vocab_size=VOCAB, hidden_size=40, num_hidden_layers=1, num_attention_heads=4, intermediate_size=20)
