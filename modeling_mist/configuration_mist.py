@@ -64,9 +64,11 @@ class MistConfig(PreTrainedConfig):
         eval_selection (`str`, defaults to `"topk"`): how selection works at inference. `"topk"`: the i-th of the
             k draws is the candidate with the i-th highest score (deterministic; reproduces converted reference
             logits). `"expectation"`: every draw is the noise-free training draw, the weighting
-            `softmax(probabilities / gumbel_temperature)` over all candidates; the k training draws are
-            independent and identically distributed, so all k become this same soft average (the reported
-            indices are still the top-k). Use it for checkpoints trained at a high temperature (NExT-QA: 100),
+            `softmax(probabilities / gumbel_temperature)` over all candidates (of the logits with
+            `"gumbel_logits"`); the k training draws are independent and identically distributed, so all k
+            become this same soft average (the reported indices are still the top-k). With `"gumbel_topk"` and
+            `"gumbel_topk_hard"` it is their relaxed top-k of the logits without the Gumbel sample (k distinct
+            soft draws). Use it for checkpoints trained at a high temperature (NExT-QA: 100),
             whose every training draw was close to a uniform average and which never saw a hard selection.
         answer_pooling (`str`, defaults to `"cls"`): how an answer's token states become one vector.
             `"cls"`: first token (AGQA and STAR references); `"mean"`: mean over the real tokens;
@@ -218,9 +220,7 @@ class MistConfig(PreTrainedConfig):
         if "{choice}" not in self.choice_template:
             raise ValueError(f"choice_template={self.choice_template!r} must contain '{{choice}}'")
         if self.num_frames % self.num_segments != 0:
-            raise ValueError(
-                f"num_frames={self.num_frames} must be divisible by num_segments={self.num_segments}"
-            )
+            raise ValueError(f"num_frames={self.num_frames} must be divisible by num_segments={self.num_segments}")
         if not 1 <= self.num_selected_segments <= self.num_segments:
             raise ValueError(
                 f"num_selected_segments={self.num_selected_segments} must be in [1, num_segments={self.num_segments}]"

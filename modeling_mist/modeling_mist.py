@@ -168,7 +168,7 @@ class MistPatchEncoder(nn.Module):
 
 
 def gumbel_top_k(
-    logits: torch.Tensor, num_selected: int, temperature: float, hard: bool
+    logits: torch.Tensor, num_selected: int, temperature: float, hard: bool, noise: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Relaxed Gumbel top-k: k draws without replacement, in rank order.
 
@@ -178,10 +178,14 @@ def gumbel_top_k(
     product of `1 - w` over the earlier draws' weights `w`: a candidate is discounted by how much earlier
     draws took it. High temperatures give soft, nearly independent draws; as the temperature falls they
     become the exact top-k. `hard=True` returns exactly one-hot rows of the top-k with the gradient of
-    these relaxations (straight-through).
+    these relaxations (straight-through). `noise=False` drops the Gumbel sample: the deterministic relaxed
+    top-k of the logits themselves (the `"expectation"` inference rule of the top-k training rules).
     """
-    gumbels = -torch.empty_like(logits).exponential_().log()  # standard Gumbel noise, as F.gumbel_softmax draws it
-    perturbed = logits + gumbels  # [batch, groups, candidates]
+    if noise:
+        gumbels = -torch.empty_like(logits).exponential_().log()  # standard Gumbel noise, as F.gumbel_softmax does
+        perturbed = logits + gumbels  # [batch, groups, candidates]
+    else:
+        perturbed = logits
     indices = perturbed.topk(num_selected, dim=-1).indices  # [batch, groups, k], descending perturbed logit
     tiny = torch.finfo(logits.dtype).tiny
     log_remaining = torch.zeros_like(logits)  # log of the share of each candidate that no draw took yet
@@ -266,8 +270,12 @@ class MistSelector(nn.Module):
             weights, indices = gumbel_top_k(logits, self.num_selected, temperature, hard=rule == "gumbel_topk_hard")
             selected = torch.matmul(weights, flat_values)  # [batch, groups, k, rest]
         elif not self.training and self.config.eval_selection == "expectation":
-            # The training draw without its Gumbel noise; the k draws are identical, as their expectations are.
-            weights = (draws_input / temperature).softmax(dim=-1)
+            if rule in ("gumbel_topk", "gumbel_topk_hard"):
+                # The relaxed top-k of the logits without Gumbel noise: k distinct soft draws, as in training.
+                weights, _ = gumbel_top_k(logits, self.num_selected, temperature, hard=False, noise=False)
+            else:
+                # The training draw without its Gumbel noise; the k draws are identical, as their expectations are.
+                weights = (draws_input / temperature).softmax(dim=-1)
             indices = scores.topk(self.num_selected, dim=-1).indices  # [batch, groups, k], descending score
             selected = torch.matmul(weights, flat_values)  # [batch, groups, k, rest]
         else:

@@ -149,6 +149,24 @@ def test_expectation_inference_is_the_noise_free_draw_of_the_training_rule():
         torch.testing.assert_close(selected, expected)
 
 
+@pytest.mark.parametrize("rule", ["gumbel_topk", "gumbel_topk_hard"])
+def test_expectation_inference_of_the_top_k_rules_is_their_noise_free_relaxed_top_k(rule):
+    selector, inputs, _ = selector_and_inputs(rule, eval_selection="expectation", gumbel_temperature=4.0)
+    selector.eval()
+    with torch.no_grad():
+        selected, _, _ = selector(**inputs)
+        logits = selector_logits(selector, inputs["question"], inputs["keys"])
+    # by hand: draw i = softmax((logits + log of what earlier draws left) / 4)
+    remaining, draws = torch.zeros_like(logits), []
+    for _ in range(SELECTED):
+        draw = ((logits + remaining) / 4.0).softmax(-1)
+        draws.append(draw)
+        remaining = remaining + torch.log1p(-draw)
+    expected = torch.stack(draws, dim=2) @ inputs["values"]
+    torch.testing.assert_close(selected, expected)
+    assert not torch.allclose(selected[:, :, 0], selected[:, :, 1])  # distinct draws, unlike the other rules
+
+
 @pytest.mark.parametrize("rule", GUMBEL_RULES)
 def test_training_selection_is_reproducible_under_a_seed(rule):
     model = MistForVideoQuestionAnswering(tiny_config(train_selection=rule, dropout=0.0, attention_dropout=0.0))
