@@ -922,10 +922,12 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             answer encoder runs once (what `MistTrainer` does).
         `output_hidden_states`, `output_attentions` and `return_dict` are read from `kwargs` or the config.
         """
-        answer_inputs = {"answer_input_ids": answer_input_ids, "answer_features": answer_features}
-        given = [
-            name for name, value in {**answer_inputs, "answer_embeds": answer_embeds}.items() if value is not None
-        ]
+        answer_inputs = {
+            "answer_input_ids": answer_input_ids,
+            "answer_features": answer_features,
+            "answer_embeds": answer_embeds,
+        }
+        given = [name for name, value in answer_inputs.items() if value is not None]
         if len(given) != 1:
             got = f" (got {' and '.join(given)})" if given else ""
             raise ValueError(f"Pass exactly one of answer_input_ids, answer_features or answer_embeds{got}")

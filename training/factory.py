@@ -1,7 +1,6 @@
 """What every command builds: a MIST for a preset, its processor, collator and Trainer, or a trained one loaded back."""
 
 import logging
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -49,33 +48,8 @@ def build_model(
         config.set_answer_vocabulary(answer_vocabulary)
     model = MistForVideoQuestionAnswering(config)
     if text_encoder is not None:
-        with each_log_message_once():  # both encoders load the same checkpoint: one load report is enough
-            model.load_text_encoders(text_encoder)
+        model.load_text_encoders(text_encoder)  # reads the checkpoint once for both encoders
     return model
-
-
-@contextmanager
-def each_log_message_once(library: str = "transformers"):
-    """Within the block, drop a log record of `library`'s loggers whose text was already emitted in it."""
-    seen = set()
-
-    def first_time(record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message in seen:
-            return False
-        seen.add(message)
-        return True
-
-    # Logger-level filters act where a record is made, before any handler (ours, the library's or a test's).
-    names = [name for name in logging.Logger.manager.loggerDict if name == library or name.startswith(library + ".")]
-    loggers = [logging.getLogger(name) for name in names]
-    for logger_ in loggers:
-        logger_.addFilter(first_time)
-    try:
-        yield
-    finally:
-        for logger_ in loggers:
-            logger_.removeFilter(first_time)
 
 
 def freeze_text_encoders(model: MistForVideoQuestionAnswering) -> None:
@@ -146,7 +120,7 @@ def load_trained(
         try:
             model = AutoModel.from_pretrained(model_path)
             processor = AutoProcessor.from_pretrained(model_path)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             raise hub_failure(model_path, flag, "model", error) from error
     else:
         check_saved_model(Path(model_path).expanduser(), flag)

@@ -158,6 +158,12 @@ def selection_rule_label(config) -> str:
     return config.train_selection if config.train_selection == "topk" else f"{config.train_selection}, {temperature}"
 
 
+def comparison_entry(overrides: str, config, metrics: dict, hits: list[dict], seconds: float) -> dict:
+    """One trained MIST of the selection comparison, as saved in demo_results.json."""
+    rule = selection_rule_label(config)
+    return {"overrides": overrides, "rule": rule, "test": _scalars(metrics), "selection": hits, "seconds": seconds}
+
+
 def selection_row(label: str, metrics: dict, hits: list[dict], seconds: float) -> tuple:
     """One row of the selection comparison: accuracy, then per ISTA layer the two evidence hit rates."""
     return (
@@ -265,13 +271,7 @@ def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
     comparison = []
     if args.compare_selection:
         comparison.append(
-            {
-                "overrides": args.config_overrides or "",
-                "rule": selection_rule_label(model.config),
-                "test": _scalars(mist_metrics),
-                "selection": hits,
-                "seconds": mist_seconds,
-            }
+            comparison_entry(args.config_overrides or "", model.config, mist_metrics, hits, mist_seconds)
         )
         for number, overrides in enumerate(args.compare_selection, start=1):
             trainer, other_processor, seconds, metrics, _ = train_one(
@@ -280,15 +280,7 @@ def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
             other_hits = selection_hits(
                 trainer.model, test_dataset, make_collator(other_processor, trainer.model.config)
             )
-            comparison.append(
-                {
-                    "overrides": overrides,
-                    "rule": selection_rule_label(trainer.model.config),
-                    "test": _scalars(metrics),
-                    "selection": other_hits,
-                    "seconds": seconds,
-                }
-            )
+            comparison.append(comparison_entry(overrides, trainer.model.config, metrics, other_hits, seconds))
         report("")
         report(
             format_table(
@@ -382,4 +374,3 @@ def _percent(value: float) -> str:
 
 def _scalars(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
-
