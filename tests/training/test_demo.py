@@ -70,3 +70,14 @@ def test_demo_refuses_an_unknown_selection_rule_in_one_line(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "train_selection" in error and "gumbel_topk" in error
+
+
+def test_selection_labels_name_a_non_default_inference_rule():
+    from modeling_mist import MistConfig
+    from training.demo.runner import selection_rule_label
+
+    config = MistConfig(train_selection="gumbel_logits", gumbel_temperature=8)
+    assert selection_rule_label(config) == "gumbel_logits, temperature 8"
+    config.eval_selection = "expectation"
+    assert selection_rule_label(config) == "gumbel_logits, temperature 8, eval expectation"
+    assert selection_rule_label(MistConfig(train_selection="topk")) == "topk"

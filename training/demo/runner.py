@@ -151,11 +151,14 @@ def selection_hits(model, dataset: MistQuestionDataset, collator, batch_size: in
 
 
 def selection_rule_label(config) -> str:
-    """The training selection rule of a config in a few words, e.g. `gumbel_topk, temperature 16 -> 1 in 313 steps`."""
+    """The selection rule of a config in a few words, e.g. `gumbel_topk, temperature 16 -> 1 in 313 steps` or
+    `gumbel_logits, temperature 8, eval expectation`."""
     temperature = f"temperature {config.gumbel_temperature:g}"
     if config.gumbel_temperature_end is not None:
         temperature += f" -> {config.gumbel_temperature_end:g} in {config.gumbel_annealing_steps} steps"
-    return config.train_selection if config.train_selection == "topk" else f"{config.train_selection}, {temperature}"
+    label = config.train_selection if config.train_selection == "topk" else f"{config.train_selection}, {temperature}"
+    # the inference rule too when it is not the default, or two rows differing only in it would read the same
+    return label if config.eval_selection == "topk" else f"{label}, eval {config.eval_selection}"
 
 
 def comparison_entry(overrides: str, config, metrics: dict, hits: list[dict], seconds: float) -> dict:
