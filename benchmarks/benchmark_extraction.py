@@ -12,7 +12,9 @@ its own process so that peak memory is its own:
 * `per-frame`: the notebook's actual batching, the frame and its crops in one forward (1 + P images);
 * `batched`: `MistVideoProcessor.extract_features` as `mist extract-features` runs it: decoding in
   background threads, all frames and crops of `--batch-size` videos in forwards of
-  `--clip-batch-size` images, `torch.inference_mode`, float16 autocast on GPU.
+  `--clip-batch-size` images, `torch.inference_mode`, float16 autocast on GPU;
+* `model-only` (default on GPU only): the CLIP forwards of `batched` alone, on random preprocessed images
+  already on the device: the ceiling that decoding and preprocessing leave to the model.
 
 Prints videos/s, images/s and peak memory per method with the machine named, and checks that the
 batched features equal the naive ones.
@@ -34,7 +36,7 @@ import torch
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.decode_pool import batched, decode_ahead
 
-METHODS = ("naive", "per-frame", "batched")
+METHODS = ("naive", "per-frame", "batched", "model-only")
 
 
 def write_videos(folder: str, count: int, num_frames: int, width: int, height: int) -> list[str]:
@@ -97,6 +99,12 @@ def run_batched(processor, paths, device, batch_size: int, decode_workers: int):
     return torch.cat(frame_features), torch.cat(patch_features)
 
 
+def run_model_only(processor, pixels, num_videos: int, args):
+    embeddings = processor.encode_images(pixels, batch_size=args.clip_batch_size).cpu()
+    embeddings = embeddings.view(num_videos, args.num_frames, 1 + args.grid_size**2, -1)
+    return embeddings[:, :, 0], embeddings[:, :, 1:]
+
+
 def measure(args) -> dict:
     """One method in this process: time, peak memory, features saved for the comparison."""
     if args.threads:
@@ -110,8 +118,13 @@ def measure(args) -> dict:
         clip_batch_size=args.clip_batch_size,
     )
     paths = sorted(os.path.join(args.work_dir, name) for name in os.listdir(args.work_dir) if name.endswith(".mp4"))
-    # Warm-up: build CLIP, load kernels; not timed.
-    processor.encode_images(torch.zeros(2, 3, 224, 224, device=device))
+    if args.method == "model-only":  # random preprocessed images, made before the clock starts
+        num_images = len(paths) * args.num_frames * (1 + args.grid_size**2)
+        pixel_dtype = torch.float16 if device.type == "cuda" else torch.float32
+        pixels = torch.randn(num_images, 3, 224, 224, device=device, dtype=pixel_dtype)
+    # Warm-up: build CLIP, load kernels (on GPU for the full forward size); not timed.
+    warm_up = args.clip_batch_size if device.type == "cuda" else 2
+    processor.encode_images(torch.zeros(warm_up, 3, 224, 224, device=device), batch_size=warm_up)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -120,6 +133,8 @@ def measure(args) -> dict:
         frame_features, patch_features = run_naive(processor, paths, device, images_per_forward=1)
     elif args.method == "per-frame":
         frame_features, patch_features = run_naive(processor, paths, device, images_per_forward=args.grid_size**2 + 1)
+    elif args.method == "model-only":
+        frame_features, patch_features = run_model_only(processor, pixels, len(paths), args)
     else:
         frame_features, patch_features = run_batched(processor, paths, device, args.batch_size, args.decode_workers)
     if device.type == "cuda":
@@ -162,7 +177,7 @@ def parse_args():
         help="the device's dense fp16 peak in TFLOP/s (H100 SXM: 989, H100 PCIe: 756, A100: 312): prints each "
         f"method's share of ViT-B/32's FLOP limit ({VIT_B32_GFLOPS} GFLOP per 224x224 image)",
     )
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, help="default: all on GPU, all but model-only on CPU")
     parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)  # internal: run one method
     parser.add_argument("--work-dir", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -187,7 +202,8 @@ def main():
         )
         print(f"{'method':<12} {'seconds':>8} {'videos/s':>9} {'images/s':>9}  peak memory")
         results = {}
-        for method in args.methods:
+        methods = args.methods or [m for m in METHODS if device.type == "cuda" or m != "model-only"]
+        for method in methods:
             command = [
                 sys.executable,
                 os.path.abspath(__file__),
