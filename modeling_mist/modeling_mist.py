@@ -93,10 +93,10 @@ class MistVideoQuestionAnsweringOutput(ModelOutput):
     patch_scores: tuple[torch.FloatTensor, ...] | None = None
 
 
-def grid_box_descriptors(grid_size: int, crop_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def grid_box_descriptors(grid_size: int, crop_size: int) -> torch.Tensor:
     """Box descriptor of every grid cell on the `grid_size * crop_size` square canvas, row-major.
 
-    Returns `[grid_size**2, BOX_DESCRIPTOR_SIZE]`: `x1/W, y1/H, x2/W, y2/H, (x2-x1+1)(y2-y1+1)/(W*H)`; the `+1` is the
+    Returns `[grid_size**2, BOX_DESCRIPTOR_SIZE]` float32 on the default device: `x1/W, y1/H, x2/W, y2/H, (x2-x1+1)(y2-y1+1)/(W*H)`; the `+1` is the
     reference's pixel-inclusive area and is kept so converted checkpoints see the same inputs.
     """
     canvas = float(grid_size * crop_size)
@@ -106,8 +106,7 @@ def grid_box_descriptors(grid_size: int, crop_size: int, dtype: torch.dtype, dev
     x1, y1 = cols.flatten() * crop_size, rows.flatten() * crop_size
     x2, y2 = x1 + crop_size, y1 + crop_size
     area = (x2 - x1 + 1) * (y2 - y1 + 1) / (canvas * canvas)
-    boxes = torch.stack([x1 / canvas, y1 / canvas, x2 / canvas, y2 / canvas, area], dim=-1)
-    return boxes.to(device=device, dtype=dtype)
+    return torch.stack([x1 / canvas, y1 / canvas, x2 / canvas, y2 / canvas, area], dim=-1).float()
 
 
 def sinusoidal_table(num_positions: int, dim: int) -> torch.Tensor:
@@ -151,12 +150,16 @@ class MistPatchEncoder(nn.Module):
         )
         self.projection = nn.Linear(config.clip_hidden_size + box_width, config.hidden_size)
         self.activation = nn.ELU()
+        # Made once and moved with the model (not saved): building it in the forward copied it from the host to
+        # the accelerator at every step, a synchronisation that CUDA's sync debug mode reports.
+        self.register_buffer("box_descriptors", self.grid_boxes(), persistent=False)
+
+    def grid_boxes(self) -> torch.Tensor:
+        return grid_box_descriptors(self.config.grid_size, self.config.crop_size)
 
     def forward(self, patch_features: torch.Tensor) -> torch.Tensor:
         batch_size, num_frames, num_patches, _ = patch_features.shape
-        boxes = grid_box_descriptors(
-            self.config.grid_size, self.config.crop_size, patch_features.dtype, patch_features.device
-        )
+        boxes = self.box_descriptors.to(patch_features.dtype)  # [patches, box descriptor]
         box_input = boxes.t()[None, :, None, :]  # [1, box, 1, patches]
         if self.training:
             # BatchNorm running statistics count every (video, frame, patch) position, like the reference.
@@ -619,6 +622,8 @@ class MistPreTrainedModel(PreTrainedModel):
         # On the table's own module: remote-code models skip initialising modules without direct parameters.
         if isinstance(module, MistPositionEmbeddings):
             init.copy_(module.weight, sinusoidal_table(*module.weight.shape))
+        if isinstance(module, MistPatchEncoder):
+            init.copy_(module.box_descriptors, module.grid_boxes())
         if isinstance(module, MistSelector):
             init.zeros_(module.training_forwards)  # a fresh (or loaded) model starts its temperature schedule
 

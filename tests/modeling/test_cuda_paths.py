@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from mist_testing import random_inputs, tiny_config
+from test_speed_paths import NEXTQA_LIKE
 
 from modeling_mist import MistForVideoQuestionAnswering
 
@@ -58,19 +59,12 @@ def test_sync_debug_mode_sees_a_synchronisation():
     with Synchronisations() as syncs:
         torch.ones(2, device="cuda").sum().item()
     assert syncs.others and syncs.mist == []
-    assert all(place.endswith(" test_sync_debug_mode_sees_a_synchronisation") for place in syncs.others), syncs.others
+    assert any(place.endswith(" test_sync_debug_mode_sees_a_synchronisation") for place in syncs.others), syncs.others
 
 
 @pytest.mark.parametrize("variant", ["agqa", "nextqa_like"])
 def test_no_synchronisation_in_mist_forward_loss_backward(variant):
-    overrides = {}
-    if variant == "nextqa_like":
-        overrides = dict(
-            num_segments=8, num_selected_segments=1, num_temporal_layers=1, frame_as_patch_candidate=True,
-            hidden_size=16, question_tokens_in_sequence=False, segment_normalization="time", fusion_pooling="mean",
-            answer_pooling="mean_unmasked", num_ista_layers=1,
-        )  # fmt: skip
-    config = tiny_config(**overrides)
+    config = tiny_config(**(NEXTQA_LIKE if variant == "nextqa_like" else {}))
     model = MistForVideoQuestionAnswering(config).to("cuda").train()
     inputs = on_cuda(random_inputs(config))
     inputs["labels"] = torch.tensor([0, 2, -100], device="cuda")

@@ -53,7 +53,7 @@ def test_output_shapes_and_selection_layout(config, inputs):
 
 
 def test_box_descriptors_follow_the_reference_formula():
-    boxes = grid_box_descriptors(grid_size=4, crop_size=224, dtype=torch.float32, device=torch.device("cpu"))
+    boxes = grid_box_descriptors(grid_size=4, crop_size=224)
     assert boxes.shape == (16, 5)
     # Row 1, column 2 is patch 6 in row-major order.
     expected = torch.tensor([448 / 896, 224 / 896, 672 / 896, 448 / 896, 225 * 225 / 896**2])

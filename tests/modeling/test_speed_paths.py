@@ -11,6 +11,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from modeling_mist import MistForVideoQuestionAnswering
 
+NEXTQA_LIKE = dict(
+    num_segments=8, num_selected_segments=1, num_temporal_layers=1, frame_as_patch_candidate=True, hidden_size=16,
+    question_tokens_in_sequence=False, segment_normalization="time", fusion_pooling="mean",
+    answer_pooling="mean_unmasked", num_ista_layers=1,
+)  # fmt: skip
 MODEL_FILE = str(Path(__file__).resolve().parents[2] / "modeling_mist" / "modeling_mist.py")
 
 
@@ -33,6 +38,33 @@ class ScalarReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+class HostToDeviceCopies(TorchDispatchMode):
+    """Records copies of host tensors to another device (on a GPU each copy from pageable memory synchronises
+    the host; CUDA's sync debug mode found one in `tests/modeling/test_cuda_paths.py`). The model and inputs
+    live on the meta device, which stands in for an accelerator on a machine without one; host reads of meta
+    tensors (transformers' padding-mask check) are answered True, since `ScalarReads` covers MIST's own."""
+
+    def __init__(self):
+        super().__init__()
+        self.places = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            return True
+        output = func(*args, **(kwargs or {}))
+        sources = [arg for arg in args if isinstance(arg, torch.Tensor)]
+        if (
+            func in (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default)
+            and isinstance(output, torch.Tensor)
+            and sources[-1].device.type == "cpu"
+            and output.device.type != "cpu"
+        ):
+            frames = [frame for frame in traceback.extract_stack() if "/torch/" not in frame.filename]
+            innermost = frames[-2]
+            self.places.append(f"{Path(innermost.filename).name}:{innermost.lineno} {innermost.name}")
+        return output
+
+
 def training_batch(config):
     inputs = random_inputs(config)
     inputs["labels"] = torch.tensor([0, 2, -100])
@@ -41,19 +73,28 @@ def training_batch(config):
 
 @pytest.mark.parametrize("variant", ["agqa", "nextqa_like"])
 def test_no_host_reads_in_forward_loss_and_backward(variant):
-    overrides = {}
-    if variant == "nextqa_like":
-        overrides = dict(
-            num_segments=8, num_selected_segments=1, num_temporal_layers=1, frame_as_patch_candidate=True,
-            hidden_size=16, question_tokens_in_sequence=False, segment_normalization="time", fusion_pooling="mean",
-            answer_pooling="mean_unmasked", num_ista_layers=1,
-        )  # fmt: skip
-    config = tiny_config(**overrides)
+    config = tiny_config(**(NEXTQA_LIKE if variant == "nextqa_like" else {}))
     model = MistForVideoQuestionAnswering(config).train()
     inputs = training_batch(config)
     with ScalarReads() as reads:
         model(**inputs).loss.backward()
     assert reads.places == []
+
+
+@pytest.mark.parametrize("variant", ["agqa", "nextqa_like"])
+def test_no_host_to_device_copies_in_forward_loss_and_backward(variant):
+    config = tiny_config(**(NEXTQA_LIKE if variant == "nextqa_like" else {}))
+    model = MistForVideoQuestionAnswering(config).train().to("meta")
+    inputs = {name: value.to("meta") for name, value in training_batch(config).items()}
+    with HostToDeviceCopies() as copies:
+        model(**inputs).loss.backward()
+    assert copies.places == []
+
+
+def test_host_to_device_copy_detector_sees_a_copy():
+    with HostToDeviceCopies() as copies:
+        torch.ones(2, device="meta") + torch.ones(2).to("meta")
+    assert len(copies.places) == 1 and copies.places[0].endswith("test_host_to_device_copy_detector_sees_a_copy")
 
 
 def test_out_of_range_labels_are_still_refused_on_the_host():
