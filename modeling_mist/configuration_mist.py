@@ -61,6 +61,14 @@ class MistConfig(PreTrainedConfig):
             constant temperature.
         gumbel_annealing_steps (`int`, defaults to 0): length of that schedule; needed (> 0) with
             `gumbel_temperature_end`.
+        selection_prior_weight (`float`, defaults to 0.0): weight of an extra loss term that pulls every selector
+            toward CLIP's own zero-shot relevance: for each ISTA layer, the KL divergence from
+            `softmax(selection_prior_scale * cos(question, segment))` (segment: the mean of its L2-normalised
+            CLIP frames) to the segment selector's probabilities, plus the same for the patch selector over the
+            candidates of each kept frame (their raw CLIP crops, and the frame itself with
+            `frame_as_patch_candidate`). Added to the loss whenever labels are given. 0: the reference's loss.
+        selection_prior_scale (`float`, defaults to 100.0): the inverse temperature of that prior (CLIP's own
+            logit scale is 100).
         eval_selection (`str`, defaults to `"topk"`): how selection works at inference. `"topk"`: the i-th of the
             k draws is the candidate with the i-th highest score (deterministic; reproduces converted reference
             logits). `"expectation"`: every draw is the noise-free training draw, the weighting
@@ -138,6 +146,8 @@ class MistConfig(PreTrainedConfig):
     gumbel_temperature: float | int = 1.0  # Gumbel-softmax temperature in training (start of the schedule)
     gumbel_temperature_end: float | int | None = None  # anneal to this temperature; None: constant
     gumbel_annealing_steps: int = 0  # training forward passes the annealing takes
+    selection_prior_weight: float | int = 0.0  # weight of the CLIP-relevance loss on the selectors; 0: none
+    selection_prior_scale: float | int = 100.0  # inverse temperature of that CLIP-relevance prior
     eval_selection: Literal["topk", "expectation"] = "topk"  # inference-time selection rule
     answer_pooling: Literal["cls", "mean", "mean_unmasked"] = "cls"  # answer token states -> one vector
     num_temporal_layers: int = 0  # blocks over each patch's frames before selection (NExT-QA: 2)
@@ -261,6 +271,10 @@ class MistConfig(PreTrainedConfig):
             raise ValueError(
                 f"gumbel_temperature_end={self.gumbel_temperature_end} must be > 0 (or None: no annealing)"
             )
+        if self.selection_prior_weight < 0:
+            raise ValueError(f"selection_prior_weight={self.selection_prior_weight} must be >= 0 (0: no prior term)")
+        if self.selection_prior_scale <= 0:
+            raise ValueError(f"selection_prior_scale={self.selection_prior_scale} must be > 0")
         if self.gumbel_annealing_steps < 0:
             raise ValueError(f"gumbel_annealing_steps={self.gumbel_annealing_steps} must be >= 0")
         if self.gumbel_temperature_end is not None and self.gumbel_annealing_steps == 0:

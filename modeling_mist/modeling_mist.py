@@ -663,6 +663,48 @@ def segment_summaries(frame_features: torch.Tensor, num_segments: int, normaliza
     return F.normalize(segments.mean(dim=2), dim=1)
 
 
+def kl_to_prior(prior_logits: torch.Tensor, probabilities: torch.Tensor) -> torch.Tensor:
+    """Mean over all leading positions of KL(softmax(prior_logits) || probabilities), over the last axis."""
+    prior_log = prior_logits.log_softmax(dim=-1)
+    log_probabilities = probabilities.float().clamp_min(torch.finfo(torch.float32).tiny).log()
+    return (prior_log.exp() * (prior_log - log_probabilities)).sum(dim=-1).mean()
+
+
+def clip_selection_prior_loss(
+    config: MistConfig,
+    outputs: "MistModelOutput",
+    frame_features: torch.Tensor,
+    patch_features: torch.Tensor,
+    question_clip_embeds: torch.Tensor,
+) -> torch.Tensor:
+    """The `selection_prior_weight` term (unweighted): how far every selector is from CLIP's zero-shot relevance.
+
+    Per ISTA layer, KL(prior || segment probabilities) with the prior `softmax(scale * cos(question, segment))`,
+    a segment being the mean of its L2-normalised CLIP frames, plus, with patch selection, the mean over kept
+    frames of KL(prior || patch probabilities) with the cosine to each candidate's raw CLIP embedding; averaged
+    over the layers. The prior depends only on the inputs, so its gradient reaches the selectors alone.
+    """
+    scale = config.selection_prior_scale
+    question = F.normalize(question_clip_embeds.float(), dim=-1)  # [batch, D]
+    frames = F.normalize(frame_features.float(), dim=-1)  # [batch, F, D]
+    batch_size, num_frames, width = frames.shape
+    segments = frames.reshape(batch_size, config.num_segments, num_frames // config.num_segments, width).mean(2)
+    segment_prior = scale * torch.einsum("bsd,bd->bs", F.normalize(segments, dim=-1), question)  # [batch, S]
+    candidates = F.normalize(patch_features.float(), dim=-1)  # [batch, F, P, D]
+    if config.frame_as_patch_candidate:
+        candidates = torch.cat([candidates, frames[:, :, None]], dim=2)  # [batch, F, P + 1, D]
+    candidate_prior = scale * torch.einsum("bfcd,bd->bfc", candidates, question)  # [batch, F, C]
+    batch_index = torch.arange(batch_size, device=frames.device)[:, None, None]
+    terms = []
+    for layer, segment_scores in enumerate(outputs.segment_scores):
+        term = kl_to_prior(segment_prior, segment_scores)
+        if outputs.patch_scores is not None:
+            kept_prior = candidate_prior[batch_index, outputs.frame_indices[layer]]  # [batch, k, f, C]
+            term = term + kl_to_prior(kept_prior, outputs.patch_scores[layer])
+        terms.append(term)
+    return torch.stack(terms).mean()
+
+
 class MistModel(MistPreTrainedModel):
     """Patch encoder, question encoder and ISTA layers -> fused question-video representation."""
 
@@ -968,6 +1010,11 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             num_candidates = logits.shape[-1]
             _check_labels(labels, num_candidates)
             loss = F.cross_entropy(logits.float(), labels, ignore_index=-100)
+            if self.config.selection_prior_weight > 0:
+                prior_loss = clip_selection_prior_loss(
+                    self.config, outputs, frame_features, patch_features, question_clip_embeds
+                )
+                loss = loss + self.config.selection_prior_weight * prior_loss
 
         return MistVideoQuestionAnsweringOutput(
             loss=loss,

@@ -252,3 +252,104 @@ def test_an_annealed_training_step_compiles_once_as_the_temperature_falls():
     assert selector.training_forwards.item() == 3 and float(selector.temperature()) == pytest.approx(1.0)
     assert len(graphs) == 1  # the schedule's clock is a tensor: no recompilation per step
     torch._dynamo.reset()
+
+
+# ----- the CLIP-relevance prior on the selectors (selection_prior_weight) -----
+
+PRIOR_VARIANTS = {
+    "agqa": {},
+    "frame_candidate": dict(
+        num_segments=8, num_selected_segments=1, frame_as_patch_candidate=True, hidden_size=16,
+        question_tokens_in_sequence=False, fusion_pooling="mean",
+    ),
+    "no_patch_selection": {"use_patch_selection": False},
+}  # fmt: skip
+
+
+def prior_by_hand(config, outputs, inputs) -> torch.Tensor:
+    """The prior term written out per question, layer and kept frame."""
+    scale, layers = config.selection_prior_scale, len(outputs.segment_scores)
+    frames_per_segment = config.num_frames // config.num_segments
+    total = 0.0
+    for b in range(inputs["frame_features"].shape[0]):
+        question = inputs["question_clip_embeds"][b] / inputs["question_clip_embeds"][b].norm()
+        frames = inputs["frame_features"][b] / inputs["frame_features"][b].norm(dim=-1, keepdim=True)
+        for layer in range(layers):
+            cosines = []
+            for s in range(config.num_segments):
+                segment = frames[s * frames_per_segment : (s + 1) * frames_per_segment].mean(0)
+                cosines.append(scale * (segment @ question) / segment.norm())
+            prior = torch.stack(cosines).softmax(0)
+            total += (prior * (prior.log() - outputs.segment_scores[layer][b].log())).sum() / layers
+            if outputs.patch_scores is None:
+                continue
+            kept = outputs.frame_indices[layer][b].flatten()
+            scores = outputs.patch_scores[layer][b].reshape(len(kept), -1)
+            for frame, frame_scores in zip(kept.tolist(), scores):
+                candidates = list(inputs["patch_features"][b, frame])
+                if config.frame_as_patch_candidate:
+                    candidates.append(inputs["frame_features"][b, frame])
+                prior = torch.stack([scale * (c @ question) / c.norm() for c in candidates]).softmax(0)
+                total += (prior * (prior.log() - frame_scores.log())).sum() / (layers * len(kept))
+    return total / inputs["frame_features"].shape[0]
+
+
+@pytest.mark.parametrize("variant", PRIOR_VARIANTS)
+def test_selection_prior_adds_its_weighted_kl_to_the_loss(variant):
+    overrides = dict(dropout=0.0, attention_dropout=0.0, train_selection="topk", **PRIOR_VARIANTS[variant])
+    plain_config = tiny_config(**overrides)
+    config = tiny_config(selection_prior_weight=0.7, selection_prior_scale=20.0, **overrides)
+    torch.manual_seed(0)
+    plain = MistForVideoQuestionAnswering(plain_config).train()
+    model = MistForVideoQuestionAnswering(config).train()
+    model.load_state_dict(plain.state_dict())
+    inputs = random_inputs(config)
+    labels = torch.tensor([0, 2, 1])
+    with torch.no_grad():
+        torch.manual_seed(1)  # the same text-encoder dropout in both
+        expected_ce = plain(**inputs, labels=labels).loss
+        torch.manual_seed(1)
+        outputs = model(**inputs, labels=labels)
+    expected = expected_ce + 0.7 * prior_by_hand(config, outputs, inputs)
+    torch.testing.assert_close(outputs.loss, expected.float(), rtol=1e-5, atol=1e-5)
+    assert outputs.loss > expected_ce  # the prior term is a KL of distinct distributions: positive
+
+
+def test_selection_prior_trains_the_selectors_toward_clip_relevance():
+    """A heavy prior weight: a few steps make the first layer's top segment CLIP's most relevant segment for
+    every question (the answer loss alone does not: the same steps without the prior leave it where it was)."""
+    inputs = random_inputs(tiny_config(), batch_size=8, seed=3)
+    labels = torch.arange(8) % 4
+    frames = F.normalize(inputs["frame_features"], dim=-1)
+    segments = frames.reshape(8, tiny_config().num_segments, -1, frames.shape[-1]).mean(2)
+    relevant = torch.einsum("bsd,bd->bs", F.normalize(segments, dim=-1), inputs["question_clip_embeds"]).argmax(-1)
+
+    def hits_after_training(weight: float) -> tuple[float, float]:
+        config = tiny_config(dropout=0.0, attention_dropout=0.0, train_selection="topk", selection_prior_weight=weight)
+        torch.manual_seed(0)
+        model = MistForVideoQuestionAnswering(config).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        before = (model(**inputs).segment_indices[0][:, 0] == relevant).float().mean().item()
+        for _ in range(25):
+            loss = model(**inputs, labels=labels).loss
+            assert torch.isfinite(loss)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return before, (model(**inputs).segment_indices[0][:, 0] == relevant).float().mean().item()
+
+    before, after = hits_after_training(10.0)
+    assert before < 0.5 and after == 1.0
+    assert hits_after_training(0.0)[1] < 1.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"selection_prior_weight": -0.1}, r"selection_prior_weight=-0.1 must be >= 0"),
+        ({"selection_prior_scale": 0}, r"selection_prior_scale=0 must be > 0"),
+    ],
+)
+def test_config_rejects_a_negative_prior_weight_or_scale(overrides, message):
+    with pytest.raises(StrictDataclassClassValidationError, match=message):
+        tiny_config(**overrides)
