@@ -682,8 +682,14 @@ def clip_selection_prior_loss(
     Per ISTA layer, KL(prior || segment probabilities) with the prior `softmax(scale * cos(question, segment))`,
     a segment being the mean of its L2-normalised CLIP frames, plus, with patch selection, the mean over kept
     frames of KL(prior || patch probabilities) with the cosine to each candidate's raw CLIP embedding; averaged
-    over the layers. The prior depends only on the inputs, so its gradient reaches the selectors alone.
+    over the layers. The prior depends only on the inputs, so its gradient reaches the selectors alone. Computed
+    in float32 outside autocast: a scale of 100 would turn bf16's rounding of the cosines into whole logits.
     """
+    with torch.autocast(device_type=frame_features.device.type, enabled=False):
+        return _clip_selection_prior_loss(config, outputs, frame_features, patch_features, question_clip_embeds)
+
+
+def _clip_selection_prior_loss(config, outputs, frame_features, patch_features, question_clip_embeds) -> torch.Tensor:
     scale = config.selection_prior_scale
     question = F.normalize(question_clip_embeds.float(), dim=-1)  # [batch, D]
     frames = F.normalize(frame_features.float(), dim=-1)  # [batch, F, D]

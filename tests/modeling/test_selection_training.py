@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
 from mist_testing import random_inputs, tiny_config
 
-from configuration.presets import AGQA, NEXTQA, STAR
+from configuration.presets import AGQA, DEMO, NEXTQA, STAR
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering
 from modeling_mist.modeling_mist import MistSelector, gumbel_top_k
 
@@ -230,6 +230,9 @@ def test_the_reference_rule_stays_the_default_of_the_paper_presets():
     for preset in (AGQA, NEXTQA, STAR):
         config = MistConfig(**preset.model)
         assert config.train_selection == "gumbel" and config.gumbel_temperature_end is None, preset.name
+        assert config.selection_prior_weight == 0, preset.name  # the reference's loss
+    # the demo trains with the CLIP-relevance prior, so that its explanation shows the evidence (README)
+    assert MistConfig(**DEMO.model).selection_prior_weight == 0.1
 
 
 def test_an_annealed_training_step_compiles_once_as_the_temperature_falls():
@@ -353,3 +356,20 @@ def test_selection_prior_trains_the_selectors_toward_clip_relevance():
 def test_config_rejects_a_negative_prior_weight_or_scale(overrides, message):
     with pytest.raises(StrictDataclassClassValidationError, match=message):
         tiny_config(**overrides)
+
+
+def test_selection_prior_is_computed_in_float32_under_bf16_autocast():
+    config = tiny_config(dropout=0.0, attention_dropout=0.0, train_selection="topk", selection_prior_weight=1.0)
+    torch.manual_seed(0)
+    model = MistForVideoQuestionAnswering(config).train()
+    inputs = random_inputs(config)
+    with torch.no_grad():
+        outputs = model(**inputs)
+        from modeling_mist.modeling_mist import clip_selection_prior_loss
+
+        args = (config, outputs, inputs["frame_features"], inputs["patch_features"], inputs["question_clip_embeds"])
+        expected = clip_selection_prior_loss(*args)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = clip_selection_prior_loss(*args)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, expected)

@@ -81,3 +81,6 @@ def test_selection_labels_name_a_non_default_inference_rule():
     config.eval_selection = "expectation"
     assert selection_rule_label(config) == "gumbel_logits, temperature 8, eval expectation"
     assert selection_rule_label(MistConfig(train_selection="topk")) == "topk"
+    assert selection_rule_label(MistConfig(selection_prior_weight=0.1)) == "gumbel, temperature 1, CLIP prior 0.1"
+    config = MistConfig(train_selection="topk", selection_prior_weight=1, selection_prior_scale=20)
+    assert selection_rule_label(config) == "topk, CLIP prior 1 (scale 20)"

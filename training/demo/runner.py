@@ -151,12 +151,15 @@ def selection_hits(model, dataset: MistQuestionDataset, collator, batch_size: in
 
 
 def selection_rule_label(config) -> str:
-    """The selection rule of a config in a few words, e.g. `gumbel_topk, temperature 16 -> 1 in 313 steps` or
-    `gumbel_logits, temperature 8, eval expectation`."""
+    """The selection rule of a config in a few words, e.g. `gumbel_topk, temperature 16 -> 1 in 313 steps`,
+    `gumbel_logits, temperature 8, eval expectation` or `gumbel, temperature 1, CLIP prior 0.1`."""
     temperature = f"temperature {config.gumbel_temperature:g}"
     if config.gumbel_temperature_end is not None:
         temperature += f" -> {config.gumbel_temperature_end:g} in {config.gumbel_annealing_steps} steps"
     label = config.train_selection if config.train_selection == "topk" else f"{config.train_selection}, {temperature}"
+    if config.selection_prior_weight > 0:
+        scale = "" if config.selection_prior_scale == 100 else f" (scale {config.selection_prior_scale:g})"
+        label += f", CLIP prior {config.selection_prior_weight:g}{scale}"
     # the inference rule too when it is not the default, or two rows differing only in it would read the same
     return label if config.eval_selection == "topk" else f"{label}, eval {config.eval_selection}"
 
