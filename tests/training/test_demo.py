@@ -45,7 +45,8 @@ def test_demo_trains_with_a_chosen_selection_rule_and_compares_others(tmp_path, 
     annealed = "train_selection=gumbel_topk,gumbel_temperature=4,gumbel_temperature_end=1,gumbel_annealing_steps=2"
     code = mist(["demo", "--output-dir", str(tmp_path), "--train-videos", "16", "--test-videos", "4", "--epochs", "1",
                  "--skip-baseline", "--config-overrides", "train_selection=topk",
-                 "--compare-selection", annealed, "train_selection=gumbel_logits,gumbel_temperature=16"])  # fmt: skip
+                 "--compare-selection", annealed,
+                 "train_selection=gumbel_logits,gumbel_temperature=16,selection_prior_weight=0"])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
     assert "top segment = evidence (per layer)" in printed and "evidence cell kept (per layer)" in printed
@@ -53,9 +54,9 @@ def test_demo_trains_with_a_chosen_selection_rule_and_compares_others(tmp_path, 
     assert "gumbel_logits, temperature 16" in printed
     results = json.loads((tmp_path / "demo_results.json").read_text())
     rows = results["selection_comparison"]
-    assert [row["rule"] for row in rows] == [
-        "topk",
-        "gumbel_topk, temperature 4 -> 1 in 2 steps",
+    assert [row["rule"] for row in rows] == [  # the demo preset's CLIP prior, unless an override turns it off
+        "topk, CLIP prior 0.1",
+        "gumbel_topk, temperature 4 -> 1 in 2 steps, CLIP prior 0.1",
         "gumbel_logits, temperature 16",
     ]
     assert rows[0]["selection"] == results["selection"]  # the first row is the saved MIST
