@@ -96,8 +96,9 @@ class MistVideoQuestionAnsweringOutput(ModelOutput):
 def grid_box_descriptors(grid_size: int, crop_size: int) -> torch.Tensor:
     """Box descriptor of every grid cell on the `grid_size * crop_size` square canvas, row-major.
 
-    Returns `[grid_size**2, BOX_DESCRIPTOR_SIZE]` float32 on the default device: `x1/W, y1/H, x2/W, y2/H, (x2-x1+1)(y2-y1+1)/(W*H)`; the `+1` is the
-    reference's pixel-inclusive area and is kept so converted checkpoints see the same inputs.
+    Returns `[grid_size**2, BOX_DESCRIPTOR_SIZE]` float32 on the default device: `x1/W, y1/H, x2/W, y2/H,
+    (x2-x1+1)(y2-y1+1)/(W*H)`; the `+1` is the reference's pixel-inclusive area and is kept so converted
+    checkpoints see the same inputs.
     """
     canvas = float(grid_size * crop_size)
     rows, cols = torch.meshgrid(
