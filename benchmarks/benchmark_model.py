@@ -1,13 +1,13 @@
 """Training-step and inference throughput of MIST at the paper's AGQA sizes (bert-base text encoders).
 
     python benchmarks/benchmark_model.py [--device cpu|cuda] [--batch-size 16] [--steps 5] [--dtype float32|bfloat16]
-        [--compile]
+        [--compile [--compile-mode default|reduce-overhead|max-autotune]]
 
 Random weights and random features: speed does not depend on the values. Inference uses precomputed
 answer embeddings for the 171-answer AGQA vocabulary (what `mist evaluate` does); training encodes the
 vocabulary every step, as the reference does, and steps the fused AdamW kernel (what the presets use).
-`--compile` runs both through `torch.compile` (inductor; the first, untimed step compiles). Prints
-questions/s and peak memory with the machine named.
+`--compile` runs both through `torch.compile` (inductor; the first, untimed step compiles; `--compile-mode
+reduce-overhead` adds CUDA graphs). Prints questions/s and peak memory with the machine named.
 """
 
 import argparse
@@ -76,14 +76,21 @@ def main():
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="autocast dtype")
     parser.add_argument("--attn-implementation", nargs="+", default=["sdpa", "eager"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")
+    parser.add_argument(
+        "--compile-mode",
+        default=None,
+        choices=["default", "reduce-overhead", "max-autotune"],
+        help="torch.compile mode with --compile (reduce-overhead: CUDA graphs, for launch-bound small batches)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     batch_size = args.batch_size or (128 if device.type == "cuda" else 16)
     autocast_dtype = getattr(torch, args.dtype)
+    compiled = f", torch.compile ({args.compile_mode or 'default'})" if args.compile else ""
     print(f"machine: {machine_name(device)}")
     print(
         f"AGQA sizes, bert-base text encoders, batch {batch_size}, {args.steps} timed steps, autocast {args.dtype}"
-        f"{', torch.compile' if args.compile else ''}, fused AdamW"
+        f"{compiled}, fused AdamW"
     )
 
     config = MistConfig(id2label={i: str(i) for i in range(AGQA_ANSWERS)})
@@ -98,7 +105,7 @@ def main():
         model = MistForVideoQuestionAnswering(config).to(device)
         model.set_attn_implementation(implementation)
         parameters = sum(p.numel() for p in model.parameters()) / 1e6
-        run = torch.compile(model) if args.compile else model
+        run = torch.compile(model, mode=args.compile_mode) if args.compile else model
 
         model.eval()
         with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype, enabled=use_autocast):

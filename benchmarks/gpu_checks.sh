@@ -37,3 +37,5 @@ step extraction 240 "$PYTHON" benchmarks/benchmark_extraction.py --device cuda -
     --batch-size 8 --peak-tflops "$PEAK_TFLOPS"
 step model-bf16-compile 200 "$PYTHON" benchmarks/benchmark_model.py --device cuda --dtype bfloat16 \
     --attn-implementation sdpa --steps 30 --batch-size 128 --compile
+step model-bf16-cudagraphs 240 "$PYTHON" benchmarks/benchmark_model.py --device cuda --dtype bfloat16 \
+    --attn-implementation sdpa --steps 30 --batch-size 128 --compile --compile-mode reduce-overhead
