@@ -687,29 +687,24 @@ def clip_selection_prior_loss(
     in float32 outside autocast: a scale of 100 would turn bf16's rounding of the cosines into whole logits.
     """
     with torch.autocast(device_type=frame_features.device.type, enabled=False):
-        return _clip_selection_prior_loss(config, outputs, frame_features, patch_features, question_clip_embeds)
-
-
-def _clip_selection_prior_loss(config, outputs, frame_features, patch_features, question_clip_embeds) -> torch.Tensor:
-    scale = config.selection_prior_scale
-    question = F.normalize(question_clip_embeds.float(), dim=-1)  # [batch, D]
-    frames = F.normalize(frame_features.float(), dim=-1)  # [batch, F, D]
-    batch_size, num_frames, width = frames.shape
-    segments = frames.reshape(batch_size, config.num_segments, num_frames // config.num_segments, width).mean(2)
-    segment_prior = scale * torch.einsum("bsd,bd->bs", F.normalize(segments, dim=-1), question)  # [batch, S]
-    candidates = F.normalize(patch_features.float(), dim=-1)  # [batch, F, P, D]
-    if config.frame_as_patch_candidate:
-        candidates = torch.cat([candidates, frames[:, :, None]], dim=2)  # [batch, F, P + 1, D]
-    candidate_prior = scale * torch.einsum("bfcd,bd->bfc", candidates, question)  # [batch, F, C]
-    batch_index = torch.arange(batch_size, device=frames.device)[:, None, None]
-    terms = []
-    for layer, segment_scores in enumerate(outputs.segment_scores):
-        term = kl_to_prior(segment_prior, segment_scores)
-        if outputs.patch_scores is not None:
-            kept_prior = candidate_prior[batch_index, outputs.frame_indices[layer]]  # [batch, k, f, C]
-            term = term + kl_to_prior(kept_prior, outputs.patch_scores[layer])
-        terms.append(term)
-    return torch.stack(terms).mean()
+        scale = config.selection_prior_scale
+        question = F.normalize(question_clip_embeds.float(), dim=-1)  # [batch, D]
+        segments = F.normalize(segment_summaries(frame_features.float(), config.num_segments, "frame"), dim=-1)
+        segment_prior = scale * torch.einsum("bsd,bd->bs", segments, question)  # [batch, S]
+        candidates = F.normalize(patch_features.float(), dim=-1)  # [batch, F, P, D]
+        if config.frame_as_patch_candidate:
+            frames = F.normalize(frame_features.float(), dim=-1)[:, :, None]  # [batch, F, 1, D]
+            candidates = torch.cat([candidates, frames], dim=2)  # [batch, F, P + 1, D]
+        candidate_prior = scale * torch.einsum("bfcd,bd->bfc", candidates, question)  # [batch, F, C]
+        batch_index = torch.arange(question.shape[0], device=question.device)[:, None, None]
+        terms = []
+        for layer, segment_scores in enumerate(outputs.segment_scores):
+            term = kl_to_prior(segment_prior, segment_scores)
+            if outputs.patch_scores is not None:
+                kept_prior = candidate_prior[batch_index, outputs.frame_indices[layer]]  # [batch, k, f, C]
+                term = term + kl_to_prior(kept_prior, outputs.patch_scores[layer])
+            terms.append(term)
+        return torch.stack(terms).mean()
 
 
 class MistModel(MistPreTrainedModel):
