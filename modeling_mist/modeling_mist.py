@@ -1,6 +1,7 @@
 """PyTorch MIST: Multi-modal Iterative Spatial-Temporal Transformer for long-form video QA (CVPR 2023)."""
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -159,16 +160,21 @@ class MistPatchEncoder(nn.Module):
         return grid_box_descriptors(self.config.grid_size, self.config.crop_size)
 
     def forward(self, patch_features: torch.Tensor) -> torch.Tensor:
-        batch_size, num_frames, num_patches, _ = patch_features.shape
+        """`[*, frames, P, clip_hidden]` -> `[*, frames, P, hidden]`: `projection([patch; box encoding])`, then ELU."""
+        *leading, num_frames, _, feature_size = patch_features.shape
         boxes = self.box_descriptors.to(patch_features.dtype)  # [patches, box descriptor]
         box_input = boxes.t()[None, :, None, :]  # [1, box, 1, patches]
         if self.training:
             # BatchNorm running statistics count every (video, frame, patch) position, like the reference.
-            box_input = box_input.expand(batch_size, -1, num_frames, -1)  # [batch, box, frames, patches]
-        box_states = self.box_encoder(box_input).permute(0, 2, 3, 1)  # [batch or 1, frames or 1, patches, box]
-        box_states = box_states.expand(batch_size, num_frames, num_patches, -1)
-        patch_states = torch.cat([patch_features, box_states], dim=-1)  # [batch, frames, patches, D + box]
-        return self.activation(self.projection(patch_states))  # [batch, frames, patches, hidden]
+            box_input = box_input.expand(math.prod(leading), -1, num_frames, -1)  # [batch, box, frames, patches]
+        # Every position of a patch has the same box input, so its encoding is one row per patch.
+        box_states = self.box_encoder(box_input)[0, :, 0].t()  # [patches, box]
+        # The projection of [feature; box] is split in two: the box half is one bias row per patch, so the
+        # concatenated [*, frames, P, D + box] input is never built (the same sum, in another rounding order).
+        weight = self.projection.weight
+        box_bias = F.linear(box_states, weight[:, feature_size:], self.projection.bias)  # [patches, hidden]
+        patch_states = F.linear(patch_features, weight[:, :feature_size]) + box_bias
+        return self.activation(patch_states)  # [*, frames, patches, hidden]
 
 
 def gumbel_top_k(
