@@ -19,6 +19,11 @@ Runs alternate original / project (the order flips every repeat); the table give
 throughput per wall-clock second and per second of the process's CPU time (steadier when other
 processes share the cores; the load average is printed with each run).
 
+Each worker also counts the FLOPs of one evaluation batch (torch's FLOP counter) and times a square
+matrix product in its dtype; below the table, a roofline: the GFLOP/s each side reaches in evaluation, its
+share of that matrix-product peak, and the ceiling, the project's evaluation with every FLOP at the peak,
+as q/s and as a ratio to the original (what no kernel work can exceed for the same work on that machine).
+
 Not compared: the original runs CLIP's text tower inside every forward (ViT-B/32: 12 layers, width 512,
 77 tokens, gradients computed though never applied) where the project reads a question CLIP embedding
 precomputed by its processor. The original side keeps `--clip-layers` of those 12 layers (default 1).
@@ -45,11 +50,13 @@ import time
 import types
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 RESULT_PREFIX = "BENCHMARK-RESULT "
 SIDES = ("original", "project")
 GRAD_CLIP_NORM = 12.0  # args.py --clip default of the original, applied in its train_mist.py
 ADAM_LR = 3e-5  # shells/agqa_v2_mist.sh
+MATMUL_PEAK_SIZE = 2048  # square matrix product that measures a process's peak rate
 CLIP_CONTEXT, CLIP_VOCAB, CLIP_TEXT_LAYERS = 77, 49408, 12  # CLIP ViT-B/32 text tower
 ORIGINAL_FILES = (  # what the benchmark imports or reads from the checkout
     "model/mist.py",
@@ -62,6 +69,7 @@ ORIGINAL_FILES = (  # what the benchmark imports or reads from the checkout
     "clip/bpe_simple_vocab_16e6.txt.gz",
     "util.py",
 )
+ROOFLINE_KEYS = ("eval_cached_gflop_per_question", "matmul_peak_gflops")
 PHASES = (("train", "training step"), ("eval_cached", "eval, answers cached"), ("eval_reencode", "eval, re-encoded"))
 TIMINGS = (  # (key, label, unit) of the table, in its order
     *((f"{phase}_questions_per_s", label, "q/s") for phase, label in PHASES),
@@ -102,6 +110,25 @@ def time_steps(step, warmup: int, steps: int) -> tuple:
     return time.perf_counter() - start, time.process_time() - start_cpu
 
 
+def flops_per_question(step, batch: int) -> float:
+    """Floating-point operations of one call of `step`, per question, as torch's FLOP counter counts them
+    (matrix products, convolutions and attention: the work a faster kernel cannot remove)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops() / batch
+
+
+def matmul_peak_gflops(dtype: str, size: int = MATMUL_PEAK_SIZE, repeats: int = 3) -> float:
+    """This process's best matrix-product rate in GFLOP/s: a square `size` product in `dtype` at the torch
+    thread count set, the fastest of `repeats` after one warm-up (the ceiling of the models' dense layers)."""
+    generator = torch.Generator().manual_seed(0)
+    left, right = (torch.randn(size, size, generator=generator).to(getattr(torch, dtype)) for _ in range(2))
+    torch.matmul(left, right)
+    fastest = min(time_steps(lambda: torch.matmul(left, right), 0, 1)[0] for _ in range(repeats))
+    return 2 * size**3 / fastest / 1e9
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -135,6 +162,7 @@ def measure(side, model, optimizer, encode_answers, predict, work, args) -> dict
         cached = encode_answers(answer_ids)
         seconds["eval_cached"] = time_steps(lambda: predict(cached), args.warmup, args.steps)
         seconds["eval_reencode"] = time_steps(lambda: predict(encode_answers(answer_ids)), args.warmup, args.steps)
+        eval_flops = flops_per_question(lambda: predict(cached), args.batch)
     questions = args.batch * args.steps
     # CPU time counts only this process: a steadier measure than wall time when other processes share the cores
     return {
@@ -143,6 +171,8 @@ def measure(side, model, optimizer, encode_answers, predict, work, args) -> dict
         **{f"{phase}_questions_per_s": questions / wall for phase, (wall, _) in seconds.items()},
         **{f"{phase}_questions_per_cpu_s": questions / cpu for phase, (_, cpu) in seconds.items()},
         "train_peak_rss_mib": train_rss,
+        "eval_cached_gflop_per_question": eval_flops / 1e9,
+        "matmul_peak_gflops": matmul_peak_gflops(dtype),
         "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "optimized_parameters_m": sum(p.numel() for group in optimizer.param_groups for p in group["params"]) / 1e6,
     }
@@ -399,6 +429,23 @@ def run_worker(side: str, args) -> dict:
     return json.loads(lines[-1][len(RESULT_PREFIX) :])
 
 
+def evaluation_ceiling(medians: dict) -> dict:
+    """The roofline of evaluation (answers cached): each side's achieved GFLOP/s and share of its own dtype's
+    matrix-product peak, and the fastest the project could evaluate if every counted FLOP ran at that peak
+    (non-matrix work only adds time, so no kernel change can beat it), as q/s and as a ratio to the original."""
+    ceiling = {}
+    for side in SIDES:
+        side_medians = medians[side]
+        achieved = side_medians["eval_cached_gflop_per_question"] * side_medians["eval_cached_questions_per_s"]
+        ceiling[f"{side}_achieved_gflops"] = achieved
+        ceiling[f"{side}_share_of_peak"] = achieved / side_medians["matmul_peak_gflops"]
+    project = medians["project"]
+    best = project["matmul_peak_gflops"] / project["eval_cached_gflop_per_question"]
+    ceiling["project_best_questions_per_s"] = best
+    ceiling["best_ratio"] = best / medians["original"]["eval_cached_questions_per_s"]
+    return ceiling
+
+
 def summarize(runs: list) -> dict:
     medians = {
         side: {key: statistics.median(run[key] for run in runs if run["side"] == side) for key, _, _ in TIMINGS}
@@ -406,6 +453,12 @@ def summarize(runs: list) -> dict:
     }
     ratios = {key: medians["project"][key] / medians["original"][key] for key, _, _ in TIMINGS}
     summary = {"medians": medians, "ratios": ratios}
+    for side in SIDES:
+        side_runs = [run for run in runs if run["side"] == side and "matmul_peak_gflops" in run]
+        if side_runs:
+            medians[side].update({key: statistics.median(run[key] for run in side_runs) for key in ROOFLINE_KEYS})
+    if all("matmul_peak_gflops" in medians[side] for side in SIDES):
+        summary["eval_ceiling"] = evaluation_ceiling(medians)
     clip_ms = [run["clip_question_ms"] for run in runs if "clip_question_ms" in run]
     if clip_ms:
         summary["clip_question_ms"] = statistics.median(clip_ms)
@@ -431,12 +484,30 @@ def print_table(summary: dict, host: dict, args, load: tuple):
         digits = 0 if unit == "MiB" else 2
         row = f"{label} ({unit})"
         print(f"{row:32s}{original:10,.{digits}f}{project:10,.{digits}f}{summary['ratios'][key]:18.2f}")
+    if "eval_ceiling" in summary:
+        print_ceiling(summary, args)
     if "clip_question_ms" in summary:
         print(
             f"the project's processor computes each question's CLIP text embedding once, before training or "
             f"evaluation: {summary['clip_question_ms']:.2f} ms per question here (ViT-B-32 text tower, random "
             f"weights, {side_dtype('project', args)})"
         )
+
+
+def print_ceiling(summary: dict, args):
+    medians, ceiling = summary["medians"], summary["eval_ceiling"]
+    print(f"roofline of evaluation, answers cached ({MATMUL_PEAK_SIZE}-square matrix product as the peak):")
+    for side in SIDES:
+        print(
+            f"  {side:8s}: {medians[side]['eval_cached_gflop_per_question']:.2f} GFLOP per question at "
+            f"{ceiling[f'{side}_achieved_gflops']:.0f} GFLOP/s, {ceiling[f'{side}_share_of_peak']:.0%} of the "
+            f"{medians[side]['matmul_peak_gflops']:.0f} GFLOP/s {side_dtype(side, args)} peak"
+        )
+    print(
+        f"  ceiling: with every FLOP at the {side_dtype('project', args)} peak the project would evaluate "
+        f"{ceiling['project_best_questions_per_s']:.1f} q/s, {ceiling['best_ratio']:.2f}x the original: no faster "
+        f"kernel goes beyond that for this work on this machine"
+    )
 
 
 def parse_args(argv=None):

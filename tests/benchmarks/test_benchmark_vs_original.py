@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "benchmark_vs_original.py"
 TINY_WORK = shlex.split("--batch 1 --steps 1 --warmup 0 --threads 1 --answers 3 --question-length 4 --answer-length 3")
@@ -115,6 +116,7 @@ def run_real_worker(side, *extra):
     for phase in PHASES:
         assert result[f"{phase}_questions_per_s"] > 0 and result[f"{phase}_questions_per_cpu_s"] > 0, phase
     assert result["train_peak_rss_mib"] > 0 and result["build_s"] > 0
+    assert result["eval_cached_gflop_per_question"] > 0 and result["matmul_peak_gflops"] > 0
     return result
 
 
@@ -163,11 +165,31 @@ def test_project_worker_as_shipped_steps_fused_adam_and_times_the_clip_question_
     assert result["fused_adam"] is True and result["clip_question_ms"] > 0 and result["dtype"] == "float32"
 
 
-def test_extraction_benchmark_reports_the_share_of_the_flop_limit():
-    spec = importlib.util.spec_from_file_location("benchmark_extraction", SCRIPT.parent / "benchmark_extraction.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    # 989 TFLOP/s at 4.4 GFLOP per image: 224,773 images/s; 112,386 of them is half of it
-    assert (
-        module.flop_limit_report(989e3 / 4.4 / 2, 989) == "FLOP limit 224,773 images/s; reached 50.0% (2.0x from it)"
-    )
+def test_flops_are_counted_per_question_and_the_matmul_peak_is_a_rate(bench):
+    left, right = torch.ones(4, 8), torch.ones(8, 16)
+    assert bench.flops_per_question(lambda: left @ right, batch=4) == 2 * 4 * 8 * 16 / 4
+    for dtype in ("float32", "bfloat16"):
+        assert bench.matmul_peak_gflops(dtype, size=64, repeats=1) > 0
+
+
+def test_the_evaluation_ceiling_is_the_project_at_its_peak_over_the_original(bench, fake_checkout, capsys):
+    def run(side, eval_rate, gflop, peak):
+        return {
+            **fake_run(side, (1.0, eval_rate, 1.0), 1000),
+            "eval_cached_gflop_per_question": gflop,
+            "matmul_peak_gflops": peak,
+        }
+
+    runs = [run("original", 10.0, 12.0, 150.0), run("project", 40.0, 6.0, 400.0), run("project", 44.0, 6.0, 420.0)]
+    summary = bench.summarize(runs)
+    ceiling = summary["eval_ceiling"]
+    assert ceiling["original_achieved_gflops"] == 120.0 and ceiling["original_share_of_peak"] == 0.8
+    assert ceiling["project_achieved_gflops"] == pytest.approx(6.0 * 42.0)
+    assert ceiling["project_share_of_peak"] == pytest.approx(6.0 * 42.0 / 410.0)
+    assert ceiling["project_best_questions_per_s"] == pytest.approx(410.0 / 6.0)
+    assert ceiling["best_ratio"] == pytest.approx(410.0 / 6.0 / 10.0)
+    args = bench.parse_args(["--original", str(fake_checkout), "--as-shipped", "--dtype", "bfloat16"])
+    bench.print_ceiling(summary, args)
+    printed = capsys.readouterr().out
+    assert "original: 12.00 GFLOP per question at 120 GFLOP/s, 80% of the 150 GFLOP/s float32 peak" in printed
+    assert "the project would evaluate 68.3 q/s, 6.83x the original" in printed
