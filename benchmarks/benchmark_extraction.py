@@ -15,6 +15,11 @@ its own process so that peak memory is its own:
   `--clip-batch-size` images, `torch.inference_mode`, float16 autocast on GPU;
 * `model-only` (default on GPU only): the CLIP forwards of `batched` alone, on random preprocessed images
   already on the device: the ceiling that decoding and preprocessing leave to the model.
+* `model-only-half` and `model-only-compiled` (chosen with `--methods`): the same forwards with the image
+  tower's weights cast to half precision once (float16 on GPU, bfloat16 on CPU) instead of autocast
+  casting them in every forward, and that half-precision tower compiled with `torch.compile` (its
+  compilation is part of the warm-up, not timed). Candidates for `mist extract-features`, measured here
+  first; both are compared with `model-only`'s features.
 
 Prints videos/s, images/s and peak memory per method with the machine named, and checks that the
 batched features equal the naive ones.
@@ -36,7 +41,8 @@ import torch
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.decode_pool import batched, decode_ahead
 
-METHODS = ("naive", "per-frame", "batched", "model-only")
+METHODS = ("naive", "per-frame", "batched", "model-only", "model-only-half", "model-only-compiled")
+MODEL_ONLY = tuple(method for method in METHODS if method.startswith("model-only"))
 
 
 def write_videos(folder: str, count: int, num_frames: int, width: int, height: int) -> list[str]:
@@ -99,8 +105,25 @@ def run_batched(processor, paths, device, batch_size: int, decode_workers: int):
     return torch.cat(frame_features), torch.cat(patch_features)
 
 
-def run_model_only(processor, pixels, num_videos: int, args):
-    embeddings = processor.encode_images(pixels, batch_size=args.clip_batch_size).cpu()
+def half_precision_encoder(processor, device: torch.device, compiled: bool):
+    """`images -> float32 embeddings` with a copy of CLIP's image tower in half precision (float16 on GPU,
+    bfloat16 on CPU), optionally compiled, run without autocast."""
+    import copy
+
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    tower = copy.deepcopy(processor.clip_model(device).visual).to(dtype)
+    if compiled:
+        tower = torch.compile(tower)
+
+    def encode(pixels: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.cat([tower(chunk.to(dtype)) for chunk in pixels.split(processor.clip_batch_size)]).float()
+
+    return encode
+
+
+def run_model_only(encode, pixels, num_videos: int, args):
+    embeddings = encode(pixels).cpu()
     embeddings = embeddings.view(num_videos, args.num_frames, 1 + args.grid_size**2, -1)
     return embeddings[:, :, 0], embeddings[:, :, 1:]
 
@@ -118,13 +141,21 @@ def measure(args) -> dict:
         clip_batch_size=args.clip_batch_size,
     )
     paths = sorted(os.path.join(args.work_dir, name) for name in os.listdir(args.work_dir) if name.endswith(".mp4"))
-    if args.method == "model-only":  # random preprocessed images, made before the clock starts
+
+    def encode(images: torch.Tensor) -> torch.Tensor:
+        return processor.encode_images(images, batch_size=args.clip_batch_size)
+
+    if args.method in MODEL_ONLY:  # random preprocessed images, the same for every variant, made before the clock
         num_images = len(paths) * args.num_frames * (1 + args.grid_size**2)
         pixel_dtype = torch.float16 if device.type == "cuda" else torch.float32
-        pixels = torch.randn(num_images, 3, 224, 224, device=device, dtype=pixel_dtype)
-    # Warm-up: build CLIP, load kernels (on GPU for the full forward size); not timed.
-    warm_up = args.clip_batch_size if device.type == "cuda" else 2
-    processor.encode_images(torch.zeros(warm_up, 3, 224, 224, device=device), batch_size=warm_up)
+        generator = torch.Generator(device).manual_seed(0)
+        pixels = torch.randn(num_images, 3, 224, 224, generator=generator, device=device, dtype=pixel_dtype)
+        if args.method != "model-only":
+            encode = half_precision_encoder(processor, device, compiled=args.method == "model-only-compiled")
+    # Warm-up: build CLIP, load kernels (on GPU for the full forward size), compile; not timed.
+    # A compiled tower is warmed up at the forward size it will run (a new size would compile again).
+    warm_up = args.clip_batch_size if device.type == "cuda" or args.method == "model-only-compiled" else 2
+    encode(torch.zeros(warm_up, 3, 224, 224, device=device))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -133,8 +164,8 @@ def measure(args) -> dict:
         frame_features, patch_features = run_naive(processor, paths, device, images_per_forward=1)
     elif args.method == "per-frame":
         frame_features, patch_features = run_naive(processor, paths, device, images_per_forward=args.grid_size**2 + 1)
-    elif args.method == "model-only":
-        frame_features, patch_features = run_model_only(processor, pixels, len(paths), args)
+    elif args.method in MODEL_ONLY:
+        frame_features, patch_features = run_model_only(encode, pixels, len(paths), args)
     else:
         frame_features, patch_features = run_batched(processor, paths, device, args.batch_size, args.decode_workers)
     if device.type == "cuda":
@@ -177,7 +208,9 @@ def parse_args():
         help="the device's dense fp16 peak in TFLOP/s (H100 SXM: 989, H100 PCIe: 756, A100: 312): prints each "
         f"method's share of ViT-B/32's FLOP limit ({VIT_B32_GFLOPS} GFLOP per 224x224 image)",
     )
-    parser.add_argument("--methods", nargs="+", choices=METHODS, help="default: all on GPU, all but model-only on CPU")
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS, help="default: naive, per-frame and batched, and model-only on GPU"
+    )
     parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)  # internal: run one method
     parser.add_argument("--work-dir", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -200,9 +233,9 @@ def main():
             f"{args.width}x{args.height}; {args.num_frames} frames x (1 + {args.grid_size**2} crops) = "
             f"{images_per_video} images per video"
         )
-        print(f"{'method':<12} {'seconds':>8} {'videos/s':>9} {'images/s':>9}  peak memory")
+        print(f"{'method':<20} {'seconds':>8} {'videos/s':>9} {'images/s':>9}  peak memory")
         results = {}
-        methods = args.methods or [m for m in METHODS if device.type == "cuda" or m != "model-only"]
+        methods = args.methods or [m for m in METHODS[:4] if device.type == "cuda" or m != "model-only"]
         for method in methods:
             command = [
                 sys.executable,
@@ -219,7 +252,7 @@ def main():
             images_per_second = result["images"] / result["seconds"]
             limit = f"  {flop_limit_report(images_per_second, args.peak_tflops)}" if args.peak_tflops else ""
             print(
-                f"{method:<12} {result['seconds']:8.2f} {result['videos'] / result['seconds']:9.3f} "
+                f"{method:<20} {result['seconds']:8.2f} {result['videos'] / result['seconds']:9.3f} "
                 f"{images_per_second:9.1f}  {result['peak']}{limit}",
                 flush=True,
             )
@@ -231,6 +264,13 @@ def main():
             print(
                 f"batched is {speedup:.1f}x faster than naive; max |batched - naive| = {difference:.2e} (mean |feature| {scale:.2f})"
             )
+        if "model-only" in results:
+            reference = torch.from_numpy(np.load(os.path.join(work_dir, "model-only.npy"))).flatten(0, -2)
+            for method in MODEL_ONLY[1:]:
+                if method in results:
+                    features = torch.from_numpy(np.load(os.path.join(work_dir, f"{method}.npy"))).flatten(0, -2)
+                    cosine = torch.nn.functional.cosine_similarity(features, reference, dim=-1).min().item()
+                    print(f"{method} against model-only: smallest cosine similarity {cosine:.5f}")
 
 
 if __name__ == "__main__":
