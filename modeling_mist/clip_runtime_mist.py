@@ -16,6 +16,21 @@ def parse_clip_pretrained(value: str | os.PathLike | None) -> str | None:
     return None if value.lower() in ("", "none") else value
 
 
+CLIP_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def parse_clip_dtype(value: str | torch.dtype | None) -> str | None:
+    """The precision CLIP runs in: None for `"auto"` (float16 autocast on GPU, float32 elsewhere), or the name of
+    the type its weights are cast to once (`"float32"`, `"float16"`, `"bfloat16"`)."""
+    if isinstance(value, torch.dtype):
+        value = str(value).removeprefix("torch.")
+    if value is None or value == "auto":
+        return None
+    if value not in CLIP_DTYPES:
+        raise ValueError(f"clip_dtype {value!r}: expected 'auto' or one of {', '.join(map(repr, CLIP_DTYPES))}")
+    return value
+
+
 def build_clip_model(model_name: str, pretrained: str | None) -> torch.nn.Module:
     """An open_clip model on CPU in eval mode, frozen.
 
@@ -31,9 +46,14 @@ def build_clip_model(model_name: str, pretrained: str | None) -> torch.nn.Module
     return model.eval().requires_grad_(False)
 
 
-def clip_autocast(device: torch.device):
-    """fp16 autocast on GPU (CLIP was trained in fp16 and the features are stored in fp16), nothing elsewhere."""
-    if device.type == "cuda":
+def weight_dtype(model: torch.nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def clip_autocast(device: torch.device, model: torch.nn.Module | None = None):
+    """fp16 autocast on GPU (CLIP was trained in fp16 and the features are stored in fp16), nothing elsewhere
+    and nothing for a model whose weights were cast to a half type (`clip_dtype`): it runs in that type."""
+    if device.type == "cuda" and (model is None or weight_dtype(model) == torch.float32):
         return torch.autocast(device_type="cuda", dtype=torch.float16)
     return contextlib.nullcontext()
 
@@ -43,8 +63,12 @@ def embed_images(model: torch.nn.Module, pixel_values: torch.Tensor, batch_size:
     num_images = pixel_values.shape[0]
     num_chunks = max(1, -(-num_images // batch_size))
     chunk_size = -(-num_images // num_chunks)  # equal chunks rather than a full batch plus a tiny tail
-    with torch.inference_mode(), clip_autocast(pixel_values.device):
-        embeddings = [model.encode_image(chunk) for chunk in pixel_values.split(chunk_size)]
+    dtype = weight_dtype(model)
+    with torch.inference_mode(), clip_autocast(pixel_values.device, model):
+        chunks = pixel_values.split(chunk_size)
+        if dtype != torch.float32:  # weights cast to a half type: the images go in that type, no autocast
+            chunks = (chunk.to(dtype) for chunk in chunks)
+        embeddings = [model.encode_image(chunk) for chunk in chunks]
     return torch.cat(embeddings).float()
 
 
@@ -53,7 +77,7 @@ def embed_texts(
 ) -> torch.Tensor:
     """Raw CLIP text embeddings `[B, D]` float32 (projected end-of-text token, not normalised), on CPU."""
     tokens = tokenizer(list(texts)).to(device)
-    with torch.inference_mode(), clip_autocast(device):
+    with torch.inference_mode(), clip_autocast(device, model):
         embeddings = model.encode_text(tokens)
     return embeddings.float().cpu()
 
@@ -70,12 +94,22 @@ class ClipRuntime:
         return ClipRuntime()
 
     def get_model(
-        self, model_name: str, pretrained: str | None, device: torch.device, crop_size: tuple[int, int]
+        self,
+        model_name: str,
+        pretrained: str | None,
+        device: torch.device,
+        crop_size: tuple[int, int],
+        dtype: str | None = None,
     ) -> torch.nn.Module:
-        """The model, built on first use (its image size must be `crop_size` `(H, W)`) and moved to `device`."""
+        """The model, built on first use (its image size must be `crop_size` `(H, W)`) and moved to `device`, its
+        weights in `dtype` (None: float32). Asked for another `dtype`, it is built again (casting a half-precision
+        copy back would not restore the float32 weights)."""
+        wanted = getattr(torch, dtype or "float32")
         with self.lock:
+            if self.model is not None and weight_dtype(self.model) != wanted:
+                self.model = None
             if self.model is None:
-                model = build_clip_model(model_name, pretrained)
+                model = build_clip_model(model_name, pretrained).to(wanted)
                 image_size = tuple(model.visual.image_size)
                 if image_size != tuple(crop_size):
                     raise ValueError(
@@ -103,4 +137,13 @@ class ClipRuntime:
                 self.model.to(device)
 
 
-__all__ = ["ClipRuntime", "build_clip_model", "clip_autocast", "embed_images", "embed_texts", "parse_clip_pretrained"]
+__all__ = [
+    "CLIP_DTYPES",
+    "ClipRuntime",
+    "build_clip_model",
+    "clip_autocast",
+    "embed_images",
+    "embed_texts",
+    "parse_clip_dtype",
+    "parse_clip_pretrained",
+]

@@ -25,7 +25,13 @@ from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata
 
-from .clip_runtime_mist import ClipRuntime, embed_images, embed_texts, parse_clip_pretrained
+from .clip_runtime_mist import (
+    ClipRuntime,
+    embed_images,
+    embed_texts,
+    parse_clip_dtype,
+    parse_clip_pretrained,
+)
 from .video_decoding_mist import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -67,6 +73,10 @@ class MistVideoProcessor(BaseVideoProcessor):
         crop_size (`dict`, defaults to `{"height": 224, "width": 224}`): CLIP input size, one crop's size.
         clip_batch_size (`int`, defaults to 544): images per CLIP forward pass.
         decode_workers (`int`, defaults to 4): threads decoding the videos of one call.
+        clip_dtype (`str`, *optional*): the precision CLIP runs in. None (or `"auto"`): float32 weights, under
+            float16 autocast on a GPU. `"float32"`, `"float16"` or `"bfloat16"`: the weights cast to that type once
+            and run in it, without autocast (`"bfloat16"` about doubles CPU extraction speed on CPUs with
+            AVX512-BF16 or AMX, within 1e-4 of float32's cosine; `"float16"` is meant for GPUs).
     """
 
     valid_kwargs = MistVideoProcessorKwargs
@@ -91,11 +101,13 @@ class MistVideoProcessor(BaseVideoProcessor):
     decode_workers = 4
     clip_model_name = "ViT-B-32-quickgelu"
     clip_pretrained = "openai"  # a class default, so that to_dict keeps an explicit None (random weights)
+    clip_dtype = None
 
     def __init__(
         self,
         clip_model_name: str = clip_model_name,
         clip_pretrained: str | None = clip_pretrained,
+        clip_dtype: str | None = clip_dtype,
         **kwargs: Unpack[MistVideoProcessorKwargs],
     ):
         if "crop_size" in kwargs and "size" not in kwargs:
@@ -105,6 +117,7 @@ class MistVideoProcessor(BaseVideoProcessor):
         super().__init__(**kwargs)
         self.clip_model_name = clip_model_name
         self.clip_pretrained = parse_clip_pretrained(clip_pretrained)
+        self.clip_dtype = parse_clip_dtype(clip_dtype)
         self._clip = ClipRuntime()
 
     def to_dict(self):
@@ -130,7 +143,8 @@ class MistVideoProcessor(BaseVideoProcessor):
         """The CLIP model, built on first use and moved to `device` (default `clip_device`)."""
         device = torch.device(device) if device is not None else self.clip_device
         crop_size = (self.crop_size.height, self.crop_size.width)
-        return self._clip.get_model(self.clip_model_name, self.clip_pretrained, device, crop_size)
+        clip_dtype = parse_clip_dtype(self.clip_dtype)  # also when the attribute was set after construction
+        return self._clip.get_model(self.clip_model_name, self.clip_pretrained, device, crop_size, clip_dtype)
 
     def clip_tokenizer(self) -> Callable:
         """The open_clip tokenizer of `clip_model_name`, built on first use."""
@@ -219,7 +233,11 @@ class MistVideoProcessor(BaseVideoProcessor):
         `frame_features [B, F, D]` and `patch_features [B, F, P, D]`, float32 on CPU.
         """
         device = torch.device(device) if device is not None else self.clip_device
-        pixel_dtype = torch.float16 if device.type == "cuda" else torch.float32
+        clip_dtype = parse_clip_dtype(self.clip_dtype)
+        if clip_dtype is not None:
+            pixel_dtype = getattr(torch, clip_dtype)
+        else:
+            pixel_dtype = torch.float16 if device.type == "cuda" else torch.float32
         pixel_values = []
         for frames in videos:
             frames = torch.as_tensor(frames)

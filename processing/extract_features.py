@@ -51,6 +51,7 @@ class ExtractionOptions:
     decode_workers: int = 4  # threads decoding videos ahead
     dtype: str = "float16"  # stored feature type
     device: str | None = None  # device for CLIP (default: this process's accelerate device)
+    clip_dtype: str | None = None  # CLIP weights cast to this type once; None: float32, fp16 autocast on GPU
     questions: str | None = None  # questions file to add CLIP text embeddings to
     questions_output: str | None = None  # where the questions file with embeddings goes
     question_column: str = "question"
@@ -96,7 +97,10 @@ def find_clips(clips_path: str, videos: list[VideoFile]) -> list[VideoFile]:
             continue
         start, end = record.get("start"), record.get("end")
         clip = VideoFile(
-            str(feature_id), path_of[video_id], None if start is None else float(start), None if end is None else float(end)
+            str(feature_id),
+            path_of[video_id],
+            None if start is None else float(start),
+            None if end is None else float(end),
         )
         if clips.setdefault(clip.video_id, clip) != clip:
             raise ValueError(f"{clips_path}: feature_id {clip.video_id!r} names two different clips")
@@ -302,6 +306,7 @@ def extract_features(options: ExtractionOptions) -> ExtractionSummary:
         crop_size={"height": options.crop_size, "width": options.crop_size},
         clip_batch_size=options.clip_batch_size,
         decode_workers=options.decode_workers,
+        clip_dtype=options.clip_dtype,
     )
     device = torch.device(options.device) if options.device else state.device
     counts = extract_share(videos, store, video_processor, options, state, device, done_before)

@@ -96,6 +96,29 @@ def test_globs_list_files_and_float32(input_dir, tmp_path, clip_model_name):
     torch.testing.assert_close(dataset["patch_features"], expected["patch_features"], atol=1e-5, rtol=1e-5)
 
 
+def test_clip_dtype_bfloat16_extracts_what_float32_does_within_its_precision(input_dir, tmp_path, clip_model_name):
+    output_dir = tmp_path / "features-bf16"
+    arguments = [
+        str(input_dir / "charlie.avi"),
+        *extract_args(clip_model_name, output_dir, "--clip-dtype", "bfloat16"),
+    ]
+    assert main([*arguments, "--dtype", "float32"]) == 0
+    features = load_from_disk(str(output_dir)).with_format("torch")[:]["patch_features"]
+    expected = reference_features(clip_model_name, [str(input_dir / "charlie.avi")])["patch_features"]
+    assert features.shape == expected.shape
+    cosine = torch.nn.functional.cosine_similarity(features.flatten(0, -2), expected.flatten(0, -2), dim=-1)
+    assert cosine.min() > 0.999 and not torch.equal(features, expected)
+
+
+def test_an_unknown_clip_dtype_is_refused_before_any_work(input_dir, tmp_path, clip_model_name, capsys):
+    output_dir = tmp_path / "never"
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(input_dir), *extract_args(clip_model_name, output_dir, "--clip-dtype", "half")])
+    assert exit_info.value.code == 2
+    assert "--clip-dtype: invalid choice: 'half'" in capsys.readouterr().err
+    assert not output_dir.exists()
+
+
 def test_find_videos_takes_frame_folders_and_rejects_clashing_ids(input_dir, tmp_path):
     frames = input_dir / "echo"
     frames.mkdir()

@@ -132,3 +132,48 @@ def test_crop_size_must_match_the_clip_image_size(clip_model_name):
     )
     with pytest.raises(ValueError, match="crop_size"):
         processor.clip_model()
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.nn.functional.cosine_similarity(a.flatten(0, -2), b.flatten(0, -2), dim=-1).min().item()
+
+
+@pytest.mark.parametrize("clip_dtype", ["bfloat16", "float16"])
+def test_clip_dtype_runs_clip_in_that_type_and_keeps_float32_outputs(clip_model_name, video_dir, clip_dtype):
+    def make(dtype):
+        return MistVideoProcessor(
+            clip_model_name=clip_model_name, clip_pretrained=None, num_frames=NUM_FRAMES, clip_dtype=dtype
+        )
+
+    path = os.path.join(video_dir, "alpha.mp4")
+    reference, half = make(None), make(clip_dtype)
+    expected, features = reference(path), half(path)
+    assert next(half.clip_model().parameters()).dtype == getattr(torch, clip_dtype)
+    for name in ("frame_features", "patch_features"):
+        assert features[name].dtype == torch.float32 and features[name].shape == expected[name].shape
+        assert 0.999 < cosine(features[name], expected[name]) <= 1 + 1e-6, name
+        assert not torch.equal(features[name], expected[name])  # computed in the half type, not in float32
+    questions = ["what did the person hold?", "why"]
+    text = half.encode_text(questions)
+    assert text.dtype == torch.float32 and 0.999 < cosine(text, reference.encode_text(questions)) <= 1 + 1e-6
+
+
+def test_changing_clip_dtype_rebuilds_clip_rather_than_casting_the_half_weights_back(clip_model_name, video_dir):
+    path = os.path.join(video_dir, "charlie.avi")
+    processor = MistVideoProcessor(
+        clip_model_name=clip_model_name, clip_pretrained=None, num_frames=NUM_FRAMES, clip_dtype="bfloat16"
+    )
+    processor(path)
+    processor.clip_dtype = "auto"
+    fresh = MistVideoProcessor(clip_model_name=clip_model_name, clip_pretrained=None, num_frames=NUM_FRAMES)
+    torch.testing.assert_close(processor(path)["patch_features"], fresh(path)["patch_features"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("auto", None), (torch.bfloat16, "bfloat16")])
+def test_clip_dtype_values(value, expected, tmp_path):
+    processor = MistVideoProcessor(clip_pretrained=None, clip_dtype=value)
+    assert processor.clip_dtype == expected
+    processor.save_pretrained(tmp_path)
+    assert MistVideoProcessor.from_pretrained(tmp_path).clip_dtype == expected
+    with pytest.raises(ValueError, match=r"clip_dtype 'half': expected 'auto' or one of 'float32', 'float16'"):
+        MistVideoProcessor(clip_dtype="half")

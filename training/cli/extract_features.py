@@ -19,7 +19,7 @@ import sys
 from configuration.arguments import MistArgumentParser, build_model_config_kwargs
 from configuration.presets import PRESETS, get_preset
 from modeling_mist import MistConfig, MistVideoProcessor
-from modeling_mist.clip_runtime_mist import parse_clip_pretrained
+from modeling_mist.clip_runtime_mist import CLIP_DTYPES, parse_clip_dtype, parse_clip_pretrained
 from processing.extract_features import ExtractionOptions, extract_features
 from training.errors import BrokenFileError, ReportedErrors, check_local_or_hub, hub_failure
 
@@ -40,7 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--work-dir", help="per-video results for resuming (default: OUTPUT_DIR.work)")
     sizes = parser.add_argument_group("what the features are for (default: the agqa preset)")
     sizes.add_argument("--preset", choices=sorted(PRESETS), help="take frames, grid and crop size from this preset")
-    sizes.add_argument("--model", help="take them, and the CLIP model and weights, from this trained model's processor")
+    sizes.add_argument(
+        "--model", help="take them, and the CLIP model and weights, from this trained model's processor"
+    )
     sizes.add_argument("--clip-model", help="open_clip model name or local-dir:PATH (default: ViT-B-32-quickgelu)")
     sizes.add_argument("--clip-pretrained", help="open_clip pretrained tag, checkpoint file, or 'none' (random)")
     sizes.add_argument("--num-frames", type=int, help="frames sampled per video")
@@ -53,6 +55,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--dtype", choices=("float16", "float32"), default="float16", help="stored feature type (default: float16)"
     )
     parser.add_argument("--device", help="device for CLIP (default: this process's accelerate device)")
+    parser.add_argument(
+        "--clip-dtype",
+        choices=("auto", *CLIP_DTYPES),
+        default="auto",
+        help="precision CLIP runs in: auto (float16 autocast on GPU, float32 on CPU), or its weights cast to this "
+        "type once (bfloat16: about 2x faster on CPUs with AVX512-BF16 or AMX) (default: auto)",
+    )
     parser.add_argument(
         "--clips",
         help="questions file whose rows are clips (STAR): one feature row per feature_id (or question_id), "
@@ -123,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     # usage: the command names something unusable, or settings differ from the output's;
     # failures: a file or folder it names cannot be read or written
     with ReportedErrors("mist extract-features", args.debug, failures=(OSError, RuntimeError)) as outcome:
-        options.update(resolve_sizes(args))
+        options.update(resolve_sizes(args), clip_dtype=parse_clip_dtype(args.clip_dtype))
         summary = extract_features(ExtractionOptions(**options))
     if outcome.status is not None:
         return outcome.status
