@@ -15,11 +15,14 @@ its own process so that peak memory is its own:
   `--clip-batch-size` images, `torch.inference_mode`, float16 autocast on GPU;
 * `model-only` (default on GPU only): the CLIP forwards of `batched` alone, on random preprocessed images
   already on the device: the ceiling that decoding and preprocessing leave to the model.
-* `model-only-half` and `model-only-compiled` (chosen with `--methods`): the same forwards with the image
-  tower's weights cast to half precision once (float16 on GPU, bfloat16 on CPU) instead of autocast
-  casting them in every forward, and that half-precision tower compiled with `torch.compile` (its
-  compilation is part of the warm-up, not timed). Candidates for `mist extract-features`, measured here
-  first; both are compared with `model-only`'s features.
+* `model-only-half` and `model-only-compiled` (chosen with `--methods`): the same forwards with CLIP's
+  weights cast to half precision once (`clip_dtype`: float16 on GPU, bfloat16 on CPU) instead of
+  autocast casting them in every forward, and that half-precision image tower compiled with
+  `torch.compile` (its compilation is part of the warm-up, not timed); both are compared with
+  `model-only`'s features.
+
+`--clip-dtype` sets the processor's `clip_dtype` for the other methods (what `mist extract-features
+--clip-dtype` does; default `auto`: float32 on CPU, float16 autocast on GPU).
 
 Prints videos/s, images/s and peak memory per method with the machine named, and checks that the
 batched features equal the naive ones.
@@ -105,23 +108,6 @@ def run_batched(processor, paths, device, batch_size: int, decode_workers: int):
     return torch.cat(frame_features), torch.cat(patch_features)
 
 
-def half_precision_encoder(processor, device: torch.device, compiled: bool):
-    """`images -> float32 embeddings` with a copy of CLIP's image tower in half precision (float16 on GPU,
-    bfloat16 on CPU), optionally compiled, run without autocast."""
-    import copy
-
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    tower = copy.deepcopy(processor.clip_model(device).visual).to(dtype)
-    if compiled:
-        tower = torch.compile(tower)
-
-    def encode(pixels: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return torch.cat([tower(chunk.to(dtype)) for chunk in pixels.split(processor.clip_batch_size)]).float()
-
-    return encode
-
-
 def run_model_only(encode, pixels, num_videos: int, args):
     embeddings = encode(pixels).cpu()
     embeddings = embeddings.view(num_videos, args.num_frames, 1 + args.grid_size**2, -1)
@@ -133,13 +119,20 @@ def measure(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    clip_dtype = args.clip_dtype
+    if args.method in MODEL_ONLY[1:]:  # the half-precision variants: float16 on GPU, bfloat16 on CPU
+        clip_dtype = "float16" if device.type == "cuda" else "bfloat16"
     processor = MistVideoProcessor(
         clip_model_name="ViT-B-32-quickgelu",
         clip_pretrained=None,
         num_frames=args.num_frames,
         grid_size=args.grid_size,
         clip_batch_size=args.clip_batch_size,
+        clip_dtype=clip_dtype,
     )
+    if args.method == "model-only-compiled":
+        model = processor.clip_model(device)
+        model.visual = torch.compile(model.visual)
     paths = sorted(os.path.join(args.work_dir, name) for name in os.listdir(args.work_dir) if name.endswith(".mp4"))
 
     def encode(images: torch.Tensor) -> torch.Tensor:
@@ -150,8 +143,6 @@ def measure(args) -> dict:
         pixel_dtype = torch.float16 if device.type == "cuda" else torch.float32
         generator = torch.Generator(device).manual_seed(0)
         pixels = torch.randn(num_images, 3, 224, 224, generator=generator, device=device, dtype=pixel_dtype)
-        if args.method != "model-only":
-            encode = half_precision_encoder(processor, device, compiled=args.method == "model-only-compiled")
     # Warm-up: build CLIP, load kernels (on GPU for the full forward size), compile; not timed.
     # A compiled tower is warmed up at the forward size it will run (a new size would compile again).
     warm_up = args.clip_batch_size if device.type == "cuda" or args.method == "model-only-compiled" else 2
@@ -201,6 +192,7 @@ def parse_args():
     parser.add_argument("--batch-size", type=int, default=4, help="videos per batched step")
     parser.add_argument("--clip-batch-size", type=int, default=544, help="images per batched forward")
     parser.add_argument("--decode-workers", type=int, default=4)
+    parser.add_argument("--clip-dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
         "--peak-tflops",
@@ -231,7 +223,7 @@ def main():
         print(
             f"CLIP ViT-B-32-quickgelu (random weights); {args.videos} videos of {args.video_frames} frames "
             f"{args.width}x{args.height}; {args.num_frames} frames x (1 + {args.grid_size**2} crops) = "
-            f"{images_per_video} images per video"
+            f"{images_per_video} images per video; CLIP precision {args.clip_dtype}"
         )
         print(f"{'method':<20} {'seconds':>8} {'videos/s':>9} {'images/s':>9}  peak memory")
         results = {}

@@ -5,9 +5,10 @@
 #
 # Runs from the repository root with the project and its dependencies importable (`pip install -e .[test]`, or
 # PYTHONPATH=. beside them: the CUDA Trainer test needs datasets and evaluate, extraction open_clip and av).
-# On an H100 the default pass is estimated at about 6 minutes (the first full pass, with every step below, took
-# about 9, 2 of them compiling), leaving room in a 15-minute device budget for a rerun; FULL=1 adds the steps
-# already measured once (batch 512, default-mode compile, the extraction pipelines with decoding). Each step has
+# On an H100 the default pass is estimated at about 7 minutes (the first full pass, with every step below, took
+# about 9, 2 of them compiling; the default steps' limits add up to 13.5), leaving room in a 15-minute device
+# budget for a rerun of the failing steps; FULL=1 adds the steps
+# already measured once (batch 512, default-mode compile, the naive and per-frame extraction loops). Each step has
 # its own time limit, so one slow step does not take the others with it; each step's whole output goes
 # to LOG_DIR/<step>.log and its last lines to the terminal. PEAK_TFLOPS is the card's dense fp16 peak
 # (default 989, H100 SXM) for the extraction benchmark's share of ViT-B/32's FLOP limit.
@@ -32,10 +33,15 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 "$PYTHON" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 step model-bf16 90 "$PYTHON" benchmarks/benchmark_model.py --device cuda --dtype bfloat16 --attn-implementation sdpa \
     --steps 30 --batch-size 128
-step cuda-tests 240 "$PYTHON" -m pytest -q -rs tests/modeling/test_cuda_paths.py tests/training/test_cuda_training.py
+step cuda-tests 180 "$PYTHON" -m pytest -q -rs tests/modeling/test_cuda_paths.py tests/training/test_cuda_training.py
 # The CLIP forwards alone: autocast (as `mist extract-features` runs), half-precision weights, and those compiled.
-step extraction-model 200 "$PYTHON" benchmarks/benchmark_extraction.py --device cuda --videos 16 \
+step extraction-model 150 "$PYTHON" benchmarks/benchmark_extraction.py --device cuda --videos 16 \
     --methods model-only model-only-half model-only-compiled --peak-tflops "$PEAK_TFLOPS"
+# The real pipeline (decoding, cropping, CLIP) as `mist extract-features` runs it, autocast, then --clip-dtype float16.
+for precision in auto float16; do
+    step "extraction-batched-$precision" 75 "$PYTHON" benchmarks/benchmark_extraction.py --device cuda --videos 16 \
+        --decode-workers 12 --batch-size 8 --methods batched --clip-dtype "$precision" --peak-tflops "$PEAK_TFLOPS"
+done
 step model-bf16-cudagraphs 240 "$PYTHON" benchmarks/benchmark_model.py --device cuda --dtype bfloat16 \
     --attn-implementation sdpa --steps 30 --batch-size 128 --compile --compile-mode reduce-overhead
 if [ "${FULL:-0}" = 1 ]; then
