@@ -5,6 +5,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -38,7 +39,12 @@ def sample_frame_indices(total_frames: int, num_frames: int) -> np.ndarray:
 
 
 def sample_clip_frame_indices(
-    total_frames: int, num_frames: int, fps: float | None, start: float | None, end: float | None, source: str = "video"
+    total_frames: int,
+    num_frames: int,
+    fps: float | None,
+    start: float | None,
+    end: float | None,
+    source: str = "video",
 ) -> np.ndarray:
     """`sample_frame_indices` within the clip from `start` to `end` seconds (either may be None: the video's
     start or end). A clip before the first or after the last frame is cut to the video."""
@@ -99,9 +105,11 @@ def _read_video_file(path: str, sample_indices_fn: Callable | None) -> tuple[np.
                 raise VideoDecodeError(f"{path}: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            frame_timestamps, key_timestamps = _index_packets(container, stream)
+            index = _index_packets(container, stream)
+            frame_timestamps, key_timestamps = index.timestamps, index.key_timestamps
             if not frame_timestamps:
                 raise VideoDecodeError(f"{path}: video stream holds no frames")
+            _check_not_truncated(path, container, stream, index)
             fps = float(stream.average_rate) if stream.average_rate else None
             metadata = VideoMetadata(
                 total_num_frames=len(frame_timestamps),
@@ -126,21 +134,67 @@ def _read_video_file(path: str, sample_indices_fn: Callable | None) -> tuple[np.
     return np.stack([images[index] for index in indices]), metadata
 
 
-def _index_packets(container, stream) -> tuple[list[int | None], list[int]]:
-    """Presentation timestamps of every frame, in display order, and those of the key frames.
+@dataclass
+class _PacketIndex:
+    """What demuxing a file (reading it without decoding) tells about its video stream."""
 
-    Demuxing reads the file but decodes nothing. A timestamp is None where the container has none.
-    """
-    timestamps, key_timestamps = [], []
-    for packet in container.demux(stream):
-        if packet.size == 0:  # the flush packet at the end of the stream
+    timestamps: list[int | None]  # presentation timestamp of every frame, in display order (None: none stored)
+    key_timestamps: list[int]  # those of the key frames, sorted
+    num_packets: int  # video packets, empty ones with a timestamp included (AVI can store a dropped frame so)
+    content_end: float | None  # seconds: where the last packet of any stream ends (None: no timestamps)
+
+
+def _index_packets(container, stream) -> _PacketIndex:
+    """Demux every stream once: the video stream's frames and key frames, and where the content ends."""
+    timestamps, key_timestamps, num_packets, content_end = [], [], 0, None
+    for packet in container.demux():
+        if packet.pts is not None and packet.time_base is not None:
+            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            content_end = end if content_end is None else max(content_end, end)
+        if packet.stream.index != stream.index:
+            continue
+        if packet.size > 0 or packet.pts is not None:
+            num_packets += 1
+        if packet.size == 0:  # the flush packet at the end of the stream, or an empty (dropped) frame
             continue
         timestamps.append(packet.pts)
         if packet.is_keyframe and packet.pts is not None:
             key_timestamps.append(packet.pts)
     if None not in timestamps:
         timestamps.sort()
-    return timestamps, sorted(key_timestamps)
+    return _PacketIndex(timestamps, sorted(key_timestamps), num_packets, content_end)
+
+
+def _check_not_truncated(path: str, container, stream, index: _PacketIndex) -> None:
+    """Raise `VideoDecodeError` when the file holds clearly less than its header declares.
+
+    A file cut short (an interrupted download or copy) often still opens and demuxes (an MP4 whose index is
+    at the front, a WebM or MKV): without this check it would pass as a shorter video, its frames sampled
+    from the part that is there. Where the header counts the frames (MP4, MOV), more than 2 % of them (and
+    more than one) missing is truncation; where it does not (WebM, MKV), the declared duration running more
+    than 5 % (and more than a second) past the end of every stream's last packet is. The tolerances leave
+    room for headers that round, and for streams that end a little apart.
+    """
+    remedy = (
+        " (an interrupted download or copy?); fetch it again, or keep the part that is there by re-muxing it "
+        "(ffmpeg -i IN -c copy OUT)"
+    )
+    declared = stream.frames  # 0 where the container stores no frame count
+    if declared > 0:
+        if declared - index.num_packets > max(1, 0.02 * declared):
+            raise VideoDecodeError(
+                f"{path}: truncated: its header declares {declared} frames but only {index.num_packets} are in "
+                f"the file{remedy}"
+            )
+        return
+    if container.duration is None or index.content_end is None:
+        return
+    duration = container.duration / 1e6  # microseconds
+    covered = index.content_end - (container.start_time or 0) / 1e6
+    if duration - covered > max(1.0, 0.05 * duration):
+        raise VideoDecodeError(
+            f"{path}: truncated: its header declares {duration:.1f} s but the file holds {covered:.1f} s{remedy}"
+        )
 
 
 def _decode_by_seeking(container, stream, frame_timestamps, key_timestamps, wanted) -> dict[int, np.ndarray]:

@@ -22,6 +22,7 @@ from processing.question_embeddings import add_question_embeddings
 from training.cli.extract_features import main
 
 GOOD_VIDEOS = ["alpha.mp4", "bravo.webm", "charlie.avi", "delta.mkv"]
+GOOD_VIDEOS_IDS = [os.path.splitext(name)[0] for name in GOOD_VIDEOS]
 
 
 def extract_args(clip_model_name: str, output_dir, *extra) -> list[str]:
@@ -253,6 +254,24 @@ def test_two_processes_write_each_video_exactly_once(input_dir, tmp_path, clip_m
         atol=1e-2,
         rtol=1e-2,
     )
+
+
+def test_a_download_cut_in_half_is_skipped_as_truncated_and_computed_once_fetched_again(
+    input_dir, tmp_path, clip_model_name, capsys
+):
+    whole = write_video(str(tmp_path / "whole.mp4"), num_frames=48, faststart=True)  # index first: it still opens
+    data = open(whole, "rb").read()
+    (input_dir / "Kitchen #3 (take 2).mp4").write_bytes(data[: len(data) // 2])
+    output_dir = tmp_path / "features"
+    assert main([str(input_dir), *extract_args(clip_model_name, output_dir)]) == 1
+    err = capsys.readouterr().err
+    assert f"{input_dir / 'Kitchen #3 (take 2).mp4'}: truncated: its header declares 48 frames but only" in err
+    assert list(load_from_disk(str(output_dir))["video_id"]) == GOOD_VIDEOS_IDS  # written without it
+
+    (input_dir / "Kitchen #3 (take 2).mp4").write_bytes(data)  # fetched again, whole
+    assert main([str(input_dir / "Kitchen #3 (take 2).mp4"), *extract_args(clip_model_name, output_dir)]) == 0
+    assert "(1 computed now, 0 reused)" in capsys.readouterr().out
+    assert list(load_from_disk(str(output_dir))["video_id"]) == sorted([*GOOD_VIDEOS_IDS, "Kitchen #3 (take 2)"])
 
 
 def test_nothing_encodable_writes_nothing_and_fails(tmp_path, clip_model_name, capsys):

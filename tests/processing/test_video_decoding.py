@@ -87,3 +87,55 @@ def test_bad_inputs_name_the_source_and_the_reason(tmp_path, video_dir):
         load_video_frames(np.zeros((4, 8, 8, 3), dtype=np.float32))
     with pytest.raises(VideoDecodeError, match="shape"):
         load_video_frames(np.zeros((8, 8, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        (
+            "faststart.mp4",
+            {"faststart": True},
+            r"truncated: its header declares 48 frames but only \d+ are in the file",
+        ),
+        ("cut.mkv", {}, r"truncated: its header declares 4\.0 s but the file holds [12]\.\d s"),
+        ("cut.webm", {}, r"truncated: its header declares 4\.0 s but the file holds [12]\.\d s"),
+    ],
+)
+def test_a_file_cut_in_half_that_still_opens_is_reported_as_truncated(tmp_path, name, options, message):
+    whole = write_video(str(tmp_path / name), num_frames=48, **options)  # 4 s at 12 fps
+    frames, metadata = load_video_frames(whole, sample(8))
+    assert frames.shape[0] == 8 and metadata.total_num_frames == 48
+    data = open(whole, "rb").read()
+    cut = tmp_path / f"half-{name}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoDecodeError, match=message) as caught:
+        load_video_frames(str(cut), sample(8))
+    assert str(cut) in str(caught.value) and "fetch it again" in str(caught.value)
+
+
+def test_audio_that_outlasts_the_video_is_not_taken_for_truncation(tmp_path):
+    """The container's duration is the longest stream's: 2 s of video with 4 s of audio is a whole file."""
+    import av
+
+    path = str(tmp_path / "talk.mkv")
+    with av.open(path, "w") as container:
+        video = container.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        for image in make_frames(24, 64, 48):
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        silence = np.zeros((1, 1024), dtype=np.float32)
+        for start in range(0, 4 * 16000, 1024):
+            frame = av.AudioFrame.from_ndarray(silence, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, start
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    with av.open(path) as container:
+        assert container.duration / 1e6 > 3.5  # the audio's length, not the video's 2 s
+    frames, metadata = load_video_frames(path, sample(4))
+    assert frames.shape == (4, 48, 64, 3) and metadata.total_num_frames == 24

@@ -44,8 +44,11 @@ def make_frames(num_frames: int, width: int = 64, height: int = 48) -> np.ndarra
     return frames
 
 
-def write_video(path: str, num_frames: int = 24, width: int = 64, height: int = 48, gop: int = 4) -> str:
-    """Encode `make_frames` with PyAV; the codec follows the suffix (near-lossless, key frame every `gop`)."""
+def write_video(
+    path: str, num_frames: int = 24, width: int = 64, height: int = 48, gop: int = 4, faststart: bool = False
+) -> str:
+    """Encode `make_frames` with PyAV; the codec follows the suffix (near-lossless, key frame every `gop`).
+    `faststart`: an MP4's index goes before the frames, as in files made for streaming and downloads."""
     suffix = os.path.splitext(path)[1]
     codec, options = {
         ".mp4": ("libx264", {"qp": "0", "g": str(gop), "bf": "2"}),
@@ -53,7 +56,7 @@ def write_video(path: str, num_frames: int = 24, width: int = 64, height: int = 
         ".webm": ("libvpx-vp9", {"lossless": "1", "g": str(gop)}),
         ".avi": ("mpeg4", {"qscale": "1", "g": str(gop)}),
     }[suffix]
-    with av.open(path, "w") as container:
+    with av.open(path, "w", options={"movflags": "faststart"} if faststart else {}) as container:
         stream = container.add_stream(codec, rate=12, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for image in make_frames(num_frames, width, height):
