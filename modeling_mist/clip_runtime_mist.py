@@ -50,34 +50,37 @@ def weight_dtype(model: torch.nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
-def clip_autocast(device: torch.device, model: torch.nn.Module | None = None):
+def clip_autocast(device: torch.device, enabled: bool = True):
     """fp16 autocast on GPU (CLIP was trained in fp16 and the features are stored in fp16), nothing elsewhere
-    and nothing for a model whose weights were cast to a half type (`clip_dtype`): it runs in that type."""
-    if device.type == "cuda" and (model is None or weight_dtype(model) == torch.float32):
+    or when not `enabled` (a `clip_dtype` was chosen: the model runs in its weights' type)."""
+    if enabled and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.float16)
     return contextlib.nullcontext()
 
 
-def embed_images(model: torch.nn.Module, pixel_values: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """CLIP image embeddings `[N, D]` float32 of normalised images `[N, 3, S, S]`, `batch_size` images a forward."""
+def embed_images(
+    model: torch.nn.Module, pixel_values: torch.Tensor, batch_size: int, autocast: bool = True
+) -> torch.Tensor:
+    """CLIP image embeddings `[N, D]` float32 of normalised images `[N, 3, S, S]`, `batch_size` images a forward;
+    `autocast`: fp16 autocast on GPU (see `clip_autocast`), else the images are cast to the weights' type."""
     num_images = pixel_values.shape[0]
     num_chunks = max(1, -(-num_images // batch_size))
     chunk_size = -(-num_images // num_chunks)  # equal chunks rather than a full batch plus a tiny tail
     dtype = weight_dtype(model)
-    with torch.inference_mode(), clip_autocast(pixel_values.device, model):
+    with torch.inference_mode(), clip_autocast(pixel_values.device, autocast):
         chunks = pixel_values.split(chunk_size)
-        if dtype != torch.float32:  # weights cast to a half type: the images go in that type, no autocast
+        if not autocast:
             chunks = (chunk.to(dtype) for chunk in chunks)
         embeddings = [model.encode_image(chunk) for chunk in chunks]
     return torch.cat(embeddings).float()
 
 
 def embed_texts(
-    model: torch.nn.Module, tokenizer: Callable, texts: Sequence[str], device: torch.device
+    model: torch.nn.Module, tokenizer: Callable, texts: Sequence[str], device: torch.device, autocast: bool = True
 ) -> torch.Tensor:
     """Raw CLIP text embeddings `[B, D]` float32 (projected end-of-text token, not normalised), on CPU."""
     tokens = tokenizer(list(texts)).to(device)
-    with torch.inference_mode(), clip_autocast(device, model):
+    with torch.inference_mode(), clip_autocast(device, autocast):
         embeddings = model.encode_text(tokens)
     return embeddings.float().cpu()
 

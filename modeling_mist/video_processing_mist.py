@@ -153,12 +153,14 @@ class MistVideoProcessor(BaseVideoProcessor):
     def encode_images(self, pixel_values: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """CLIP image embeddings `[N, D]` float32 of normalised images `[N, 3, S, S]`, on their device."""
         model = self.clip_model(pixel_values.device)
-        return embed_images(model, pixel_values, batch_size or self.clip_batch_size)
+        autocast = parse_clip_dtype(self.clip_dtype) is None
+        return embed_images(model, pixel_values, batch_size or self.clip_batch_size, autocast=autocast)
 
     def encode_text(self, texts: Sequence[str], device: str | torch.device | None = None) -> torch.Tensor:
         """Raw CLIP text embeddings `[B, D]` float32 (projected end-of-text token, not normalised), on CPU."""
         device = torch.device(device) if device is not None else self.clip_device
-        return embed_texts(self.clip_model(device), self.clip_tokenizer(), texts, device)
+        autocast = parse_clip_dtype(self.clip_dtype) is None
+        return embed_texts(self.clip_model(device), self.clip_tokenizer(), texts, device, autocast=autocast)
 
     # ----- frames -----
 

@@ -177,3 +177,24 @@ def test_clip_dtype_values(value, expected, tmp_path):
     assert MistVideoProcessor.from_pretrained(tmp_path).clip_dtype == expected
     with pytest.raises(ValueError, match=r"clip_dtype 'half': expected 'auto' or one of 'float32', 'float16'"):
         MistVideoProcessor(clip_dtype="half")
+
+
+@pytest.mark.parametrize(
+    ("clip_dtype", "autocast"), [(None, True), ("auto", True), ("float32", False), ("float16", False)]
+)
+@pytest.mark.filterwarnings("ignore:CUDA is not available:UserWarning")  # building a CUDA autocast on a CPU machine
+def test_only_the_auto_precision_runs_clip_under_autocast(clip_model_name, monkeypatch, clip_dtype, autocast):
+    """An explicit `clip_dtype`, float32 included, means that type with no fp16 autocast on a GPU."""
+    import modeling_mist.video_processing_mist as module
+    from modeling_mist.clip_runtime_mist import clip_autocast
+
+    assert isinstance(clip_autocast(torch.device("cuda"), enabled=True), torch.autocast)
+    assert not isinstance(clip_autocast(torch.device("cuda"), enabled=False), torch.autocast)
+    assert not isinstance(clip_autocast(torch.device("cpu"), enabled=True), torch.autocast)
+    calls = []
+    monkeypatch.setattr(module, "embed_images", lambda *args, autocast: calls.append(("images", autocast)))
+    monkeypatch.setattr(module, "embed_texts", lambda *args, autocast: calls.append(("texts", autocast)))
+    processor = MistVideoProcessor(clip_model_name=clip_model_name, clip_pretrained=None, clip_dtype=clip_dtype)
+    processor.encode_images(torch.zeros(1, 3, 32, 32))
+    processor.encode_text(["why"])
+    assert calls == [("images", autocast), ("texts", autocast)]
