@@ -44,8 +44,10 @@ import torch
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.decode_pool import batched, decode_ahead
 
-METHODS = ("naive", "per-frame", "batched", "model-only", "model-only-half", "model-only-compiled")
-MODEL_ONLY = tuple(method for method in METHODS if method.startswith("model-only"))
+HALF_VARIANTS = ("model-only-half", "model-only-compiled")  # model-only with half-precision CLIP weights
+MODEL_ONLY = ("model-only", *HALF_VARIANTS)
+DEFAULT_METHODS = ("naive", "per-frame", "batched", "model-only")  # model-only on GPU only
+METHODS = (*DEFAULT_METHODS, *HALF_VARIANTS)
 
 
 def write_videos(folder: str, count: int, num_frames: int, width: int, height: int) -> list[str]:
@@ -120,7 +122,7 @@ def measure(args) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     clip_dtype = args.clip_dtype
-    if args.method in MODEL_ONLY[1:]:  # the half-precision variants: float16 on GPU, bfloat16 on CPU
+    if args.method in HALF_VARIANTS:  # float16 on GPU, bfloat16 on CPU
         clip_dtype = "float16" if device.type == "cuda" else "bfloat16"
     processor = MistVideoProcessor(
         clip_model_name="ViT-B-32-quickgelu",
@@ -227,7 +229,7 @@ def main():
         )
         print(f"{'method':<20} {'seconds':>8} {'videos/s':>9} {'images/s':>9}  peak memory")
         results = {}
-        methods = args.methods or [m for m in METHODS[:4] if device.type == "cuda" or m != "model-only"]
+        methods = args.methods or [m for m in DEFAULT_METHODS if device.type == "cuda" or m != "model-only"]
         for method in methods:
             command = [
                 sys.executable,
@@ -258,7 +260,7 @@ def main():
             )
         if "model-only" in results:
             reference = torch.from_numpy(np.load(os.path.join(work_dir, "model-only.npy"))).flatten(0, -2)
-            for method in MODEL_ONLY[1:]:
+            for method in HALF_VARIANTS:
                 if method in results:
                     features = torch.from_numpy(np.load(os.path.join(work_dir, f"{method}.npy"))).flatten(0, -2)
                     cosine = torch.nn.functional.cosine_similarity(features, reference, dim=-1).min().item()

@@ -139,12 +139,19 @@ class MistVideoProcessor(BaseVideoProcessor):
         self._clip.to(self.device)
         return self
 
+    @property
+    def clip_weights_dtype(self) -> str | None:
+        """The type CLIP's weights are cast to (`clip_dtype` parsed, also when the attribute was set after
+        construction), or None for the auto precision (float32 weights, fp16 autocast on GPU)."""
+        return parse_clip_dtype(self.clip_dtype)
+
     def clip_model(self, device: str | torch.device | None = None) -> torch.nn.Module:
         """The CLIP model, built on first use and moved to `device` (default `clip_device`)."""
         device = torch.device(device) if device is not None else self.clip_device
         crop_size = (self.crop_size.height, self.crop_size.width)
-        clip_dtype = parse_clip_dtype(self.clip_dtype)  # also when the attribute was set after construction
-        return self._clip.get_model(self.clip_model_name, self.clip_pretrained, device, crop_size, clip_dtype)
+        return self._clip.get_model(
+            self.clip_model_name, self.clip_pretrained, device, crop_size, self.clip_weights_dtype
+        )
 
     def clip_tokenizer(self) -> Callable:
         """The open_clip tokenizer of `clip_model_name`, built on first use."""
@@ -153,13 +160,13 @@ class MistVideoProcessor(BaseVideoProcessor):
     def encode_images(self, pixel_values: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """CLIP image embeddings `[N, D]` float32 of normalised images `[N, 3, S, S]`, on their device."""
         model = self.clip_model(pixel_values.device)
-        autocast = parse_clip_dtype(self.clip_dtype) is None
+        autocast = self.clip_weights_dtype is None
         return embed_images(model, pixel_values, batch_size or self.clip_batch_size, autocast=autocast)
 
     def encode_text(self, texts: Sequence[str], device: str | torch.device | None = None) -> torch.Tensor:
         """Raw CLIP text embeddings `[B, D]` float32 (projected end-of-text token, not normalised), on CPU."""
         device = torch.device(device) if device is not None else self.clip_device
-        autocast = parse_clip_dtype(self.clip_dtype) is None
+        autocast = self.clip_weights_dtype is None
         return embed_texts(self.clip_model(device), self.clip_tokenizer(), texts, device, autocast=autocast)
 
     # ----- frames -----
@@ -235,9 +242,8 @@ class MistVideoProcessor(BaseVideoProcessor):
         `frame_features [B, F, D]` and `patch_features [B, F, P, D]`, float32 on CPU.
         """
         device = torch.device(device) if device is not None else self.clip_device
-        clip_dtype = parse_clip_dtype(self.clip_dtype)
-        if clip_dtype is not None:
-            pixel_dtype = getattr(torch, clip_dtype)
+        if self.clip_weights_dtype is not None:
+            pixel_dtype = getattr(torch, self.clip_weights_dtype)
         else:
             pixel_dtype = torch.float16 if device.type == "cuda" else torch.float32
         pixel_values = []
