@@ -44,7 +44,7 @@ from .data import (
     load_questions,
     read_answer_vocabulary,
 )
-from .errors import BrokenFileError, Failure, UsageError, check_local_or_hub, hub_failure
+from .errors import BrokenFileError, Failure, UsageError, check_local_or_hub, hub_failure, named_by
 from .factory import build_model, freeze_text_encoders, make_trainer
 from .model_card import write_model_card
 from .trainer import OPEN_ENDED_TOP_K, build_compute_metrics
@@ -127,8 +127,9 @@ class TrainOptions:
 
 def default_preset(options: TrainOptions) -> str:
     """`nextqa` when the training questions have choices, `agqa` otherwise."""
-    splits = load_questions(_required(options.dataset, "--dataset"))
-    return "nextqa" if is_multiple_choice(get_split(splits, options.train_split, options.dataset)) else "agqa"
+    with named_by("--dataset"):
+        splits = load_questions(_required(options.dataset, "--dataset"))
+        return "nextqa" if is_multiple_choice(get_split(splits, options.train_split, options.dataset)) else "agqa"
 
 
 def _required(value, flag: str):
@@ -282,11 +283,13 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
         _required(options.features, "--features"),
     )
     checkpoint = prepare_output_dir(training_args, options.overwrite_output_dir)
-    features = load_features(features_source, options.features_split)
+    with named_by("--features"):
+        features = load_features(features_source, options.features_split)
     config_kwargs = fitted_config_kwargs(preset, options.config_overrides, features, features_source)
 
-    splits = load_questions(dataset)
-    train_questions = limit(get_split(splits, options.train_split, dataset), options.max_train_samples)
+    with named_by("--dataset"):
+        splits = load_questions(dataset)
+        train_questions = limit(get_split(splits, options.train_split, dataset), options.max_train_samples)
     evaluated = {}
     for split in (options.eval_split, options.test_split):
         if split and find_split(splits, split) is not None:
@@ -296,11 +299,12 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
 
-    check_question_embeddings(
-        {"train": train_questions, **evaluated},
-        config_kwargs.get("clip_hidden_size", MistConfig.clip_hidden_size),
-        dataset,
-    )
+    with named_by("--dataset"):
+        check_question_embeddings(
+            {"train": train_questions, **evaluated},
+            config_kwargs.get("clip_hidden_size", MistConfig.clip_hidden_size),
+            dataset,
+        )
     multiple_choice = is_multiple_choice(train_questions)
     task = "multiple-choice" if multiple_choice else "open-ended"
     if preset.task is not None and preset.task != task:
