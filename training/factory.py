@@ -7,7 +7,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoProcessor, TrainingArguments
 
 import modeling_mist  # noqa: F401  (registers MIST with the Auto classes)
-from configuration.arguments import build_model_config_kwargs
+from configuration.model_config import build_model_config_kwargs
 from configuration.presets import Preset
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
 from modeling_mist.clip_runtime_mist import parse_clip_pretrained

@@ -24,7 +24,7 @@ from pathlib import Path
 from datasets import DatasetDict
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
-from configuration.arguments import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
+from configuration.model_config import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
 from configuration.presets import Preset, resolve_text_encoder
 from modeling_mist import MistConfig, MistProcessor
 from processing.feature_store import write_text_atomically
