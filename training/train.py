@@ -387,9 +387,7 @@ def build_model_and_processor(
     task: str,
 ) -> tuple[MistForVideoQuestionAnswering, MistProcessor]:
     """A fresh model of the fitted config (text encoders frozen when asked) and the processor that reads for it."""
-    model = build_model(
-        preset, options.config_overrides, text_encoder, tokenizer, vocabulary, task=task, config_kwargs=config_kwargs
-    )
+    model = build_model(config_kwargs, text_encoder, tokenizer, vocabulary, task=task)
     freeze = options.freeze_text_encoders
     if freeze if freeze is not None else preset.freeze_text_encoders:
         freeze_text_encoders(model)
