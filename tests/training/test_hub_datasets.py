@@ -11,6 +11,7 @@ from unittest.mock import patch
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from datasets import load_from_disk
 from huggingface_hub import HfApi
 from training_testing import RecordingHub, write_video
 
@@ -173,6 +174,11 @@ def train_and_evaluate(questions: Path, features: Path, out: Path, text_encoder_
          "--disable_tqdm", "true", *extra]
     )  # fmt: skip
     assert code == 0
+    saved = json.loads((out / "processor_config.json").read_text())
+    saved = saved.get("video_processor", saved)
+    settings = json.loads(load_from_disk(str(features)).info.description.split(": ", 1)[1])
+    # one CLIP per model: the processor embeds questions with the CLIP recorded in the features (no --clip-model)
+    assert (saved["clip_model_name"], saved["clip_pretrained"]) == (settings["clip_model_name"], None)
     reports = json.loads((out / "data_report.json").read_text())
     assert all(report["kept"] == report["total"] for report in reports), reports  # none lost: every video is there
     split = "test"
