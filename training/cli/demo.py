@@ -15,7 +15,7 @@ import logging
 
 from huggingface_hub.errors import StrictDataclassError
 
-from configuration.arguments import MistArgumentParser
+from training.cli.arguments import MistArgumentParser
 from training.demo import DemoOptions, run_demo
 from training.errors import ReportedErrors
 
