@@ -3,8 +3,9 @@
 * `question_only`: both feature tensors zeroed (the collator's `zero_video`);
 * `summaries_only`: the patch features zeroed, so every patch token carries its grid position and nothing
   else; the frame features (hence the segment summaries) are untouched;
-* `all_patches`: every segment kept, every patch of every frame (no selection): the upper bound selection
-  should approach at a fraction of the sequence;
+* `all_patches`: every segment kept, every patch of every frame (no selection; the segments' top-k of all of
+  them, so in the order the segment selector ranks them): the upper bound selection should approach at a
+  fraction of the sequence;
 * `oracle`: MIST's own architecture whose selectors are handed the evidence: the asked object's segment is
   the top kept segment and its two cells (the object's and the item's) are the top kept patches of every
   kept frame, the rest ranked by the selectors' own scores. It separates "cannot select" from "cannot
@@ -27,7 +28,9 @@ def twin_config_overrides(twin: str, num_segments: int) -> str | None:
     if twin not in TWINS:
         raise ValueError(f"unknown twin {twin!r}; expected one of {', '.join(TWINS)}")
     if twin == "all_patches":
-        return f"use_patch_selection=False,num_selected_segments={num_segments}"
+        # top-k of all S segments is all of them, in the selector's order, in training too (a Gumbel rule's S
+        # draws with replacement would repeat some segments and drop others)
+        return f"use_patch_selection=False,num_selected_segments={num_segments},train_selection=topk"
     return None
 
 
