@@ -25,7 +25,7 @@ from modeling_mist import MistProcessor
 
 from ..data import MistQuestionDataset, VideoFeatureStore
 from ..factory import build_model, freeze_text_encoders, make_collator, make_trainer
-from .patch_task import PatchTaskConfig, PatchVideoQA, patch_answer_vocabulary
+from .patch_task import ITEM_WORDS, QUADRANT_WORDS, PatchTaskConfig, PatchVideoQA, patch_answer_vocabulary
 from .patch_twins import TWINS, EvidenceDataset, TwinCollator, install_oracle, twin_config_overrides
 from .runner import ProgressLine, format_table, quiet_libraries
 
@@ -42,6 +42,7 @@ class PatchDemoOptions:
     training_overrides: str | None = None  # TrainingArguments overrides, e.g. "learning_rate=1e-3,warmup_steps=0.1"
     task_overrides: str | None = None  # PatchTaskConfig overrides, e.g. "question_kinds=['beside']"
     twins: tuple[str, ...] = TWINS  # which models to train, MIST first
+    curve_points: int = 8  # test accuracy this many times during training (accuracy against examples seen); 0: none
 
 
 def patch_task_config(args: PatchDemoOptions) -> PatchTaskConfig:
@@ -71,6 +72,7 @@ def train_twin(twin: str, questions, store, vocabulary, args: PatchDemoOptions, 
         "disable_tqdm": True,
         "logging_steps": 50,
         "report_to": "none",
+        **({"eval_strategy": "steps", "eval_steps": 1 / args.curve_points} if args.curve_points > 0 else {}),
         **parse_config_overrides(args.training_overrides),
     }
     training_args = TrainingArguments(output_dir=str(Path(args.output_dir) / twin), **training)
@@ -94,6 +96,12 @@ def train_twin(twin: str, questions, store, vocabulary, args: PatchDemoOptions, 
         "seconds": seconds,
         "steps": trainer.state.global_step,
         "config_overrides": overrides,
+        # test accuracy against training examples seen, from the evaluations during training
+        "curve": [
+            (entry["step"] * training_args.per_device_train_batch_size, entry["eval_accuracy"])
+            for entry in trainer.state.log_history
+            if "eval_accuracy" in entry
+        ],
     }
     if twin in ("mist", "oracle"):
         result["selection"] = patch_evidence_hits(model, test_dataset, trainer.data_collator)
@@ -189,8 +197,41 @@ def run_patch_demo(args: PatchDemoOptions, report: Callable[[str], None] = print
             json.dump({"options": vars(args), "results": results}, handle, indent=2, default=list)
     report("")
     report(twins_table(results, task_config.question_kinds))
+    report(f"chance (a uniform guess among the answers of the question's kind): {_percent(chance_accuracy(task_config))}")
+    if any(result["curve"] for result in results):
+        plot_curves(results, output_dir / "curves.png", chance=chance_accuracy(task_config))
+        report(f"accuracy against training examples: {output_dir / 'curves.png'}")
     report(f"\ntotal {time.perf_counter() - started:.0f}s; results in {output_dir / 'patch_results.json'}")
     return {"options": vars(args), "results": results}
+
+
+def chance_accuracy(config: PatchTaskConfig) -> float:
+    """Accuracy of a uniform guess among the answers of each question's kind, the kinds asked equally often."""
+    sizes = {"beside": len(ITEM_WORDS), "where": len(QUADRANT_WORDS)}
+    return sum(1 / sizes[kind] for kind in config.question_kinds) / len(config.question_kinds)
+
+
+def plot_curves(results: list[dict], png: Path, chance: float) -> None:
+    """Test accuracy against training examples seen, one line per trained model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for result in results:
+        if result["curve"]:
+            examples, accuracy = zip(*result["curve"])
+            axes.plot(examples, [100 * value for value in accuracy], marker="o", label=TWIN_LABELS[result["twin"]])
+    axes.axhline(100 * chance, color="grey", linestyle=":", label="chance (a uniform guess within the kind)")
+    axes.set_xlabel("training examples seen")
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_ylim(0, 100)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(png, dpi=110)
+    plt.close(figure)
 
 
 def _percent(value: float) -> str:
