@@ -22,7 +22,7 @@ import logging
 
 from huggingface_hub.errors import StrictDataclassError
 
-from configuration.arguments import MistArgumentParser
+from training.cli.arguments import MistArgumentParser
 from training.demo import DemoOptions, run_demo
 from training.demo.patch_runner import PatchDemoOptions, run_patch_demo
 from training.demo.patch_twins import TWINS

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments
 
-from configuration.arguments import MistArgumentParser, available_cpu_workers
 from processing.feature_store import write_text_atomically
+from training.cli.arguments import MistArgumentParser, available_cpu_workers
 from training.data import (
     VideoFeatureStore,
     check_features_fit_model,

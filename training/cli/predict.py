@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from configuration.arguments import MistArgumentParser
+from training.cli.arguments import MistArgumentParser
 from training.data import VideoFeatureStore, check_features_fit_model, feature_geometry, load_features
 from training.errors import BrokenFileError, ReportedErrors, UsageError
 from training.explain import draw_explanation, explanation_timing, placeholder_frames, selections_of
