@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from configuration.arguments import parse_config_overrides
+from configuration.model_config import build_model_config_kwargs, parse_config_overrides
 from configuration.presets import DEMO, minilm_path
 from modeling_mist import MistProcessor
 
@@ -60,7 +60,7 @@ def train_twin(twin: str, questions, store, vocabulary, args: PatchDemoOptions, 
     torch.manual_seed(args.seed)
     num_segments = DEMO.model["num_segments"]
     overrides = ",".join(p for p in (args.config_overrides, twin_config_overrides(twin, num_segments)) if p) or None
-    model = build_model(DEMO, overrides, text_encoder, tokenizer, vocabulary)
+    model = build_model(build_model_config_kwargs(DEMO, overrides), text_encoder, tokenizer, vocabulary)
     freeze_text_encoders(model)
     if twin == "oracle":
         install_oracle(model)
