@@ -19,7 +19,7 @@ import torch
 from transformers import TrainingArguments
 
 from configuration.arguments import MistArgumentParser, available_cpu_workers
-from processing.feature_store import write_text_atomically
+from processing.file_utils import write_text_atomically
 from training.data import (
     VideoFeatureStore,
     check_features_fit_model,
