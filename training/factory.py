@@ -8,8 +8,6 @@ from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoModel, AutoProcessor, TrainingArguments
 
 import modeling_mist  # noqa: F401  (registers MIST with the Auto classes)
-from configuration.arguments import build_model_config_kwargs
-from configuration.presets import Preset
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
 from modeling_mist.clip_runtime_mist import parse_clip_pretrained
 
@@ -22,21 +20,19 @@ logger = logging.getLogger(__name__)
 
 
 def build_model(
-    preset: Preset,
-    config_overrides: str | None,
+    config_kwargs: dict,
     text_encoder: str | None,
     tokenizer,
     answer_vocabulary: list[str] | None,
     task: str = "open-ended",
-    config_kwargs: dict | None = None,
 ) -> MistForVideoQuestionAnswering:
-    """A fresh MIST for the preset and task, its text encoders loaded from `text_encoder` when given.
+    """A fresh MIST of `config_kwargs` (a preset's, with its overrides: `build_model_config_kwargs`) for the
+    task, its text encoders loaded from `text_encoder` when given.
 
     `task` is `"open-ended"` (then `answer_vocabulary` is the model's `id2label`) or `"multiple-choice"`
-    (the preset's `choice_template` says how each choice is written for the answer encoder).
-    `config_kwargs` (e.g. fitted to the features) replace the preset's config with `config_overrides`.
+    (the config's `choice_template` says how each choice is written for the answer encoder).
     """
-    kwargs = dict(config_kwargs) if config_kwargs is not None else build_model_config_kwargs(preset, config_overrides)
+    kwargs = dict(config_kwargs)
     if text_encoder is not None:
         # Size the config from the pretrained encoder so no throwaway default-size encoder is built.
         kwargs["text_config"] = AutoConfig.from_pretrained(text_encoder).to_dict()

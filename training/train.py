@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
-from configuration.arguments import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
+from configuration.model_config import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
 from configuration.presets import Preset, resolve_text_encoder
-from modeling_mist import MistConfig, MistProcessor
+from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
 from processing.file_utils import (
     NotEnoughSpaceError,
     check_free_space,
@@ -51,10 +51,10 @@ from .data import (
     load_questions,
     read_answer_vocabulary,
 )
-from .errors import BrokenFileError, Failure, Interrupted, UsageError, check_local_or_hub, hub_failure
+from .errors import BrokenFileError, Failure, Interrupted, UsageError, check_local_or_hub, hub_failure, named_by
 from .factory import build_model, freeze_text_encoders, make_trainer
 from .model_card import write_model_card
-from .trainer import OPEN_ENDED_TOP_K, build_compute_metrics
+from .trainer import OPEN_ENDED_TOP_K, MistTrainer, build_compute_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +134,9 @@ class TrainOptions:
 
 def default_preset(options: TrainOptions) -> str:
     """`nextqa` when the training questions have choices, `agqa` otherwise."""
-    splits = load_questions(_required(options.dataset, "--dataset"))
-    return "nextqa" if is_multiple_choice(get_split(splits, options.train_split, options.dataset)) else "agqa"
+    with named_by("--dataset"):
+        splits = load_questions(_required(options.dataset, "--dataset"))
+        return "nextqa" if is_multiple_choice(get_split(splits, options.train_split, options.dataset)) else "agqa"
 
 
 def _required(value, flag: str):
@@ -328,7 +329,7 @@ def train_or_explain(trainer, checkpoint: str | None, output_dir: Path):
         ) from error
 
 
-def save_final_model(trainer, staging: Path, output_dir: Path) -> None:
+def save_model_or_explain(trainer, staging: Path, output_dir: Path) -> None:
     """Write the model beside the results in `staging`, refusing up front when it cannot fit and removing the
     staging folder when the disk fills up anyway: the output folder keeps the previous model whole."""
     needed = saved_model_bytes(trainer.model)
@@ -358,45 +359,100 @@ def publish_saved_files(staging: Path, output_dir: Path) -> None:
 
 
 def train(options: TrainOptions, training_args: TrainingArguments, preset: Preset) -> dict:
-    """Train, evaluate, save; returns the results per evaluated split."""
-    dataset, features_source = (
-        _required(options.dataset, "--dataset"),
-        _required(options.features, "--features"),
-    )
+    """Train, evaluate, save; returns the results per evaluated split.
+
+    The stages, in order: check what the output folder may hold; fit the preset's config to the
+    features; read the question splits; choose the task and its answers; load the text encoder and
+    tokenizer; build the model and its processor; pair the questions with the features; train;
+    evaluate each split; save the model with its card and push it.
+    """
+    dataset = _required(options.dataset, "--dataset")
+    features_source = _required(options.features, "--features")
     check_training_length(training_args)
     checkpoint = prepare_output_dir(training_args, options.overwrite_output_dir)
-    features = load_features(features_source, options.features_split)
+    with named_by("--features"):
+        features = load_features(features_source, options.features_split)
     config_kwargs = fitted_config_kwargs(preset, options.config_overrides, features, features_source)
+    train_questions, evaluated = read_question_splits(options, training_args)
+    with named_by("--dataset"):
+        check_question_embeddings(
+            {"train": train_questions, **evaluated},
+            config_kwargs.get("clip_hidden_size", MistConfig.clip_hidden_size),
+            dataset,
+        )
+    task, vocabulary = choose_task(train_questions, preset, options.answer_vocabulary)
+    text_encoder_name, text_encoder, tokenizer = load_text_encoder(options, preset)
+    set_seed(training_args.seed)  # the model is built before the Trainer seeds: seed its initialisation here
+    model, processor = build_model_and_processor(
+        options, preset, config_kwargs, text_encoder, tokenizer, vocabulary, task
+    )
+    train_dataset, eval_datasets = pair_questions_with_features(
+        options, train_questions, evaluated, features, processor, vocabulary, progress=not training_args.disable_tqdm
+    )
+    reports = [train_dataset.report] + [eval_dataset.report for eval_dataset in eval_datasets.values()]
+    card = RunCard(
+        training_args,
+        dict(
+            dataset=dataset,
+            features=features_source,
+            feature_settings=feature_settings(features),
+            clip={
+                "model": processor.video_processor.clip_model_name,
+                "pretrained": processor.video_processor.clip_pretrained,
+            },
+            preset=preset.name,
+            task=task,
+            text_encoder=text_encoder_name,
+            config=model.config,
+            training_arguments=training_args,
+            data_reports=[report.as_dict() for report in reports],
+            results={},
+        ),
+    )
+    eval_dataset = eval_datasets.get(options.eval_split)
+    trainer = create_trainer(model, processor, training_args, train_dataset, eval_dataset, card)
+    card.fields["train_runtime"] = train_and_save_metrics(trainer, checkpoint)
+    card.fields["results"].update(evaluate_splits(trainer, eval_datasets, options.eval_split))
+    save_final_model(trainer, training_args, card)
+    return card.fields["results"]
 
-    splits = load_questions(dataset)
-    train_questions = limit(get_split(splits, options.train_split, dataset), options.max_train_samples)
+
+def read_question_splits(options: TrainOptions, training_args: TrainingArguments) -> tuple[Dataset, dict]:
+    """The training questions and the evaluated splits that exist (`{split: questions}`), each cut to its
+    `--max-*-samples`; evaluation during training is turned off when the eval split is missing."""
+    with named_by("--dataset"):
+        splits = load_questions(options.dataset)
+        train_questions = limit(get_split(splits, options.train_split, options.dataset), options.max_train_samples)
     evaluated = {}
     for split in (options.eval_split, options.test_split):
         if split and find_split(splits, split) is not None:
-            evaluated[split] = limit(get_split(splits, split, dataset), options.max_eval_samples)
+            evaluated[split] = limit(get_split(splits, split, options.dataset), options.max_eval_samples)
     if (not options.eval_split or options.eval_split not in evaluated) and training_args.eval_strategy != "no":
         logger.info("no %r split: evaluation during training is off", options.eval_split)
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
+    return train_questions, evaluated
 
-    check_question_embeddings(
-        {"train": train_questions, **evaluated},
-        config_kwargs.get("clip_hidden_size", MistConfig.clip_hidden_size),
-        dataset,
-    )
+
+def choose_task(train_questions: Dataset, preset: Preset, answer_vocabulary: str | None) -> tuple[str, list | None]:
+    """`"multiple-choice"` when the questions have choices, else `"open-ended"` with its answer vocabulary
+    (read from `answer_vocabulary`, or the training answers)."""
     multiple_choice = is_multiple_choice(train_questions)
     task = "multiple-choice" if multiple_choice else "open-ended"
     if preset.task is not None and preset.task != task:
         logger.warning("preset %r is for %s questions but the data are %s", preset.name, preset.task, task)
-    vocabulary = None
-    if not multiple_choice:
-        vocabulary = (
-            read_answer_vocabulary(options.answer_vocabulary)
-            if options.answer_vocabulary
-            else build_answer_vocabulary(train_questions)
-        )
-        logger.info("answer vocabulary: %d answers", len(vocabulary))
+    if multiple_choice:
+        return task, None
+    vocabulary = (
+        read_answer_vocabulary(answer_vocabulary) if answer_vocabulary else build_answer_vocabulary(train_questions)
+    )
+    logger.info("answer vocabulary: %d answers", len(vocabulary))
+    return task, vocabulary
 
+
+def load_text_encoder(options: TrainOptions, preset: Preset) -> tuple[str | None, str | None, object]:
+    """(the encoder as named, where its weights are, its tokenizer) from `--text-encoder` / `--tokenizer`
+    or the preset; raises `UsageError` when neither names one."""
     text_encoder_name = options.text_encoder or preset.text_encoder
     text_encoder = resolve_text_encoder(text_encoder_name)
     tokenizer_source = options.tokenizer or text_encoder
@@ -405,10 +461,20 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
     if text_encoder is not None and text_encoder != tokenizer_source:
         check_local_or_hub(text_encoder, "--text-encoder")
     tokenizer = _load_tokenizer(tokenizer_source, "--tokenizer" if options.tokenizer else "--text-encoder")
-    set_seed(training_args.seed)  # the model is built before the Trainer seeds: seed its initialisation here
-    model = build_model(
-        preset, options.config_overrides, text_encoder, tokenizer, vocabulary, task=task, config_kwargs=config_kwargs
-    )
+    return text_encoder_name, text_encoder, tokenizer
+
+
+def build_model_and_processor(
+    options: TrainOptions,
+    preset: Preset,
+    config_kwargs: dict,
+    text_encoder: str | None,
+    tokenizer,
+    vocabulary: list | None,
+    task: str,
+) -> tuple[MistForVideoQuestionAnswering, MistProcessor]:
+    """A fresh model of the fitted config (text encoders frozen when asked) and the processor that reads for it."""
+    model = build_model(config_kwargs, text_encoder, tokenizer, vocabulary, task=task)
     freeze = options.freeze_text_encoders
     if freeze if freeze is not None else preset.freeze_text_encoders:
         freeze_text_encoders(model)
@@ -416,51 +482,62 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
     processor = MistProcessor.from_mist_config(
         model.config, tokenizer, **{key: value for key, value in clip_choice.items() if value is not None}
     )
-    question_splits = add_question_clip_embeddings(
-        DatasetDict({"train": train_questions, **evaluated}),
-        processor.video_processor.encode_text,
-        progress=not training_args.disable_tqdm,
-    )
+    return model, processor
 
+
+def pair_questions_with_features(
+    options: TrainOptions,
+    train_questions: Dataset,
+    evaluated: dict,
+    features,
+    processor: MistProcessor,
+    vocabulary: list | None,
+    progress: bool,
+) -> tuple[MistQuestionDataset, dict[str, MistQuestionDataset]]:
+    """The training and evaluation datasets: questions (with their CLIP embeddings) beside their videos'
+    features; logs what each kept, and raises `UsageError` when no training question is usable."""
+    question_splits = add_question_clip_embeddings(
+        DatasetDict({"train": train_questions, **evaluated}), processor.video_processor.encode_text, progress=progress
+    )
     store = VideoFeatureStore(features)
     train_dataset = MistQuestionDataset(question_splits["train"], store, vocabulary, split=options.train_split)
     eval_datasets = {
         name: MistQuestionDataset(question_splits[name], store, vocabulary, keep_unlabeled=True, split=name)
         for name in evaluated
     }
-    reports = [train_dataset.report] + [dataset.report for dataset in eval_datasets.values()]
-    for report in reports:
-        logger.info("%s", report.summary())
+    for dataset in [train_dataset, *eval_datasets.values()]:
+        logger.info("%s", dataset.report.summary())
     if len(train_dataset) == 0:
-        raise UsageError(f"--dataset {dataset}: no usable training questions: {train_dataset.report.summary()}")
-
-    results: dict[str, dict] = {}
-    card_fields = dict(
-        dataset=dataset,
-        features=features_source,
-        feature_settings=feature_settings(features),
-        clip={
-            "model": processor.video_processor.clip_model_name,
-            "pretrained": processor.video_processor.clip_pretrained,
-        },
-        preset=preset.name,
-        task=task,
-        text_encoder=text_encoder_name,
-        config=model.config,
-        training_arguments=training_args,
-        data_reports=[report.as_dict() for report in reports],
-        results=results,
-    )
-    trainer = None
-
-    def write_card(output_dir) -> None:
-        model_id = getattr(trainer, "hub_model_id", None) or training_args.hub_model_id
-        write_model_card(output_dir, model_name=model_id or Path(training_args.output_dir).name, **card_fields)
-
-    try:
-        trainer = make_trainer(
-            model, processor, training_args, train_dataset, eval_datasets.get(options.eval_split), model_card=write_card
+        raise UsageError(
+            f"--dataset {options.dataset}: no usable training questions: {train_dataset.report.summary()}"
         )
+    return train_dataset, eval_datasets
+
+
+@dataclass
+class RunCard:
+    """The run's model card: the Trainer writes it into every pushed checkpoint, `train` beside the final model."""
+
+    training_args: TrainingArguments
+    fields: dict  # `render_model_card`'s keyword arguments; results and runtime are filled in as the run goes
+    trainer: MistTrainer | None = None  # once built: its Hub repository names the model
+
+    def write(self, output_dir) -> None:
+        model_id = getattr(self.trainer, "hub_model_id", None) or self.training_args.hub_model_id
+        write_model_card(output_dir, model_name=model_id or Path(self.training_args.output_dir).name, **self.fields)
+
+
+def create_trainer(
+    model: MistForVideoQuestionAnswering,
+    processor: MistProcessor,
+    training_args: TrainingArguments,
+    train_dataset: MistQuestionDataset,
+    eval_dataset: MistQuestionDataset | None,
+    card: RunCard,
+) -> MistTrainer:
+    """The run's Trainer; with `--push-to-hub` it creates the Hub repository, and a failure says how to go on."""
+    try:
+        card.trainer = make_trainer(model, processor, training_args, train_dataset, eval_dataset, model_card=card.write)
     except Exception as error:  # noqa: BLE001  (with --push-to-hub the Trainer creates the Hub repository first)
         if not training_args.push_to_hub:
             raise
@@ -469,35 +546,52 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
             f"cannot be created ({type(error).__name__}: {error}); log in (`hf auth login`) or train without "
             "--push-to-hub and upload later"
         ) from error
+    return card.trainer
 
-    output_dir = Path(training_args.output_dir)
-    main_process = trainer.is_world_process_zero()
-    if main_process:
-        check_space_for_run(model, training_args)
+
+def train_and_save_metrics(trainer: MistTrainer, checkpoint: str | None) -> float:
+    """Check the disk can hold the run, train (resuming from `checkpoint`), write `train_results.json` to the
+    staging folder (moved in with the model, so a full disk leaves neither); returns the training time in seconds."""
+    output_dir = Path(trainer.args.output_dir)
+    if trainer.is_world_process_zero():
+        check_space_for_run(trainer.model, trainer.args)
     started = time.perf_counter()
     train_output = train_or_explain(trainer, checkpoint, output_dir)
-    card_fields["train_runtime"] = time.perf_counter() - started
-    # The metrics and the model are written to a staging folder and moved in together: a full disk leaves neither.
-    staging = output_dir / STAGING_NAME
-    if main_process:
-        shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftovers
-        save_metrics(staging, "train", train_output.metrics)
+    runtime = time.perf_counter() - started
+    if trainer.is_world_process_zero():
+        shutil.rmtree(output_dir / STAGING_NAME, ignore_errors=True)  # a killed run's leftovers
+        save_metrics(output_dir / STAGING_NAME, "train", train_output.metrics)
+    return runtime
 
+
+def evaluate_splits(trainer: MistTrainer, eval_datasets: dict, eval_split: str | None) -> dict[str, dict]:
+    """Accuracy overall and per question type on each split (the eval split's metrics prefixed `eval`),
+    each written to `{prefix}_results.json` in the staging folder; returns `{split: metrics}`."""
+    results = {}
     for name, eval_dataset in eval_datasets.items():
-        prefix = "eval" if name == options.eval_split else name
+        prefix = "eval" if name == eval_split else name
         trainer.compute_metrics = build_compute_metrics(
-            eval_dataset.column("question_type"), None if multiple_choice else OPEN_ENDED_TOP_K
+            eval_dataset.column("question_type"), None if trainer.model.config.multiple_choice else OPEN_ENDED_TOP_K
         )
         metrics = trainer.evaluate(eval_dataset, metric_key_prefix=prefix)
-        if main_process:
-            save_metrics(staging, prefix, metrics)
+        if trainer.is_world_process_zero():
+            save_metrics(Path(trainer.args.output_dir) / STAGING_NAME, prefix, metrics)
         results[name] = metrics
+    return results
 
-    save_final_model(trainer, staging, output_dir)
+
+def save_final_model(trainer: MistTrainer, training_args: TrainingArguments, card: RunCard) -> None:
+    """Save the model and processor beside the results in the staging folder, then move them into `--output-dir`
+    (each file replacing its namesake in one rename), then its card and data report; push the folder with
+    `--push-to-hub`."""
+    main_process = trainer.is_world_process_zero()
+    output_dir = Path(training_args.output_dir)
+    staging = output_dir / STAGING_NAME
+    save_model_or_explain(trainer, staging, output_dir)  # pushed below, once the files are in place
     if main_process:
         publish_saved_files(staging, output_dir)
-        write_card(output_dir)
-        write_text_atomically(output_dir / "data_report.json", json.dumps(card_fields["data_reports"], indent=2))
+        card.write(output_dir)
+        write_text_atomically(output_dir / "data_report.json", json.dumps(card.fields["data_reports"], indent=2))
     if training_args.push_to_hub:
         try:
             trainer.push_to_hub(commit_message="mist train")
@@ -507,4 +601,3 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
                 f"({type(error).__name__}: {error}); upload it later with "
                 f"`hf upload {trainer.hub_model_id} {output_dir}`"
             ) from error
-    return results

@@ -1,4 +1,5 @@
-"""The `mist` command line: its modules never import each other; --version and --help answer."""
+"""The `mist` command line: its command modules never import each other (only the shared
+`training.cli.arguments`); --version and --help answer."""
 
 import ast
 from importlib.metadata import version
@@ -7,6 +8,7 @@ from pathlib import Path
 from training.cli import SUBCOMMANDS, main
 
 CLI_FOLDER = Path(__file__).resolve().parents[2] / "training" / "cli"
+SHARED_MODULES = {"training.cli.arguments", ".arguments"}  # command-line code every command uses
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -24,7 +26,11 @@ def test_no_command_module_imports_another():
     assert all(path.exists() for path in command_modules)
     for path in command_modules:
         imports = imported_modules(path)
-        offending = {name for name in imports if name.startswith("training.cli") or name.startswith(".")}
+        offending = {
+            name
+            for name in imports
+            if (name.startswith("training.cli") or name.startswith(".")) and name not in SHARED_MODULES
+        }
         assert not offending, f"{path.name} imports {offending}"
 
 

@@ -5,8 +5,8 @@ import importlib
 
 import pytest
 
-from configuration.arguments import MistArgumentParser, parse_with_preset
 from training.cli import main as mist
+from training.cli.arguments import MistArgumentParser, parse_with_preset
 from training.train import TrainOptions
 
 

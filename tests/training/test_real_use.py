@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from training_testing import write_video
 from transformers import AutoModel, Trainer
 
-from configuration.arguments import DEFAULT_SAVE_TOTAL_LIMIT, parse_with_preset
+from training.cli.arguments import DEFAULT_SAVE_TOTAL_LIMIT, parse_with_preset
 from configuration.presets import TINY
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering
 from modeling_mist.video_processing_mist import MistVideoProcessor

@@ -3,8 +3,9 @@
 Everything about the command line lives in this package: sub-commands, argument parsing, printing
 and exit codes (0 success, 1 a failure while working, 2 a usage error). The work itself is done by
 library modules (`training.*`, `processing.*`) that no command owns, and no command module imports
-another. Each module exposes `main(argv) -> int` and is imported only when its sub-command runs,
-keeping `mist --help` fast. `python -m training.cli ...` is the same command (for `torchrun` and
+another (they share only `training.cli.arguments`: the parser and the `TrainingArguments` defaults).
+Each module exposes `main(argv) -> int` and is imported only when its sub-command runs, keeping
+`mist --help` fast. `python -m training.cli ...` is the same command (for `torchrun` and
 `accelerate launch`).
 """
 

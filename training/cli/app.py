@@ -14,7 +14,7 @@ from pathlib import Path
 
 from huggingface_hub.errors import StrictDataclassError
 
-from configuration.arguments import MistArgumentParser
+from training.cli.arguments import MistArgumentParser
 from training.errors import Failure, ReportedErrors, UsageError
 
 DEFAULT_DEMO_DIR = "outputs/demo"

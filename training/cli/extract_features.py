@@ -16,11 +16,12 @@ not be read, 2 unusable arguments.
 import argparse
 import sys
 
-from configuration.arguments import MistArgumentParser, build_model_config_kwargs
+from configuration.model_config import build_model_config_kwargs
 from configuration.presets import PRESETS, get_preset
 from modeling_mist import MistConfig, MistVideoProcessor
 from modeling_mist.clip_runtime_mist import CLIP_DTYPES, parse_clip_dtype, parse_clip_pretrained
 from processing.extract_features import ExtractionOptions, extract_features
+from training.cli.arguments import MistArgumentParser
 from training.errors import BrokenFileError, ReportedErrors, check_local_or_hub, hub_failure
 
 

@@ -11,8 +11,8 @@ run leaves the earlier files whole. Exit status: 0 done, 1 an annotation file ca
 
 import json
 
-from configuration.arguments import MistArgumentParser
 from processing.prepare_dataset import READERS, convert
+from training.cli.arguments import MistArgumentParser
 from training.errors import ReportedErrors
 
 

@@ -20,7 +20,7 @@ import sys
 from huggingface_hub.errors import StrictDataclassError
 from transformers import HfArgumentParser, TrainingArguments
 
-from configuration.arguments import parse_with_preset, short_help
+from training.cli.arguments import parse_with_preset, short_help
 from training.errors import ReportedErrors
 from training.train import TrainOptions, default_preset, train
 

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from configuration.arguments import parse_config_overrides
+from configuration.model_config import build_model_config_kwargs, parse_config_overrides
 from configuration.presets import DEMO, minilm_path
 from modeling_mist import MistProcessor
 
@@ -81,7 +81,7 @@ def train_one(
     tokenizer = AutoTokenizer.from_pretrained(text_encoder)
     torch.manual_seed(args.seed)
     overrides = ",".join(part for part in (args.config_overrides, extra_overrides) if part) or None
-    model = build_model(DEMO, overrides, text_encoder, tokenizer, vocabulary)
+    model = build_model(build_model_config_kwargs(DEMO, overrides), text_encoder, tokenizer, vocabulary)
     freeze_text_encoders(model)
     processor = MistProcessor.from_mist_config(model.config, tokenizer, clip_pretrained=None)
     training_args = TrainingArguments(
