@@ -181,3 +181,8 @@ def check_saved_model(path: Path, flag: str) -> None:
             f"{path}: no weights (model.safetensors), only {', '.join(held[:6])}: "
             f"was its training run killed before it saved the model?{hint}"
         )
+    if not (path / "processor_config.json").is_file():
+        raise BrokenFileError(
+            f"{path}: no processor_config.json (the tokenizer, CLIP choice and answers saved beside the model); a "
+            "checkpoint converted without a tokenizer: convert it again with --tokenizer NAME_OR_DIR"
+        )
