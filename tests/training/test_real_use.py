@@ -339,3 +339,29 @@ def test_mist_app_takes_debug(tmp_path, capsys):
     with pytest.raises(SystemExit):
         mist(["app", "--help"])
     assert "--debug" in capsys.readouterr().out
+
+
+# ----- 8. the fine-tuning example is as forgiving as mist train ----------------------------------------------
+
+
+def test_the_example_reads_minilm_and_names_the_sizes_that_fit(tiny_task, clip_model_name, tmp_path, capsys):
+    from training.examples.finetune_with_trainer import finetune
+    from training.examples.finetune_with_trainer import main as example
+
+    questions = tmp_path / "train.jsonl"
+    rows = load_from_disk(str(tiny_task[0]))["train"].remove_columns("question_clip_embedding").select(range(8))
+    rows.to_json(str(questions))
+    arguments = ["--questions", str(questions), "--features", str(tiny_task[1]), "--output-dir", str(tmp_path / "o")]
+    assert example([*arguments, "--text-encoder", "minilm", "--clip-model", clip_model_name]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].split(": ", 1)[1] == (
+        "the model of the agqa preset cannot read them (num_selected_patches=12 must be "
+        "in [1, grid_size**2=4]): pass --config-overrides "
+        "clip_hidden_size=16,grid_size=2,num_frames=8,num_selected_patches=4"
+    )
+    sizes = dict(num_selected_patches=4, num_segments=4, hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                 crop_size=224, max_question_length=12, max_answer_length=6)  # fmt: skip
+    trainer, _ = finetune(
+        str(questions), str(tiny_task[1]), "minilm", str(tmp_path / "out"), clip_model=clip_model_name,
+        clip_pretrained=None, config_kwargs=sizes, max_steps=1, use_cpu=True, disable_tqdm=True,
+    )  # fmt: skip
+    assert trainer.model.config.text_config.hidden_size == 384  # all-MiniLM-L6-v2, read from the package
