@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, TrainingArguments
+from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
 from configuration.model_config import build_model_config_kwargs, parse_config_overrides
@@ -86,6 +86,9 @@ def train_twin(twin: str, questions, store, vocabulary, args: PatchDemoOptions, 
     trainer.data_collator = TwinCollator(trainer.data_collator, twin)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(ProgressLine(twin, report))
+    selection_curve = SelectionCurve(test_dataset, trainer.data_collator) if twin in ("mist", "oracle") else None
+    if selection_curve is not None and args.curve_points > 0:
+        trainer.add_callback(selection_curve)
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
@@ -102,10 +105,25 @@ def train_twin(twin: str, questions, store, vocabulary, args: PatchDemoOptions, 
             for entry in trainer.state.log_history
             if "eval_accuracy" in entry
         ],
+        "selection_curve": selection_curve.points if selection_curve is not None else [],
     }
     if twin in ("mist", "oracle"):
         result["selection"] = patch_evidence_hits(model, test_dataset, trainer.data_collator)
     return result
+
+
+class SelectionCurve(TrainerCallback):
+    """At every evaluation during training, the evidence hits of the model as it is (to see when selection is
+    learned): `points` holds (training examples seen, hits per layer)."""
+
+    def __init__(self, dataset, collator):
+        self.dataset, self.collator, self.points = dataset, collator, []
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        examples = state.global_step * args.per_device_train_batch_size
+        if not self.points or self.points[-1][0] != examples:  # the final evaluation repeats the last one
+            self.points.append((examples, patch_evidence_hits(model, self.dataset, self.collator)))
+        model.train()
 
 
 @torch.no_grad()
