@@ -56,6 +56,11 @@ def patch_main(argv: list[str]) -> int:
     )
     parser.add_argument("--task-overrides", default=None, help="PatchTaskConfig overrides, e.g. 'question_alignment=0.3'")
     parser.add_argument(
+        "--train-answer-encoder",
+        action="store_true",
+        help="train the answer encoder too (the question encoder stays frozen)",
+    )
+    parser.add_argument(
         "--curve-points",
         type=int,
         default=defaults.curve_points,
