@@ -278,6 +278,11 @@ def load_video_frames(
         return _read_frame_folder(path, sample_indices_fn)
     if not os.path.isfile(path):
         raise VideoDecodeError(f"{path}: no such file or folder")
+    if path.lower().endswith(IMAGE_EXTENSIONS):  # ffmpeg would read it as a one-frame video
+        raise VideoDecodeError(
+            f"{path}: an image, not a video; expected a video file ({', '.join(VIDEO_EXTENSIONS)}) or a folder of "
+            "frame images"
+        )
     return _read_video_file(path, sample_indices_fn)
 
 

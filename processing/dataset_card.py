@@ -14,7 +14,8 @@ from pathlib import Path
 
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 
-from processing.feature_store import SETTINGS_FILE, SETTINGS_PREFIX, write_text_atomically
+from processing.feature_store import SETTINGS_FILE, SETTINGS_PREFIX
+from processing.file_utils import write_text_atomically
 
 LICENSE_NOTE = (
     "The questions and videos keep the license and terms of use of the dataset they come from; this "

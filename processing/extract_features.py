@@ -31,6 +31,7 @@ from modeling_mist.video_decoding_mist import VideoDecodeError
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.decode_pool import batched, decode_ahead
 from processing.feature_store import SETTINGS_PREFIX, FeatureStore, restore_interrupted_swap
+from processing.file_utils import NotEnoughSpaceError, megabytes
 from processing.question_embeddings import add_question_embeddings
 from processing.video_inputs import find_clips, find_video_inputs, find_videos, open_video  # noqa: F401  (API)
 
@@ -151,8 +152,17 @@ def extract_share(
                 [torch.from_numpy(frames) for _, frames in good], device=device, batch_size=options.clip_batch_size
             )
             for (video, _), frames_of_video, patches_of_video in zip(good, frame_features, patch_features):
-                store.write(video.video_id, frames_of_video, patches_of_video, options.dtype)
-            computed += len(good)
+                try:
+                    store.write(video.video_id, frames_of_video, patches_of_video, options.dtype)
+                except NotEnoughSpaceError as error:
+                    per_video = (frames_of_video.numel() + patches_of_video.numel()) * np.dtype(options.dtype).itemsize
+                    left = len(pending) - computed
+                    raise NotEnoughSpaceError(
+                        f"{store.work_dir}: the disk is full after {computed} of the {len(pending)} videos to compute; "
+                        f"the {left} others need about {megabytes(left * per_video)} (and the dataset twice the whole "
+                        f"when it is written); the finished videos are kept: free space and rerun to continue"
+                    ) from error
+                computed += 1
         progress.update(len(batch))
     progress.close()
     return {"share": len(share), "reused": len(share) - len(pending), "computed": computed, "failed": failed}
@@ -202,13 +212,30 @@ def extract_features(options: ExtractionOptions) -> ExtractionSummary:
     videos = found.videos
     if options.clips:
         videos = find_clips(options.clips, videos)
+    store = FeatureStore(work_dir)
+    if not state.is_main_process:
+        return _extract(options, settings, videos, store, state, found.skipped_members)
+    store.lock(" ".join(sys.argv))
+    try:
+        return _extract(options, settings, videos, store, state, found.skipped_members)
+    finally:
+        store.unlock()
+        if os.path.isdir(work_dir):
+            store.remove_if_nothing_finished()
+
+
+def _extract(
+    options: ExtractionOptions, settings: dict, videos: list, store: FeatureStore, state, skipped_members
+) -> ExtractionSummary:
+    """`extract_features` once the work folder is this run's (the main process holds its lock);
+    `skipped_members` counts the archives' non-video members, for the summary."""
+    output_dir, work_dir = os.path.normpath(options.output_dir), store.work_dir
     if state.is_main_process:
         restore_interrupted_swap(output_dir)
     state.wait_for_everyone()
     _check_output_dir(output_dir)
     existing = existing_dataset(output_dir, settings)
     done_before = frozenset(map(str, existing["video_id"])) if existing is not None else frozenset()
-    store = FeatureStore(work_dir)
     if state.is_main_process:
         store.prepare(settings)
     state.wait_for_everyone()  # the work folder is ready before anyone writes to it
@@ -242,7 +269,7 @@ def extract_features(options: ExtractionOptions) -> ExtractionSummary:
         computed=sum(done["computed"] for done in store.summaries()),
         failures=failures,
         kept_from_earlier=len(done_before - set(video_ids)) if num_rows else 0,
-        skipped_members=found.skipped_members,
+        skipped_members=skipped_members,
     )
     if options.questions:
         encode = partial(video_processor.encode_text, device=device)

@@ -33,7 +33,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from processing.feature_store import write_atomically, write_text_atomically
+from processing.file_utils import write_atomically, write_text_atomically
 from processing.question_formats import CONVERTERS, Skip, detect_format
 
 SPLIT_ALIASES = {
