@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -365,3 +366,40 @@ def test_the_example_reads_minilm_and_names_the_sizes_that_fit(tiny_task, clip_m
         clip_pretrained=None, config_kwargs=sizes, max_steps=1, use_cpu=True, disable_tqdm=True,
     )  # fmt: skip
     assert trainer.model.config.text_config.hidden_size == 384  # all-MiniLM-L6-v2, read from the package
+
+
+# ----- 11. help that tells, and comes quickly ------------------------------------------------------------
+
+
+def test_help_of_prepare_dataset_and_app_loads_no_torch_and_describes_the_formats():
+    from training_testing import run_python
+
+    from training.cli.prepare_dataset import FORMATS
+
+    script = (
+        "import sys, contextlib, io\n"
+        "from training.cli import main\n"
+        "for command in ('prepare-dataset', 'app'):\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        main([command, '--help'])\n"
+        "    print(command, 'torch' in sys.modules, '--debug' in out.getvalue())\n"
+    )
+    result = run_python(["-c", script], cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["prepare-dataset False True", "app False True"]
+    assert all(f"  {name}  " in FORMATS for name in ("nextqa", "star", "agqa", "envqa"))
+
+
+def test_train_help_shows_each_presets_training_defaults(capsys):
+    assert mist(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "  tiny: 4 steps, learning rate 0.001, batch 4, evaluation no, no checkpoints" in out
+    agqa = "  agqa: 30 epochs, learning rate 3e-05, batch 128, evaluation epoch, checkpoints every epoch (keeps 2)"
+    assert agqa in out
+
+
+def test_extract_features_help_says_the_clip_weights_are_a_download(capsys):
+    with pytest.raises(SystemExit):
+        mist(["extract-features", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "downloaded from the Hugging Face Hub on first use" in out and "a local checkpoint FILE (offline)" in out
