@@ -146,7 +146,7 @@ def _check_stored_features(frame_features: torch.Tensor, patch_features: torch.T
 
 
 class MistVideoQuestionAnsweringPipeline(Pipeline):
-    """Answers questions about videos with `MistForVideoQuestionAnswering` and its `MistProcessor`.
+    """Answers questions about videos with [`MistForVideoQuestionAnswering`] and its [`MistProcessor`].
 
     Call with `(video, question)`, `(video, question, choices=[...])`, `(video, [questions])`, a dict
     `{"video", "question", "choices"?, "fps"?}` or a list of such dicts. A video is a path (mp4, webm,
