@@ -403,3 +403,28 @@ def test_extract_features_help_says_the_clip_weights_are_a_download(capsys):
         mist(["extract-features", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "downloaded from the Hugging Face Hub on first use" in out and "a local checkpoint FILE (offline)" in out
+
+
+def test_the_picture_draws_any_script_it_has_a_font_for_and_names_what_it_lacks(tmp_path, caplog):
+    from training.explain import _installed_fonts, draw_explanation, placeholder_frames, text_fonts
+
+    fonts = _installed_fonts()
+    assert text_fonts("what did the person hold?") == list(fonts)  # the default font first, then the fallbacks
+    layers = [
+        {"segments": [0], "segment_scores": [0.7, 0.1, 0.1, 0.1], "frames": [0, 1], "patches": {0: [0], 1: [1]},
+         "patch_scores": {0: [0.6, 0.2, 0.1, 0.1], 1: [0.1, 0.6, 0.2, 0.1]}, "segment_times": {0: [0, 2]},
+         "frame_times": {0: 0.5, 1: 1.5}}
+    ]  # fmt: skip
+    question = "正方形是什么颜色？🙂"
+    lacking = "".join(c for c in dict.fromkeys(question) if not any(ord(c) in chars for chars in fonts.values()))
+    with caplog.at_level("WARNING", logger="training.explain"):
+        path = draw_explanation(placeholder_frames(8), layers, 4, 2, tmp_path / "x.png", title=question)
+    assert path.stat().st_size > 10_000
+    warnings = [record.getMessage() for record in caplog.records if record.name == "training.explain"]
+    if lacking:  # this machine lacks a CJK or emoji font: said once, naming the characters
+        assert warnings == [
+            f"the explanation picture has no font for {lacking}: they are drawn as empty boxes; install a font that "
+            "has them (CJK: fonts-noto-cjk; emoji: fonts-noto-color-emoji) and run again"
+        ]
+    else:
+        assert warnings == []
