@@ -52,7 +52,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--model", help="take them, and the CLIP model and weights, from this trained model's processor"
     )
     sizes.add_argument("--clip-model", help="open_clip model name or local-dir:PATH (default: ViT-B-32-quickgelu)")
-    sizes.add_argument("--clip-pretrained", help="open_clip pretrained tag, checkpoint file, or 'none' (random)")
+    sizes.add_argument(
+        "--clip-pretrained",
+        help="CLIP weights: an open_clip pretrained tag (default: openai, downloaded from the Hugging Face Hub on "
+        "first use, about 350 MB, then cached), a local checkpoint FILE (offline), or 'none' (random, tests only)",
+    )
     sizes.add_argument("--num-frames", type=int, help="frames sampled per video")
     sizes.add_argument("--grid-size", type=int, help="crops per frame side (patches = grid_size**2)")
     sizes.add_argument("--crop-size", type=int, help="CLIP input size")

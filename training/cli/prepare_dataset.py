@@ -20,8 +20,21 @@ from training.cli.arguments import MistArgumentParser
 from training.errors import ReportedErrors
 
 
+FORMATS = """formats (the files as published; the split of each comes from its name, or --split):
+  nextqa  NExT-QA train.csv / val.csv / test.csv: video, question, answer (the right a0..a4), qid, type, a0..a4
+  star    STAR STAR_train.json / STAR_val.json / STAR_test.json: question_id, video_id, start, end, answer,
+          choices (each question is about its clip: extract with mist extract-features VIDEOS --clips FILE)
+  agqa    AGQA 2.0 train_balanced.txt / test_balanced.txt: JSON keyed by question id (question, answer,
+          video_id, global, ...)
+  envqa   Env-QA train_full_question.json / val_full_question.json / test_full_question.json: question_id,
+          video_id, question, answer
+
+Output: one question per line with question_id, video_id, question, answer, choices (multiple choice),
+question_type, plus conversion_report.json (see processing/prepare_dataset.py)."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = MistArgumentParser(prog="mist prepare-dataset", description=__doc__.split("\n\n")[0])
+    parser = MistArgumentParser(prog="mist prepare-dataset", description=__doc__.split("\n\n")[0], epilog=FORMATS)
     parser.add_argument(
         "inputs",
         nargs="+",
