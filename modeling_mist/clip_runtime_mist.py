@@ -43,7 +43,16 @@ def build_clip_model(model_name: str, pretrained: str | None) -> torch.nn.Module
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = open_clip.create_model(model_name, pretrained=pretrained, device="cpu")
+        try:
+            model = open_clip.create_model(model_name, pretrained=pretrained, device="cpu")
+        except Exception as error:  # noqa: BLE001  (the Hub client, open_clip and torch raise many kinds)
+            if pretrained is None or os.path.isfile(pretrained) or "connect" not in f"{type(error)} {error}".lower():
+                raise
+            raise OSError(
+                f"CLIP weights {pretrained!r} of {model_name} could not be downloaded ({type(error).__name__}); "
+                "offline, pass clip_pretrained=FILE (a local open_clip checkpoint; --clip-pretrained FILE) or "
+                "'none' (random weights, tests only)"
+            ) from error
     return model.eval().requires_grad_(False)
 
 

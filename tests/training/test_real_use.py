@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -365,3 +366,65 @@ def test_the_example_reads_minilm_and_names_the_sizes_that_fit(tiny_task, clip_m
         clip_pretrained=None, config_kwargs=sizes, max_steps=1, use_cpu=True, disable_tqdm=True,
     )  # fmt: skip
     assert trainer.model.config.text_config.hidden_size == 384  # all-MiniLM-L6-v2, read from the package
+
+
+# ----- 11. help that tells, and comes quickly ------------------------------------------------------------
+
+
+def test_help_of_prepare_dataset_and_app_loads_no_torch_and_describes_the_formats():
+    from training_testing import run_python
+
+    from training.cli.prepare_dataset import FORMATS
+
+    script = (
+        "import sys, contextlib, io\n"
+        "from training.cli import main\n"
+        "for command in ('prepare-dataset', 'app'):\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        main([command, '--help'])\n"
+        "    print(command, 'torch' in sys.modules, '--debug' in out.getvalue())\n"
+    )
+    result = run_python(["-c", script], cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["prepare-dataset False True", "app False True"]
+    assert all(f"  {name}  " in FORMATS for name in ("nextqa", "star", "agqa", "envqa"))
+
+
+def test_train_help_shows_each_presets_training_defaults(capsys):
+    assert mist(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "  tiny: 4 steps, learning rate 0.001, batch 4, evaluation no, no checkpoints" in out
+    agqa = "  agqa: 30 epochs, learning rate 3e-05, batch 128, evaluation epoch, checkpoints every epoch (keeps 2)"
+    assert agqa in out
+
+
+def test_extract_features_help_says_the_clip_weights_are_a_download(capsys):
+    with pytest.raises(SystemExit):
+        mist(["extract-features", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "downloaded from the Hugging Face Hub on first use" in out and "a local checkpoint FILE (offline)" in out
+
+
+def test_the_picture_draws_any_script_it_has_a_font_for_and_names_what_it_lacks(tmp_path, caplog):
+    from training.explain import _installed_fonts, draw_explanation, placeholder_frames, text_fonts
+
+    fonts = _installed_fonts()
+    assert text_fonts("what did the person hold?") == list(fonts)  # the default font first, then the fallbacks
+    layers = [
+        {"segments": [0], "segment_scores": [0.7, 0.1, 0.1, 0.1], "frames": [0, 1], "patches": {0: [0], 1: [1]},
+         "patch_scores": {0: [0.6, 0.2, 0.1, 0.1], 1: [0.1, 0.6, 0.2, 0.1]}, "segment_times": {0: [0, 2]},
+         "frame_times": {0: 0.5, 1: 1.5}}
+    ]  # fmt: skip
+    question = "正方形是什么颜色？🙂"
+    lacking = "".join(c for c in dict.fromkeys(question) if not any(ord(c) in chars for chars in fonts.values()))
+    with caplog.at_level("WARNING", logger="training.explain"):
+        path = draw_explanation(placeholder_frames(8), layers, 4, 2, tmp_path / "x.png", title=question)
+    assert path.stat().st_size > 10_000
+    warnings = [record.getMessage() for record in caplog.records if record.name == "training.explain"]
+    if lacking:  # this machine lacks a CJK or emoji font: said once, naming the characters
+        assert warnings == [
+            f"the explanation picture has no font for {lacking}: they are drawn as empty boxes; install a font that "
+            "has them (CJK: fonts-noto-cjk; emoji: fonts-noto-color-emoji) and run again"
+        ]
+    else:
+        assert warnings == []
