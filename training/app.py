@@ -73,7 +73,7 @@ class VideoQuestionAnswerer:
         if self.config.multiple_choice:
             task = "multiple choice: give the choices, one per line"
         else:
-            task = f"open-ended over {len(self.config.answer_vocabulary or [])} answers (choices optional)"
+            task = f"open-ended over {len(self.config.answer_vocabulary or [])} answers, choices optional"
         text = (
             f"Model `{name}` ({task}); {self.config.num_frames} frames in {self.config.num_segments} segments, "
             f"{self.config.grid_size}x{self.config.grid_size} patches per frame."
@@ -157,8 +157,8 @@ def build_app(answerer: VideoQuestionAnswerer):
     def answer(video, question, choices):
         try:
             return answerer.answer(video, question, choices)
-        except ValueError as error:
-            raise gr.Error(str(error)) from error
+        except ValueError as error:  # the user's mistake (no video, a bad choice list, an unreadable file): no traceback
+            raise gr.Error(str(error), print_exception=False) from error
 
     with gr.Blocks(title="MIST video question answering") as app:
         gr.Markdown(
@@ -207,9 +207,12 @@ def launch_app(answerer: VideoQuestionAnswerer, host: str = "127.0.0.1", port: i
         server_name=host,
         server_port=port,
         share=False,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         show_error=True,
         allowed_paths=allowed,
-        quiet=not block,
+        quiet=True,  # Gradio's own lines suggest share=True, which this page never uses: nothing leaves the machine
     )
+    if block:
+        print(f"mist app: serving on {app.local_url} (Ctrl-C to stop)", flush=True)
+        app.block_thread()
     return app

@@ -428,3 +428,37 @@ def test_the_picture_draws_any_script_it_has_a_font_for_and_names_what_it_lacks(
         ]
     else:
         assert warnings == []
+
+
+# ----- 12. what the picture and the app show ------------------------------------------------------------
+
+
+def test_kept_cells_stay_outlined_over_a_hot_heatmap(tmp_path):
+    from PIL import Image
+
+    from training.explain import draw_explanation
+
+    def drawn(kept: list[int]) -> np.ndarray:
+        layer = {"segments": [0], "segment_scores": [1.0, 0.0, 0.0, 0.0], "frames": [0, 1],
+                 "patches": {0: kept, 1: kept}, "patch_scores": {0: [1.0, 0, 0, 0], 1: [1.0, 0, 0, 0]}}  # fmt: skip
+        frames = np.full((8, 48, 64, 3), 128, dtype=np.uint8)
+        path = draw_explanation(frames, [layer], 4, 2, tmp_path / f"kept{len(kept)}.png", title="q?")
+        return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+    outlined, bare = drawn([0]), drawn([])
+    white = (outlined.min(axis=-1) > 235) & (bare.min(axis=-1) <= 235)  # white only where the outline is
+    assert white.sum() > 2 * 2 * (100 + 75)  # around the hottest cell of both kept frames
+
+
+def test_the_app_header_reads_plainly():
+    from types import SimpleNamespace
+
+    from training.app import VideoQuestionAnswerer
+
+    config = SimpleNamespace(name_or_path="m", multiple_choice=False, answer_vocabulary=["a", "b"], num_frames=8,
+                             num_segments=4, grid_size=2)  # fmt: skip
+    answerer = VideoQuestionAnswerer.__new__(VideoQuestionAnswerer)
+    answerer.config, answerer._sample_of = config, {}
+    assert answerer.describe_model() == (
+        "Model `m` (open-ended over 2 answers, choices optional); 8 frames in 4 segments, 2x2 patches per frame."
+    )
