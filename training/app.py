@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from .app_samples import Sample
+from .demo.synthetic_dataset import OBJECT_WORDS
 from .explain import draw_explanation, selections_of_result
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # nothing leaves this machine (read when gradio is imported)
@@ -83,6 +84,13 @@ class VideoQuestionAnswerer:
                 " It is the synthetic demo's model: it reads the demo task's features, not CLIP's, so it answers "
                 "the sample videos (their features are stored)."
             )
+            generator = next(iter(self._sample_of.values())).generator
+            if generator is not None:  # which coloured square in the sample videos is which object
+                swatches = [
+                    f'<span style="color:#{red:02x}{green:02x}{blue:02x}">&#9632;</span> {word}'
+                    for word, (red, green, blue) in zip(OBJECT_WORDS, generator.palette().tolist())
+                ]
+                text += "\n\nObjects in the sample videos: " + ", ".join(swatches) + "."
         return text
 
     def example(self, video: str, question: str, choices: list[str] | None) -> dict:
@@ -157,7 +165,7 @@ def build_app(answerer: VideoQuestionAnswerer):
     def answer(video, question, choices):
         try:
             return answerer.answer(video, question, choices)
-        except ValueError as error:  # the user's mistake (no video, a bad choice list, an unreadable file): no traceback
+        except ValueError as error:  # a user's mistake (no video, bad choices, an unreadable file): no traceback
             raise gr.Error(str(error), print_exception=False) from error
 
     with gr.Blocks(title="MIST video question answering") as app:
