@@ -46,6 +46,35 @@ from .video_decoding_mist import (
 )
 
 
+def shortest_edge_size(image_size: Sequence[int], shortest_edge: int) -> tuple[int, int]:
+    """`(height, width)` with the short side `shortest_edge` and the long side scaled and truncated, as torchvision's
+    `Resize(int)` computes it."""
+    height, width = image_size
+    short, long = sorted((height, width))
+    new_long = int(shortest_edge * long / short)
+    return (shortest_edge, new_long) if height <= width else (new_long, shortest_edge)
+
+
+def resize_like_reference(
+    frames: torch.Tensor, size: Sequence[int], interpolation: tvF.InterpolationMode = tvF.InterpolationMode.BICUBIC
+) -> torch.Tensor:
+    """Frames `[F, 3, H, W]` uint8 resized to `size` `(h, w)` (antialiased), as float32 whole pixel values `[F, 3, h, w]`.
+
+    What the reference's torchvision v1 `Resize` does to a uint8 tensor: interpolate in float32, clamp to [0, 255]
+    and round once. (torchvision v2 on uint8 runs a native uint8 kernel that rounds and clamps between its
+    horizontal and vertical passes: up to 17 levels off at sharp edges, where the clamp cuts bicubic overshoot.)
+    """
+    smooth = interpolation.value in ("bilinear", "bicubic")  # the modes with antialiasing and corner alignment
+    resized = torch.nn.functional.interpolate(
+        frames.float(),
+        size=tuple(size),
+        mode=interpolation.value,
+        align_corners=False if smooth else None,
+        antialias=smooth,
+    )
+    return resized.clamp_(0, 255).round_()
+
+
 class MistVideoProcessorKwargs(VideosKwargs, total=False):
     """Video kwargs plus the MIST crop grid and the batching of the CLIP forwards.
 
@@ -219,9 +248,10 @@ class MistVideoProcessor(BaseVideoProcessor):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """CLIP inputs of frames `[F, 3, H, W]` uint8, computed on the frames' device.
 
-        Returns the frame images `[F, 3, S, S]` (short side resized to `size`, bicubic antialiased,
-        centre crop) and the crops `[F, P, 3, S, S]` (frame resized to `grid_size * S` squared, no aspect
-        preservation, cut row-major), both normalised float32. Resizing stays in uint8 like the reference.
+        Returns the frame images `[F, 3, S, S]` (short side resized to `size`, centre crop) and the crops
+        `[F, P, 3, S, S]` (frame resized to `grid_size * S` squared, no aspect preservation, cut row-major),
+        both normalised float32. Both resizes are `resize_like_reference` (bicubic, antialiased, interpolated in
+        float and rounded to whole pixel values once, as the reference's torchvision v1 `Resize` does).
         """
         size = size or self.size
         crop_size = crop_size or self.crop_size
@@ -230,11 +260,12 @@ class MistVideoProcessor(BaseVideoProcessor):
         num_frames = frames.shape[0]
         crop_height, crop_width = crop_size.height, crop_size.width
 
-        frame_images = tvF.resize(frames, [size.shortest_edge], interpolation=interpolation, antialias=True)
+        frame_size = shortest_edge_size(frames.shape[-2:], size.shortest_edge)
+        frame_images = resize_like_reference(frames, frame_size, interpolation)
         frame_images = tvF.center_crop(frame_images, [crop_height, crop_width])  # [F, 3, S, S]
 
-        canvas_size = [grid_size * crop_height, grid_size * crop_width]
-        canvas = tvF.resize(frames, canvas_size, interpolation=interpolation, antialias=True)  # [F, 3, G*S, G*S]
+        canvas_size = (grid_size * crop_height, grid_size * crop_width)
+        canvas = resize_like_reference(frames, canvas_size, interpolation)  # [F, 3, G*S, G*S]
         crops = canvas.reshape(num_frames, 3, grid_size, crop_height, grid_size, crop_width)
         crops = crops.permute(0, 2, 4, 1, 3, 5)  # [F, grid rows, grid columns, 3, S, S]
         crops = crops.reshape(num_frames, grid_size * grid_size, 3, crop_height, crop_width)  # [F, P, 3, S, S]
@@ -312,5 +343,6 @@ __all__ = [
     "MistVideoProcessorKwargs",
     "VideoDecodeError",
     "load_video_frames",
+    "resize_like_reference",
     "sample_frame_indices",
 ]
