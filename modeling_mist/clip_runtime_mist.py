@@ -1,6 +1,7 @@
 """The frozen open_clip model of the MIST video processor: built lazily, moved between devices, run under autocast."""
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -42,8 +43,33 @@ def build_clip_model(model_name: str, pretrained: str | None) -> torch.nn.Module
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = open_clip.create_model(model_name, pretrained=pretrained, device="cpu")
+        try:
+            model = open_clip.create_model(model_name, pretrained=pretrained, device="cpu")
+        except Exception as error:  # noqa: BLE001  (the Hub client, open_clip and torch raise many kinds)
+            if pretrained is None or os.path.isfile(pretrained) or "connect" not in f"{type(error)} {error}".lower():
+                raise
+            raise OSError(
+                f"CLIP weights {pretrained!r} of {model_name} could not be downloaded ({type(error).__name__}); "
+                "offline, pass clip_pretrained=FILE (a local open_clip checkpoint; --clip-pretrained FILE) or "
+                "'none' (random weights, tests only)"
+            ) from error
     return model.eval().requires_grad_(False)
+
+
+def clip_embedding_size(model_name: str) -> int | None:
+    """The width of the embeddings open_clip model `model_name` makes, read from its config without building it
+    (a `local-dir:` folder's `open_clip_config.json` included); None when only building it would tell (`hf-hub:`)."""
+    import open_clip
+
+    if model_name.startswith("local-dir:"):
+        config_path = os.path.join(model_name.removeprefix("local-dir:"), "open_clip_config.json")
+        try:
+            with open(config_path) as file:
+                return int(json.load(file)["model_cfg"]["embed_dim"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    config = open_clip.get_model_config(model_name)
+    return int(config["embed_dim"]) if config and "embed_dim" in config else None
 
 
 def weight_dtype(model: torch.nn.Module) -> torch.dtype:

@@ -27,6 +27,7 @@ from transformers.video_utils import VideoMetadata
 
 from .clip_runtime_mist import (
     ClipRuntime,
+    clip_embedding_size,
     embed_images,
     embed_texts,
     parse_clip_dtype,
@@ -43,6 +44,35 @@ from .video_decoding_mist import (
     sample_clip_frame_indices,
     sample_frame_indices,
 )
+
+
+def shortest_edge_size(image_size: Sequence[int], shortest_edge: int) -> tuple[int, int]:
+    """`(height, width)` with the short side `shortest_edge` and the long side scaled and truncated, as torchvision's
+    `Resize(int)` computes it."""
+    height, width = image_size
+    short, long = sorted((height, width))
+    new_long = int(shortest_edge * long / short)
+    return (shortest_edge, new_long) if height <= width else (new_long, shortest_edge)
+
+
+def resize_like_reference(
+    frames: torch.Tensor, size: Sequence[int], interpolation: tvF.InterpolationMode = tvF.InterpolationMode.BICUBIC
+) -> torch.Tensor:
+    """Frames `[F, 3, H, W]` uint8 resized to `size` `(h, w)` (antialiased), as float32 whole pixel values `[F, 3, h, w]`.
+
+    What the reference's torchvision v1 `Resize` does to a uint8 tensor: interpolate in float32, clamp to [0, 255]
+    and round once. (torchvision v2 on uint8 runs a native uint8 kernel that rounds and clamps between its
+    horizontal and vertical passes: up to 17 levels off at sharp edges, where the clamp cuts bicubic overshoot.)
+    """
+    smooth = interpolation.value in ("bilinear", "bicubic")  # the modes with antialiasing and corner alignment
+    resized = torch.nn.functional.interpolate(
+        frames.float(),
+        size=tuple(size),
+        mode=interpolation.value,
+        align_corners=False if smooth else None,
+        antialias=smooth,
+    )
+    return resized.clamp_(0, 255).round_()
 
 
 class MistVideoProcessorKwargs(VideosKwargs, total=False):
@@ -70,7 +100,7 @@ class MistVideoProcessor(BaseVideoProcessor):
             open_clip pretrained tag or checkpoint file; None (or `"none"`) for seeded random weights.
         num_frames (`int`, defaults to 32): frames sampled per video.
         grid_size (`int`, defaults to 4): crops per frame side.
-        crop_size (`dict`, defaults to `{"height": 224, "width": 224}`): CLIP input size, one crop's size.
+        crop_size (`dict`, defaults to height and width 224): CLIP input size, one crop's size.
         clip_batch_size (`int`, defaults to 544): images per CLIP forward pass.
         decode_workers (`int`, defaults to 4): threads decoding the videos of one call.
         clip_dtype (`str`, *optional*): the precision CLIP runs in. None (or `"auto"`): float32 weights, under
@@ -153,6 +183,19 @@ class MistVideoProcessor(BaseVideoProcessor):
             self.clip_model_name, self.clip_pretrained, device, crop_size, self.clip_weights_dtype
         )
 
+    def check_clip_width(self, clip_hidden_size: int) -> None:
+        """Refuse, before any frame is decoded, to embed videos for a model that reads features of another width
+        (one trained on synthetic or other features, such as the demo's): its CLIP's output could not be read."""
+        made = clip_embedding_size(self.clip_model_name)
+        if made is None:  # only building CLIP would tell (an `hf-hub:` model): build it
+            made = self.clip_model().visual.output_dim
+        if made != clip_hidden_size:
+            raise ValueError(
+                f"the model reads {clip_hidden_size}-d video features but its processor's CLIP "
+                f"({self.clip_model_name}) gives {made}-d ones, so it cannot answer about a video file, only from "
+                f"stored features of its own width (frame_features, patch_features)"
+            )
+
     def clip_tokenizer(self) -> Callable:
         """The open_clip tokenizer of `clip_model_name`, built on first use."""
         return self._clip.get_tokenizer(self.clip_model_name)
@@ -205,9 +248,10 @@ class MistVideoProcessor(BaseVideoProcessor):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """CLIP inputs of frames `[F, 3, H, W]` uint8, computed on the frames' device.
 
-        Returns the frame images `[F, 3, S, S]` (short side resized to `size`, bicubic antialiased,
-        centre crop) and the crops `[F, P, 3, S, S]` (frame resized to `grid_size * S` squared, no aspect
-        preservation, cut row-major), both normalised float32. Resizing stays in uint8 like the reference.
+        Returns the frame images `[F, 3, S, S]` (short side resized to `size`, centre crop) and the crops
+        `[F, P, 3, S, S]` (frame resized to `grid_size * S` squared, no aspect preservation, cut row-major),
+        both normalised float32. Both resizes are `resize_like_reference` (bicubic, antialiased, interpolated in
+        float and rounded to whole pixel values once, as the reference's torchvision v1 `Resize` does).
         """
         size = size or self.size
         crop_size = crop_size or self.crop_size
@@ -216,11 +260,12 @@ class MistVideoProcessor(BaseVideoProcessor):
         num_frames = frames.shape[0]
         crop_height, crop_width = crop_size.height, crop_size.width
 
-        frame_images = tvF.resize(frames, [size.shortest_edge], interpolation=interpolation, antialias=True)
+        frame_size = shortest_edge_size(frames.shape[-2:], size.shortest_edge)
+        frame_images = resize_like_reference(frames, frame_size, interpolation)
         frame_images = tvF.center_crop(frame_images, [crop_height, crop_width])  # [F, 3, S, S]
 
-        canvas_size = [grid_size * crop_height, grid_size * crop_width]
-        canvas = tvF.resize(frames, canvas_size, interpolation=interpolation, antialias=True)  # [F, 3, G*S, G*S]
+        canvas_size = (grid_size * crop_height, grid_size * crop_width)
+        canvas = resize_like_reference(frames, canvas_size, interpolation)  # [F, 3, G*S, G*S]
         crops = canvas.reshape(num_frames, 3, grid_size, crop_height, grid_size, crop_width)
         crops = crops.permute(0, 2, 4, 1, 3, 5)  # [F, grid rows, grid columns, 3, S, S]
         crops = crops.reshape(num_frames, grid_size * grid_size, 3, crop_height, crop_width)  # [F, P, 3, S, S]
@@ -298,5 +343,6 @@ __all__ = [
     "MistVideoProcessorKwargs",
     "VideoDecodeError",
     "load_video_frames",
+    "resize_like_reference",
     "sample_frame_indices",
 ]

@@ -16,10 +16,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-
-from transformers import HfArgumentParser, TrainingArguments
+from typing import TYPE_CHECKING
 
 from configuration.presets import PRESETS, Preset, get_preset
+
+if TYPE_CHECKING:  # transformers (and torch) load only when a command parses training arguments: --help stays quick
+    from transformers import TrainingArguments
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def parse_with_preset(
     script_arguments: type,
     choose_preset: Callable[[object], str] | None = None,
     **parser_kwargs,
-) -> tuple[object, TrainingArguments, Preset]:
+) -> "tuple[object, TrainingArguments, Preset]":
     """Parse `argv` into (`script_arguments` instance, `TrainingArguments`, preset).
 
     `script_arguments` is a dataclass with a `preset` field. When the command line names no preset,
@@ -85,6 +87,8 @@ def parse_with_preset(
     parsed again so that the chosen preset's training defaults apply. `parser_kwargs` (`prog`,
     `description`) go to the argument parser.
     """
+    from transformers import HfArgumentParser, TrainingArguments
+
     argv = list(argv)
     name = preset_name_from(argv)
     if name is None:
@@ -100,6 +104,10 @@ def parse_with_preset(
     return script_args, training_args, preset
 
 
+# Checkpoints kept when neither the preset nor the command line says (each holds the weights and optimizer state).
+DEFAULT_SAVE_TOTAL_LIMIT = 3
+
+
 def fit_training_defaults(preset: Preset, argv: Sequence[str]) -> dict:
     """The preset's `TrainingArguments` defaults, fitted to this command line and machine.
 
@@ -107,9 +115,16 @@ def fit_training_defaults(preset: Preset, argv: Sequence[str]) -> dict:
       the save or evaluation strategy so that they differ (`--save-strategy no`), the preset's
       `load_best_model_at_end` is turned off rather than refused (unless the flag itself is given).
     * `dataloader_num_workers` is capped at the CPU cores this process may use, minus one.
+    * `--num-train-epochs` given without `--max-steps` turns off the preset's `max_steps` (which would win).
+    * Checkpoints are capped at `DEFAULT_SAVE_TOTAL_LIMIT` unless the preset or `--save-total-limit` says.
     """
     defaults = dict(preset.training)
     given = given_flags(argv)
+    if "num_train_epochs" in given and "max_steps" not in given and defaults.get("max_steps", -1) > 0:
+        logger.info("--num-train-epochs given: the %s preset's max_steps=%d is off", preset.name, defaults["max_steps"])
+        defaults["max_steps"] = -1
+    if "save_total_limit" not in given and defaults.get("save_total_limit") is None:
+        defaults["save_total_limit"] = DEFAULT_SAVE_TOTAL_LIMIT
     if defaults.get("load_best_model_at_end") and "load_best_model_at_end" not in given:
         strategies = _strategies_from(argv, defaults)
         if strategies["save_strategy"] != "best" and (
@@ -167,7 +182,8 @@ COMMON_TRAINING_ARGUMENTS = {
     "save_strategy": "when to write a checkpoint-* folder (what --resume-from-checkpoint needs): "
     "no, steps, epoch or best",
     "save_steps": "steps between checkpoints with --save-strategy steps",
-    "save_total_limit": "checkpoints kept (older ones are deleted)",
+    "save_total_limit": f"checkpoints kept, older ones are deleted (default: the preset's, else "
+    f"{DEFAULT_SAVE_TOTAL_LIMIT})",
     "logging_steps": "steps between loss lines",
     "seed": "seed of the model initialisation, data order and selection noise",
     "bf16": "train in bfloat16 mixed precision",
@@ -180,14 +196,18 @@ COMMON_TRAINING_ARGUMENTS = {
 
 
 def short_help(script_arguments: type, prog: str, description: str, preset_name: str | None = None) -> str:
-    """`mist train --help`: the command's own options and the most used `TrainingArguments`, `--a-b` spelled."""
+    """`mist train --help`: the command's own options, the most used `TrainingArguments` (`--a-b` spelled) and
+    each preset's training defaults."""
+    from transformers import TrainingArguments
+
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
         usage=f"{prog} --dataset DATA --features FEATURES --output-dir OUT [options]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Every TrainingArguments flag is accepted (as --a_b or --a-b); `mist train --help-all` lists "
-        "them all. Training defaults come from the preset; a flag given here wins.",
+        "them all. Training defaults come from the preset; a flag given here wins.\n\n"
+        + preset_defaults_text({item.name: item.default for item in dataclasses.fields(TrainingArguments)}),
         add_help=False,
     )
     parser.add_argument("-h", "--help", action="store_true", help="this list; --help-all: every option")
@@ -202,6 +222,25 @@ def short_help(script_arguments: type, prog: str, description: str, preset_name:
     for name, help_text in COMMON_TRAINING_ARGUMENTS.items():
         _add_field(common, fields[name], help_text, False)
     return parser.format_help()
+
+
+def preset_defaults_text(transformers_defaults: dict) -> str:
+    """One line per preset: the training defaults a flag would change (length, learning rate, batch, checkpoints),
+    the preset's or else `transformers_defaults` (`TrainingArguments`' own)."""
+    lines = ["training defaults of the presets:"]
+    for preset in PRESETS.values():
+        training = {**transformers_defaults, **preset.training}
+        steps = training["max_steps"]
+        length = f"{steps} steps" if steps > 0 else f"{training['num_train_epochs']:g} epochs"
+        saving = str(training["save_strategy"]).removeprefix("SaveStrategy.").lower()
+        checkpoints = "no checkpoints" if saving == "no" else f"checkpoints every {saving}"
+        if saving != "no":
+            checkpoints += f" (keeps {training['save_total_limit'] or DEFAULT_SAVE_TOTAL_LIMIT})"
+        lines.append(
+            f"  {preset.name}: {length}, learning rate {training['learning_rate']:g}, batch "
+            f"{training['per_device_train_batch_size']}, evaluation {training['eval_strategy']}, {checkpoints}"
+        )
+    return "\n".join(lines)
 
 
 def _add_field(group, item: dataclasses.Field, help_text: str, show_default: bool = True) -> None:

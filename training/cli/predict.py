@@ -17,9 +17,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from modeling_mist.pipeline_mist import check_choices
 from training.cli.arguments import MistArgumentParser
-from training.data import VideoFeatureStore, check_features_fit_model, feature_geometry, load_features
-from training.errors import BrokenFileError, ReportedErrors, UsageError
+from training.data import (
+    VideoFeatureStore,
+    check_features_fit_model,
+    check_processor_clip,
+    feature_geometry,
+    load_features,
+)
+from training.errors import BrokenFileError, ReportedErrors, UsageError, named_by
 from training.explain import draw_explanation, explanation_timing, placeholder_frames, selections_of
 from training.factory import load_trained
 from training.predict import answer_question
@@ -84,15 +91,37 @@ def parse_args(argv: list[str] | None):
     args = parser.parse_args(argv)
     if args.video is None and (args.features is None or args.video_id is None):
         parser.error("pass --video, or --features with --video-id")
+    if args.top_k < 1:
+        parser.error(f"--top-k {args.top_k}: expected at least 1 answer to print")
     return args
 
 
+def check_video_fits(model, processor, model_path: str) -> None:
+    """Refuse, before decoding and the CLIP pass, a model that cannot read its processor's CLIP features, naming
+    what it can answer instead (the demo's model reads the synthetic task's features)."""
+    try:
+        processor.video_processor.check_clip_width(model.config.clip_hidden_size)
+    except ValueError as error:
+        demo_features = Path(model_path).parent / "data" / "features"
+        if (Path(model_path).parent / "demo_results.json").exists() and demo_features.is_dir():
+            hint = f"; it is `mist demo`'s model: ask about a synthetic video with --features {demo_features} "
+            hint += "--video-id ID"
+        else:
+            hint = "; pass --features FEATURES --video-id ID with features of that width"
+        raise UsageError(f"--model {model_path}: {error}{hint}") from error
+
+
 def run(args) -> int:
+    choices = check_choices(args.choices, "--choices") if args.choices else None
     model, processor = load_trained(args.model, args.clip_pretrained, args.device)
     frames = None
     if args.features is not None:
-        features = load_features(args.features)
-        check_features_fit_model(feature_geometry(features, args.features), model.config, args.features, args.model)
+        with named_by("--features"):
+            features = load_features(args.features)
+            check_features_fit_model(
+                feature_geometry(features, args.features), model.config, args.features, args.model
+            )
+            check_processor_clip(processor, features, args.features, args.model, args.clip_pretrained)
         store = VideoFeatureStore(features)
         if args.video_id not in store:
             raise UsageError(f"--video-id {args.video_id}: not in {args.features} ({len(store)} videos)")
@@ -100,6 +129,7 @@ def run(args) -> int:
         if args.video is not None and args.explain:
             frames = processor.video_processor.load_video(args.video, num_frames=model.config.num_frames)
     else:
+        check_video_fits(model, processor, args.model)
         frames, frame_features, patch_features = embed_video(
             processor, args.video, model.config.num_frames, args.device, progress=not args.no_progress
         )
@@ -108,7 +138,7 @@ def run(args) -> int:
         model,
         processor,
         args.question,
-        choices=args.choices,
+        choices=choices,
         frame_features=frame_features,
         patch_features=patch_features,
         question_clip_embedding=embedding,
@@ -135,7 +165,7 @@ def run(args) -> int:
                 timing=explanation_timing(args.video, model.config.num_frames, model.config.num_segments),
             )
         )
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
 
 
