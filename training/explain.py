@@ -321,17 +321,12 @@ def draw_explanation(
                 if patch >= num_patches:
                     continue
                 row, col = divmod(patch, grid_size)
+                corner, size = (col * cell_width + 1, row * cell_height + 1), (cell_width - 2, cell_height - 2)
+                # a dashed mark in the layer's colour on a white line: it stays visible over the heatmap's tint
+                picture.add_patch(Rectangle(corner, *size, fill=False, edgecolor="white", linewidth=2.5))
                 picture.add_patch(
-                    Rectangle(
-                        (col * cell_width + 1, row * cell_height + 1),
-                        cell_width - 2,
-                        cell_height - 2,
-                        fill=False,
-                        edgecolor=colour,
-                        linewidth=1.0,
-                        linestyle=(0, (3, 2)),
-                    )
-                )  # fmt: skip  (a thin dashed mark: the heatmap is the picture, the mark says "kept")
+                    Rectangle(corner, *size, fill=False, edgecolor=colour, linewidth=1.5, linestyle=(0, (3, 2)))
+                )
             notes = []
             if patch_scores is not None and len(patch_scores) > num_patches:
                 notes.append(f"whole frame {patch_scores[num_patches]:.2f}" + (" kept" if num_patches in kept else ""))

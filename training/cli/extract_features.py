@@ -14,6 +14,7 @@ not be read, 2 unusable arguments.
 """
 
 import argparse
+import os
 import sys
 
 from configuration.model_config import build_model_config_kwargs
@@ -148,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     options = {name: value for name, value in vars(args).items() if name not in command_only}
     # usage: the command names something unusable, or settings differ from the output's;
     # failures: a file or folder it names cannot be read or written
-    with ReportedErrors("mist extract-features", args.debug, failures=(OSError, RuntimeError)) as outcome:
+    work_dir = args.work_dir or os.path.normpath(args.output_dir) + ".work"
+    kept = f"the finished videos are kept in {work_dir}: run the same command again to continue"
+    with ReportedErrors("mist extract-features", args.debug, (ValueError,), (OSError, RuntimeError), kept) as outcome:
         options.update(resolve_sizes(args), clip_dtype=parse_clip_dtype(args.clip_dtype))
         summary = extract_features(ExtractionOptions(**options))
     if outcome.status is not None:

@@ -13,7 +13,6 @@ input does not exist.
 
 import json
 
-from processing.dataset_card import push_questions
 from processing.prepare_dataset import convert
 from processing.question_formats import CONVERTERS
 from training.cli.arguments import MistArgumentParser
@@ -68,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     with ReportedErrors(prog, args.debug, usage=(FileNotFoundError,), failures=failures) as outcome:
         reports = convert(args.dataset_format, args.inputs, args.output_dir, split=args.split, config=args.config)
         if args.push_to_hub:
+            from processing.dataset_card import push_questions  # datasets and torch: only when pushing
+
             url = push_questions(args.output_dir, args.push_to_hub, private=args.private)
     if outcome.status is not None:
         return outcome.status
