@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test docs bench clean
 
 $(BIN)/mist: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,14 +12,23 @@ $(BIN)/mist: setup.cfg pyproject.toml
 
 install: $(BIN)/mist
 
+$(BIN)/mkdocs: $(BIN)/mist
+	$(BIN)/pip install --quiet -e ".[test,docs]"
+	touch $(BIN)/mkdocs
+
 demo: install
 	$(BIN)/mist demo --output-dir outputs/demo
 
 test: install
 	$(BIN)/python -m pytest tests -q
 
+# The documentation site in site/; --strict: a broken link, a page outside the navigation or an unresolved
+# docstring reference fails the build.
+docs: $(BIN)/mkdocs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: install
 	$(BIN)/python benchmarks/benchmark_model.py
 
 clean:
-	rm -rf $(VENV) outputs
+	rm -rf $(VENV) outputs site

@@ -78,7 +78,7 @@ AGQA = Preset(
     task="open-ended",
 )
 
-# Reference `model/mist_nextqa.py` with `shells/nextqa_mist.sh` (docs: mist-variants.md §2): 32 one-frame
+# Reference `model/mist_nextqa.py` with `shells/nextqa_mist.sh` (docs/variants.md, "NExT-QA"): 32 one-frame
 # segments, keep 1 frame and 16 of its 17 candidates (16 patches + the raw frame), one ISTA layer of 2 blocks,
 # a 2-block temporal encoder over every patch, no question tokens in the ISTA sequence, segment features
 # normalised over time, mean fusion, Gumbel temperature 100, answers "question [SEP] choice" (one sequence)
@@ -121,7 +121,7 @@ NEXTQA = Preset(
     task="multiple-choice",
 )
 
-# Reference `model/mist_star.py` with `shells/star_mist.sh` (docs: mist-variants.md §3; the reference's
+# Reference `model/mist_star.py` with `shells/star_mist.sh` (docs/variants.md, "STAR"; the reference's
 # main_star.py is missing): the AGQA model with one ISTA layer of 2 blocks keeping 2 of 8 segments and
 # every patch of their frames (no patch selection), DistilBERT text encoders, answers "question [SEP]
 # choice" read at [CLS]. Adam (weight decay 0), lr 5e-5, cosine without warmup, 30 epochs, batch 128,

@@ -32,7 +32,7 @@ SIZE_DEFAULTS = {
     "star": dict(num_frames=32, num_segments=8, grid_size=4, num_selected_segments=2, num_selected_patches=16),
 }
 MULTIPLE_CHOICE = dict(task="multiple-choice", choice_template="{question} {sep} {choice}")
-# The options that make each variant (docs: mist-variants.md §5); the AGQA values are MistConfig's defaults.
+# The options that make each variant (docs/variants.md, "Options"); the AGQA values are MistConfig's defaults.
 VARIANT_OPTIONS = {
     "agqa": {},
     "nextqa": dict(

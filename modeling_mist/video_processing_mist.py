@@ -70,7 +70,7 @@ class MistVideoProcessor(BaseVideoProcessor):
             open_clip pretrained tag or checkpoint file; None (or `"none"`) for seeded random weights.
         num_frames (`int`, defaults to 32): frames sampled per video.
         grid_size (`int`, defaults to 4): crops per frame side.
-        crop_size (`dict`, defaults to `{"height": 224, "width": 224}`): CLIP input size, one crop's size.
+        crop_size (`dict`, defaults to height and width 224): CLIP input size, one crop's size.
         clip_batch_size (`int`, defaults to 544): images per CLIP forward pass.
         decode_workers (`int`, defaults to 4): threads decoding the videos of one call.
         clip_dtype (`str`, *optional*): the precision CLIP runs in. None (or `"auto"`): float32 weights, under

@@ -8,12 +8,14 @@ Two kinds, so that the command line can tell the user whether to change the comm
   `BrokenFileError`: the path is right but what is in it cannot be read (an empty questions file, a
   truncated Arrow file, a model folder without weights). `mist` exits with 1.
 
-Every message starts with the file or folder (and the flag that named it) and says what is wrong.
+Every message starts with the file or folder and says what is wrong. Library functions name only the
+path or value; the command that took it from a flag adds the flag (`named_by`).
 """
 
 import os
 import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 # A Hub repository id: `name` or `owner/name` (letters, digits, `-`, `_`, `.`).
@@ -37,7 +39,21 @@ def is_local(name_or_path: str | os.PathLike) -> bool:
     return Path(name_or_path).expanduser().exists()
 
 
-def check_local_or_hub(name_or_path: str, flag: str) -> str:
+@contextmanager
+def named_by(flag: str):
+    """`with named_by("--features"):` prefixes `flag` to the `UsageError`s raised inside, whose messages start
+    with the value that flag gave: `--features ./x: no such file or folder`."""
+    try:
+        yield
+    except UsageError as error:
+        raise UsageError(f"{flag} {error}") from error
+
+
+def _named(name_or_path, flag: str | None) -> str:
+    return f"{flag} {name_or_path}" if flag else str(name_or_path)
+
+
+def check_local_or_hub(name_or_path: str, flag: str | None = None) -> str:
     """`"local"` for an existing path, `"hub"` for a possible Hub repository id.
 
     Raises `UsageError` for a path that cannot be a Hub id and does not exist (`./out`, `/data/x`,
@@ -46,15 +62,15 @@ def check_local_or_hub(name_or_path: str, flag: str) -> str:
     if is_local(name_or_path):
         return "local"
     if not HUB_ID.fullmatch(str(name_or_path)) or str(name_or_path).startswith((".", "~")):
-        raise UsageError(f"{flag} {name_or_path}: no such file or folder{_nearest_existing_hint(name_or_path)}")
+        raise UsageError(f"{_named(name_or_path, flag)}: no such file or folder{_nearest_existing_hint(name_or_path)}")
     return "hub"
 
 
-def hub_failure(name_or_path: str, flag: str, what: str, error: BaseException) -> UsageError:
+def hub_failure(name_or_path: str, flag: str | None, what: str, error: BaseException) -> UsageError:
     """The error for a name that is not a local path and could not be loaded from the Hub."""
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return UsageError(
-        f"{flag} {name_or_path}: no such local folder, and no {what} on the Hub by that id could be loaded "
+        f"{_named(name_or_path, flag)}: no such local folder, and no {what} on the Hub by that id could be loaded "
         f"({type(error).__name__}: {reason}){_nearest_existing_hint(name_or_path)}"
     )
 

@@ -44,7 +44,7 @@ from .data import (
     load_questions,
     read_answer_vocabulary,
 )
-from .errors import BrokenFileError, Failure, UsageError, check_local_or_hub, hub_failure
+from .errors import BrokenFileError, Failure, UsageError, check_local_or_hub, hub_failure, named_by
 from .factory import build_model, freeze_text_encoders, make_trainer
 from .model_card import write_model_card
 from .trainer import OPEN_ENDED_TOP_K, MistTrainer, build_compute_metrics
@@ -127,8 +127,9 @@ class TrainOptions:
 
 def default_preset(options: TrainOptions) -> str:
     """`nextqa` when the training questions have choices, `agqa` otherwise."""
-    splits = load_questions(_required(options.dataset, "--dataset"))
-    return "nextqa" if is_multiple_choice(get_split(splits, options.train_split, options.dataset)) else "agqa"
+    with named_by("--dataset"):
+        splits = load_questions(_required(options.dataset, "--dataset"))
+        return "nextqa" if is_multiple_choice(get_split(splits, options.train_split, options.dataset)) else "agqa"
 
 
 def _required(value, flag: str):
@@ -286,14 +287,16 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
     dataset = _required(options.dataset, "--dataset")
     features_source = _required(options.features, "--features")
     checkpoint = prepare_output_dir(training_args, options.overwrite_output_dir)
-    features = load_features(features_source, options.features_split)
+    with named_by("--features"):
+        features = load_features(features_source, options.features_split)
     config_kwargs = fitted_config_kwargs(preset, options.config_overrides, features, features_source)
     train_questions, evaluated = read_question_splits(options, training_args)
-    check_question_embeddings(
-        {"train": train_questions, **evaluated},
-        config_kwargs.get("clip_hidden_size", MistConfig.clip_hidden_size),
-        dataset,
-    )
+    with named_by("--dataset"):
+        check_question_embeddings(
+            {"train": train_questions, **evaluated},
+            config_kwargs.get("clip_hidden_size", MistConfig.clip_hidden_size),
+            dataset,
+        )
     task, vocabulary = choose_task(train_questions, preset, options.answer_vocabulary)
     text_encoder_name, text_encoder, tokenizer = load_text_encoder(options, preset)
     set_seed(training_args.seed)  # the model is built before the Trainer seeds: seed its initialisation here
@@ -334,8 +337,9 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
 def read_question_splits(options: TrainOptions, training_args: TrainingArguments) -> tuple[Dataset, dict]:
     """The training questions and the evaluated splits that exist (`{split: questions}`), each cut to its
     `--max-*-samples`; evaluation during training is turned off when the eval split is missing."""
-    splits = load_questions(options.dataset)
-    train_questions = limit(get_split(splits, options.train_split, options.dataset), options.max_train_samples)
+    with named_by("--dataset"):
+        splits = load_questions(options.dataset)
+        train_questions = limit(get_split(splits, options.train_split, options.dataset), options.max_train_samples)
     evaluated = {}
     for split in (options.eval_split, options.test_split):
         if split and find_split(splits, split) is not None:

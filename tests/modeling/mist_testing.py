@@ -1,4 +1,7 @@
-"""Tiny MIST sizes and random inputs shared by the model tests."""
+"""Tiny MIST sizes and random inputs shared by the model tests, and where the original code's outputs are."""
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -6,6 +9,27 @@ import torch
 from modeling_mist import MistConfig
 
 BATCH, QUESTION_LENGTH, NUM_ANSWERS, ANSWER_LENGTH, VOCAB = 3, 5, 6, 4, 99
+
+# The original code's reference outputs: MIST_REFERENCE_OUTPUTS, else this team's folder beside the clone.
+REFERENCE_OUTPUTS_VARIABLE = "MIST_REFERENCE_OUTPUTS"
+TEAM_REFERENCE_OUTPUTS = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+
+
+def reference_outputs(variant: str) -> Path:
+    """The folder of the original code's outputs for `variant` (checkpoint.pth, inputs.pt, expected.pt), or skip."""
+    given = os.environ.get(REFERENCE_OUTPUTS_VARIABLE)
+    root = Path(given) if given else TEAM_REFERENCE_OUTPUTS
+    folder = root / f"original-{variant}"
+    if all((folder / name).is_file() for name in ("checkpoint.pth", "inputs.pt", "expected.pt")):
+        return folder
+    if given:  # asked for, so a wrong path is an error, not a silent skip
+        raise FileNotFoundError(
+            f"{REFERENCE_OUTPUTS_VARIABLE}={given}: no checkpoint.pth, inputs.pt and expected.pt in {folder}"
+        )
+    pytest.skip(
+        f"needs the original code's reference outputs for {variant}: set {REFERENCE_OUTPUTS_VARIABLE} to a folder "
+        f"holding original-{variant}/ (CONTRIBUTING.md, 'Reference outputs', says how to make them)"
+    )
 
 
 def tiny_config(**overrides) -> MistConfig:

@@ -5,14 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from mist_testing import DISTILBERT_TEXT_CONFIG, VOCAB, random_inputs, tiny_config
+from mist_testing import DISTILBERT_TEXT_CONFIG, VOCAB, random_inputs, reference_outputs, tiny_config
 from transformers import AutoModel, DistilBertConfig, DistilBertModel
 
 import modeling_mist  # noqa: F401  (registers the Auto classes)
 from modeling_mist import MistForVideoQuestionAnswering
 from modeling_mist.convert_original_checkpoint import main as convert_main
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "original-agqa"
 MODEL_INPUTS = (
     "frame_features",
     "patch_features",
@@ -85,12 +84,13 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 def test_fixture_checkpoint_reproduces_the_original_logits(tmp_path, capsys):
-    assert convert_main([str(FIXTURE / "checkpoint.pth"), str(tmp_path)]) == 0
+    fixture = reference_outputs("agqa")
+    assert convert_main([str(fixture / "checkpoint.pth"), str(tmp_path)]) == 0
     report = capsys.readouterr().out
     for unused in ("clip", "crossmodal_matching", "ttrans", "frame_position_embedding", "token_type_embedding"):
         assert unused in report
-    inputs = torch.load(FIXTURE / "inputs.pt", weights_only=True)
-    expected = torch.load(FIXTURE / "expected.pt", weights_only=True)["logits"]
+    inputs = torch.load(fixture / "inputs.pt", weights_only=True)
+    expected = torch.load(fixture / "expected.pt", weights_only=True)["logits"]
     model_inputs = {name: inputs[name] for name in MODEL_INPUTS}
     for model in (MistForVideoQuestionAnswering.from_pretrained(tmp_path), AutoModel.from_pretrained(tmp_path)):
         assert type(model) is MistForVideoQuestionAnswering
@@ -224,7 +224,6 @@ def test_a_pickle_with_arbitrary_objects_is_refused_unread(tmp_path, capsys):
 
 # ---- NExT-QA and STAR (model/mist_nextqa.py, model/mist_star.py) ----
 
-VARIANT_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 NEXTQA_OPTIONS = dict(
     frame_as_patch_candidate=True,
     question_tokens_in_sequence=False,
@@ -290,7 +289,7 @@ def to_reference_state(model: MistForVideoQuestionAnswering, variant: str, table
 
 @pytest.mark.parametrize("variant", ["nextqa", "star"])
 def test_nextqa_and_star_fixtures_reproduce_the_original_logits(tmp_path, capsys, variant):
-    fixture = VARIANT_FIXTURES / f"original-{variant}"
+    fixture = reference_outputs(variant)
     assert convert_main([str(fixture / "checkpoint.pth"), str(tmp_path)]) == 0
     report = capsys.readouterr().out
     inputs = torch.load(fixture / "inputs.pt", weights_only=True)
@@ -503,7 +502,7 @@ def test_variant_checkpoints_of_other_sizes_convert_exactly(
 
 
 def test_a_forced_variant_that_does_not_fit_the_keys_is_refused(tmp_path, capsys):
-    agqa = str(FIXTURE / "checkpoint.pth")
+    agqa = str(reference_outputs("agqa") / "checkpoint.pth")
     assert convert_main([agqa, str(tmp_path / "out"), "--variant", "star"]) == 1
     error = capsys.readouterr().err
     assert "the ISTA position table has 134 rows, but the STAR reference with num_frames=32, num_segments=8" in error
@@ -514,7 +513,7 @@ def test_a_forced_variant_that_does_not_fit_the_keys_is_refused(tmp_path, capsys
     assert convert_main([agqa, str(tmp_path / "out"), *flags]) == 1
     error = capsys.readouterr().err  # the sizes fit now, but AGQA's patch selectors have no place in STAR
     assert "checkpoint tensors with no place in the model: mist.ista_layers.0.patch_selector.key_norm.bias" in error
-    star = str(VARIANT_FIXTURES / "original-star" / "checkpoint.pth")
+    star = str(reference_outputs("star") / "checkpoint.pth")
     assert convert_main([star, str(tmp_path / "out"), "--variant", "nextqa"]) == 1
     error = capsys.readouterr().err
     missing = "ttrans.layer.0.ffn.lin1.weight, ISTA.0.reg_selector.linear_Q.weight"
@@ -560,7 +559,7 @@ def test_nextqa_fixture_topk_versus_expectation_selection(capsys):
     """How far the two inference rules are apart on the converted NExT-QA fixture (random weights, 3 questions)."""
     from modeling_mist.convert_original_checkpoint import convert_checkpoint
 
-    fixture = VARIANT_FIXTURES / "original-nextqa"
+    fixture = reference_outputs("nextqa")
     model = convert_checkpoint(fixture / "checkpoint.pth").model
     inputs = torch.load(fixture / "inputs.pt", weights_only=True)
     model_inputs = {name: inputs[name] for name in MODEL_INPUTS}
@@ -579,3 +578,20 @@ def test_nextqa_fixture_topk_versus_expectation_selection(capsys):
         )
     assert max_abs == pytest.approx(1.0568, abs=1e-3) and max_relative == pytest.approx(1.2361, abs=1e-3)
     assert agreement == 1.0
+
+
+def test_reference_outputs_are_found_through_the_variable_or_skip_saying_how(tmp_path, monkeypatch):
+    import mist_testing
+
+    folder = tmp_path / "refs" / "original-star"
+    folder.mkdir(parents=True)
+    for name in ("checkpoint.pth", "inputs.pt", "expected.pt"):
+        (folder / name).write_bytes(b"")
+    monkeypatch.setenv("MIST_REFERENCE_OUTPUTS", str(tmp_path / "refs"))
+    assert reference_outputs("star") == folder
+    with pytest.raises(FileNotFoundError, match=r"MIST_REFERENCE_OUTPUTS=.*refs: no checkpoint.pth, inputs.pt and"):
+        reference_outputs("agqa")  # asked for and absent: an error, not a skip
+    monkeypatch.delenv("MIST_REFERENCE_OUTPUTS")
+    monkeypatch.setattr(mist_testing, "TEAM_REFERENCE_OUTPUTS", tmp_path / "no-shared")
+    with pytest.raises(pytest.skip.Exception, match="set MIST_REFERENCE_OUTPUTS to a folder holding original-star/"):
+        reference_outputs("star")

@@ -62,3 +62,17 @@ def test_trainer_collator_keeps_stored_dtype(dataset, text_encoder_dir):
     assert float32["frame_features"].dtype == torch.float32
     torch.testing.assert_close(lean["patch_features"].float(), float32["patch_features"])
     assert lean["question_clip_embeds"].dtype == torch.float32
+
+
+def test_a_shuffled_selection_of_several_chunks_reads_its_own_rows(tiny_task, tmp_path):
+    features = load_from_disk(str(tiny_task[1]))
+    features.save_to_disk(str(tmp_path / "sharded"), num_shards=3)
+    shuffled = load_from_disk(str(tmp_path / "sharded")).shuffle(seed=0)  # rows mapped through an index table
+    store = VideoFeatureStore(shuffled)
+    ids = [shuffled[index]["video_id"] for index in (len(shuffled) - 1, 0, 1)]
+    frames, patches = store.batch(ids)
+    for position, video_id in enumerate(ids):
+        row = features.with_format("numpy")[features["video_id"].index(video_id)]
+        np.testing.assert_array_equal(frames[position], row["frame_features"])
+        np.testing.assert_array_equal(patches[position], row["patch_features"])
+    assert frames.flags.writeable and patches.dtype == np.float16  # as stored

@@ -143,3 +143,18 @@ def test_answer_vocabulary_files(tmp_path):
     (tmp_path / "vocab.json").write_text(json.dumps({"a": 1, "b": 0}))  # the reference's answer -> index
     assert read_answer_vocabulary(str(tmp_path / "list.json")) == ["b", "a"]
     assert read_answer_vocabulary(str(tmp_path / "vocab.json")) == ["b", "a"]
+
+
+def test_library_errors_name_the_path_and_the_command_adds_its_flag(tmp_path):
+    from training.errors import UsageError, named_by
+
+    with pytest.raises(UsageError) as raised:
+        load_features("./no-such-features")
+    assert str(raised.value) == "./no-such-features: no such file or folder"
+    with pytest.raises(UsageError) as raised, named_by("--features"):
+        load_features("./no-such-features")
+    assert str(raised.value) == "--features ./no-such-features: no such file or folder"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError) as raised:
+        load_questions(str(tmp_path / "empty"))
+    assert str(raised.value).startswith(f"{tmp_path / 'empty'}: the folder holds no question files")

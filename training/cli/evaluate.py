@@ -29,7 +29,7 @@ from training.data import (
     load_features,
     load_questions,
 )
-from training.errors import ReportedErrors, is_local
+from training.errors import ReportedErrors, is_local, named_by
 from training.evaluate import evaluate_questions
 from training.factory import load_trained
 
@@ -79,10 +79,13 @@ def output_dir_for(args) -> Path | None:
 
 def run(args) -> int:
     model, processor = load_trained(args.model, args.clip_pretrained, args.device)
-    questions = get_split(load_questions(args.dataset), args.split, args.dataset)
-    features = load_features(args.features, args.features_split)
-    check_features_fit_model(feature_geometry(features, args.features), model.config, args.features, args.model)
-    check_question_embeddings({args.split: questions}, model.config.clip_hidden_size, args.dataset)
+    with named_by("--dataset"):
+        questions = get_split(load_questions(args.dataset), args.split, args.dataset)
+    with named_by("--features"):
+        features = load_features(args.features, args.features_split)
+        check_features_fit_model(feature_geometry(features, args.features), model.config, args.features, args.model)
+    with named_by("--dataset"):
+        check_question_embeddings({args.split: questions}, model.config.clip_hidden_size, args.dataset)
     with tempfile.TemporaryDirectory() as scratch:  # the Trainer's output_dir; nothing is saved there
         run_args = TrainingArguments(
             output_dir=scratch,

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from training.cli.arguments import MistArgumentParser
 from training.data import VideoFeatureStore, check_features_fit_model, feature_geometry, load_features
-from training.errors import BrokenFileError, ReportedErrors, UsageError
+from training.errors import BrokenFileError, ReportedErrors, UsageError, named_by
 from training.explain import draw_explanation, explanation_timing, placeholder_frames, selections_of
 from training.factory import load_trained
 from training.predict import answer_question
@@ -91,8 +91,11 @@ def run(args) -> int:
     model, processor = load_trained(args.model, args.clip_pretrained, args.device)
     frames = None
     if args.features is not None:
-        features = load_features(args.features)
-        check_features_fit_model(feature_geometry(features, args.features), model.config, args.features, args.model)
+        with named_by("--features"):
+            features = load_features(args.features)
+            check_features_fit_model(
+                feature_geometry(features, args.features), model.config, args.features, args.model
+            )
         store = VideoFeatureStore(features)
         if args.video_id not in store:
             raise UsageError(f"--video-id {args.video_id}: not in {args.features} ({len(store)} videos)")
