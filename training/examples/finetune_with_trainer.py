@@ -22,7 +22,7 @@ import torch
 from datasets import Dataset, load_dataset, load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
-from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
+from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor, MistVideoProcessor
 from training.collator import MistDataCollator
 
 
@@ -45,7 +45,7 @@ def finetune(
     features_dir: str,
     text_encoder: str,
     output_dir: str,
-    clip_model: str = "ViT-B-32-quickgelu",
+    clip_model: str = MistVideoProcessor.clip_model_name,
     clip_pretrained: str | None = "openai",
     config_kwargs: dict | None = None,
     **training_kwargs,
@@ -114,7 +114,9 @@ def main() -> None:
     parser.add_argument("--features", required=True, help="features folder written by `mist extract-features`")
     parser.add_argument("--text-encoder", default="bert-base-uncased", help="BERT-family model for both text encoders")
     parser.add_argument("--output-dir", required=True, help="where the fine-tuned model is saved")
-    parser.add_argument("--clip-model", default="ViT-B-32-quickgelu", help="open_clip model that made the features")
+    parser.add_argument(
+        "--clip-model", default=MistVideoProcessor.clip_model_name, help="open_clip model that made the features"
+    )
     parser.add_argument("--clip-pretrained", default="openai", help="its weights (open_clip tag or file)")
     parser.add_argument("--max-steps", type=int, default=1000, help="training steps")
     parser.add_argument("--learning-rate", type=float, default=3e-5, help="peak learning rate")
