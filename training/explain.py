@@ -79,12 +79,6 @@ def explanation_frames(video, num_frames: int, num_segments: int) -> tuple[np.nd
     return frames, timing
 
 
-def explanation_timing(video, num_frames: int, num_segments: int) -> dict:
-    """`video_timing` of `video` as MIST samples it (seconds when its frame rate is known); sampled-frame
-    positions when `video` is None."""
-    return explanation_frames(video, num_frames, num_segments)[1]
-
-
 def format_time(value: float, unit: str) -> str:
     """`12.4s`, `1:05.0` past a minute, or `frame 120` when the video's frame rate is unknown."""
     if unit != "seconds":
