@@ -1,6 +1,7 @@
 """The frozen open_clip model of the MIST video processor: built lazily, moved between devices, run under autocast."""
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -44,6 +45,22 @@ def build_clip_model(model_name: str, pretrained: str | None) -> torch.nn.Module
         torch.manual_seed(0)
         model = open_clip.create_model(model_name, pretrained=pretrained, device="cpu")
     return model.eval().requires_grad_(False)
+
+
+def clip_embedding_size(model_name: str) -> int | None:
+    """The width of the embeddings open_clip model `model_name` makes, read from its config without building it
+    (a `local-dir:` folder's `open_clip_config.json` included); None when only building it would tell (`hf-hub:`)."""
+    import open_clip
+
+    if model_name.startswith("local-dir:"):
+        config_path = os.path.join(model_name.removeprefix("local-dir:"), "open_clip_config.json")
+        try:
+            with open(config_path) as file:
+                return int(json.load(file)["model_cfg"]["embed_dim"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    config = open_clip.get_model_config(model_name)
+    return int(config["embed_dim"]) if config and "embed_dim" in config else None
 
 
 def weight_dtype(model: torch.nn.Module) -> torch.dtype:

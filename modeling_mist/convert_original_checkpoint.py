@@ -31,6 +31,8 @@ SIZE_DEFAULTS = {
     "nextqa": dict(num_frames=32, num_segments=32, grid_size=4, num_selected_segments=1, num_selected_patches=16),
     "star": dict(num_frames=32, num_segments=8, grid_size=4, num_selected_segments=2, num_selected_patches=16),
 }
+# The tokenizers the original code reads its questions and answers with (the text encoders' own vocabularies).
+REFERENCE_TOKENIZERS = {"agqa": "bert-base-uncased", "nextqa": "bert-base-uncased", "star": "distilbert-base-uncased"}
 MULTIPLE_CHOICE = dict(task="multiple-choice", choice_template="{question} {sep} {choice}")
 # The options that make each variant (docs/variants.md, "Options"); the AGQA values are MistConfig's defaults.
 VARIANT_OPTIONS = {
@@ -363,6 +365,72 @@ def convert_checkpoint(
     return Conversion(model=model, variant=variant, dropped=dropped, unrecognised=unrecognised, sliced=sliced)
 
 
+def save_converted(conversion: Conversion, output_dir, tokenizer_name: str | None, answers: list[str] | None) -> str:
+    """Save the converted model and, when a tokenizer is at hand, its processor (tokenizer, CLIP choice, answers),
+    after checking both: a refused conversion writes nothing. Returns the line saying what was written."""
+    from .processing_mist import MistProcessor
+
+    config = conversion.model.config
+    if answers is not None:
+        if config.multiple_choice:
+            raise ValueError("--answer-vocabulary: the model is multiple choice; it ranks each question's choices")
+        config.set_answer_vocabulary(answers)
+    tokenizer, note = load_tokenizer(tokenizer_name, conversion.variant, config.text_config.vocab_size)
+    conversion.model.save_pretrained(output_dir)
+    if tokenizer is not None:
+        processor = MistProcessor.from_mist_config(config, tokenizer)
+        processor.save_pretrained(output_dir)
+        video = processor.video_processor
+        note = f"wrote the processor ({note}, CLIP {video.clip_model_name} with {video.clip_pretrained} weights)"
+    if not config.multiple_choice and config.answer_vocabulary is None:
+        note += "; no answer vocabulary: pass --answer-vocabulary vocab.json to answer open-ended questions"
+    return note
+
+
+def read_answer_vocabulary(path: str | Path) -> list[str]:
+    """Open-ended answers from a JSON list, or an answer -> index object (the original code's `vocab.json`)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            value = json.load(file)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--answer-vocabulary {path}: cannot be read as JSON ({error})") from error
+    if isinstance(value, dict):
+        return [answer for answer, _ in sorted(value.items(), key=lambda item: int(item[1]))]
+    if isinstance(value, list) and value:
+        return [str(answer) for answer in value]
+    raise ValueError(f"--answer-vocabulary {path}: expected a JSON list of answers or an answer -> index object")
+
+
+def load_tokenizer(name_or_path: str | None, variant: str, vocab_size: int) -> tuple[object | None, str]:
+    """The tokenizer the processor is saved with, and a line saying what was done.
+
+    Without `name_or_path`, the variant's reference tokenizer is taken only when it is already in the local
+    Hugging Face cache (a conversion never waits on the network unasked); otherwise None, with the flag that
+    writes it. A tokenizer whose vocabulary does not match the text encoders' is refused.
+    """
+    from transformers import AutoTokenizer
+
+    name = name_or_path or REFERENCE_TOKENIZERS[variant]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=name_or_path is None)
+    except (OSError, ValueError) as error:
+        if name_or_path is not None:
+            raise ValueError(f"--tokenizer {name}: cannot be loaded ({type(error).__name__}: {error})") from error
+        return None, (
+            f"no processor written ({name}, the reference tokenizer, is not in the local Hugging Face cache): "
+            f"to use the folder with `mist predict` or the pipeline, convert again with --tokenizer {name} "
+            "(downloads it) or --tokenizer DIR"
+        )
+    if len(tokenizer) != vocab_size:
+        raise ValueError(
+            f"--tokenizer {name}: {len(tokenizer)} tokens, but the checkpoint's text encoders have {vocab_size}; "
+            f"expected the tokenizer the model was trained with ({REFERENCE_TOKENIZERS[variant]} for {variant})"
+        )
+    return tokenizer, f"tokenizer {name}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="state dict saved by the original training script (.pth)")
@@ -383,15 +451,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-question-length", type=int, default=None, help="default: from the position table")
     parser.add_argument(
+        "--tokenizer",
+        help="tokenizer (name or folder) saved with the processor, so that the folder answers questions as it comes "
+        "(default: the variant's reference tokenizer when it is in the local Hugging Face cache)",
+    )
+    parser.add_argument(
+        "--answer-vocabulary",
+        help="open-ended answers (the original's vocab.json, or a JSON list) that the model ranks",
+    )
+    parser.add_argument(
         "--learned-positions",
         action="store_true",
         help="train the ISTA position tables when fine-tuning (the reference keeps them frozen)",
     )
     args = parser.parse_args(argv)
     try:
+        answers = read_answer_vocabulary(args.answer_vocabulary) if args.answer_vocabulary else None
         conversion = convert_checkpoint(
             args.checkpoint,
-            args.output_dir,
+            None,  # saved below, once the tokenizer is checked too
             variant=args.variant,
             num_attention_heads=args.num_attention_heads,
             text_num_attention_heads=args.text_num_attention_heads,
@@ -403,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             max_question_length=args.max_question_length,
             freeze_position_embeddings=not args.learned_positions,
         )
+        processor_note = save_converted(conversion, args.output_dir, args.tokenizer, answers)
     except (NotAMistCheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -422,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Q={config.max_question_length}, sequence {config.sequence_length}, text encoder {text.model_type} "
         f"{text.num_hidden_layers} layers x {text.hidden_size}"
     )
+    print(processor_note)
     return 0
 
 

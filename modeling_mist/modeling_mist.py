@@ -2,8 +2,10 @@
 
 import copy
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -633,6 +635,21 @@ class MistPreTrainedModel(PreTrainedModel):
             init.copy_(module.box_descriptors, module.grid_boxes())
         if isinstance(module, MistSelector):
             init.zeros_(module.training_forwards)  # a fresh (or loaded) model starts its temperature schedule
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, then the weight files get the umask's mode: safetensors writes them
+        0600 (a temporary file renamed), which another user, a service account or a Space could not read."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            mode = 0o666 & ~_current_umask()
+            for path in Path(save_directory).glob("*.safetensors"):
+                os.chmod(path, mode)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def _check_labels(labels: torch.Tensor, num_candidates: int) -> None:

@@ -117,6 +117,38 @@ def _video_key(video) -> tuple:
     return ("object", id(video))  # arrays live as long as the call's inputs
 
 
+def check_choices(choices: Sequence, where: str = "the question") -> list[str]:
+    """The candidate answers as text; raises a ValueError for none, an empty one or one given twice (each would be
+    ranked, and a repeated answer would share its score between its copies)."""
+    texts = [str(choice).strip() for choice in choices]
+    if not texts:
+        raise ValueError(f"{where} has an empty choices list; expected at least one candidate answer")
+    if "" in texts:
+        raise ValueError(f"{where}: choice {texts.index('')} is empty; expected every choice to be an answer in words")
+    repeated = sorted({text for text in texts if texts.count(text) > 1})
+    if repeated:
+        raise ValueError(f"{where}: choices {texts} repeat {', '.join(map(repr, repeated))}; expected distinct answers")
+    return texts
+
+
+def _check_stored_features(frame_features: torch.Tensor, patch_features: torch.Tensor, config) -> None:
+    """One line naming the given shapes and the model's, instead of a shape error deep inside the model."""
+    expected = {
+        "frame_features": ((config.num_frames, config.clip_hidden_size), "(num_frames, clip_hidden_size)"),
+        "patch_features": (
+            (config.num_frames, config.grid_size**2, config.clip_hidden_size),
+            "(num_frames, grid_size**2, clip_hidden_size)",
+        ),
+    }
+    for name, tensor in (("frame_features", frame_features), ("patch_features", patch_features)):
+        shape, meaning = expected[name]
+        if tuple(tensor.shape) != shape:
+            raise ValueError(
+                f"{name} has shape {tuple(tensor.shape)}; this model reads {shape} = {meaning}: "
+                "pass features extracted for it (`mist extract-features --model MODEL`)"
+            )
+
+
 @dataclass
 class QuestionContext:
     """What one question's model input carries besides tensors, through batching to `postprocess`."""
@@ -128,7 +160,7 @@ class QuestionContext:
 
 
 class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
-    """Answers questions about videos with `MistForVideoQuestionAnswering` and its `MistProcessor`.
+    """Answers questions about videos with [`MistForVideoQuestionAnswering`] and its [`MistProcessor`].
 
     Call with `(video, question)`, `(video, question, choices=[...])`, `(video, [questions])`, a dict
     `{"video", "question", "choices"?, "fps"?}` or a list of such dicts. A video is a path (mp4, webm,
@@ -209,9 +241,7 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
             if example.get("video") is None and example.get("frame_features") is None:
                 raise ValueError(f"question {number} ({text!r}) has no video: pass a path, frame folder or frames")
             if example.get("choices") is not None:
-                example["choices"] = [str(choice) for choice in example["choices"]]
-                if not example["choices"]:
-                    raise ValueError(f"question {number} ({text!r}) has an empty choices list")
+                example["choices"] = check_choices(example["choices"], f"question {number} ({text!r})")
             elif self.model.config.multiple_choice:
                 raise ValueError(f"the model is multiple choice: question {number} ({text!r}) needs its choices")
         return examples, single
@@ -231,6 +261,8 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
         config = self.model.config
         video = example.get("video")
         frames, timing = None, None
+        if example.get("frame_features") is None:
+            self.processor.video_processor.check_clip_width(config.clip_hidden_size)  # before decoding
         if video is not None:
             sample = partial(self.processor.video_processor.sample_frames, num_frames=config.num_frames)
             frames, metadata = load_video_frames(video, sample)
@@ -239,6 +271,7 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
         if example.get("frame_features") is not None:
             frame_features = torch.as_tensor(np.asarray(example["frame_features"]), dtype=torch.float32)
             patch_features = torch.as_tensor(np.asarray(example["patch_features"]), dtype=torch.float32)
+            _check_stored_features(frame_features, patch_features, config)
         else:
             frame_features, patch_features = self.processor.video_processor.extract_features([frames])
             frame_features, patch_features = frame_features[0], patch_features[0]  # [F, D], [F, P, D]
@@ -371,6 +404,7 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
 
 __all__ = [
     "PIPELINE_ENTRY",
+    "check_choices",
     "SELECTION_FIELDS",
     "TASK",
     "MistVideoQuestionAnsweringPipeline",

@@ -49,7 +49,7 @@ class MistProcessor(ProcessorMixin):
 
     Args:
         tokenizer (`PreTrainedTokenizerBase`): the text encoder's tokenizer (BERT), for questions and answers.
-        video_processor (`MistVideoProcessor`): frame sampling and CLIP features (image and text towers).
+        video_processor ([`MistVideoProcessor`]): frame sampling and CLIP features (image and text towers).
         answer_vocabulary (`list[str]`, *optional*): the shared candidates of an open-ended dataset, in
             the order of the model's `id2label`. Tokenised once and cached.
         max_question_length (`int`, defaults to 30): question tokens kept (longer questions are truncated,

@@ -1,5 +1,6 @@
 """Video decoding for MIST: sample frame indices, then read only those frames of a file, folder or array."""
 
+import io
 import os
 import re
 from bisect import bisect_right
@@ -14,8 +15,9 @@ from transformers.video_utils import VideoMetadata
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-# A video given as a path, a folder of frame images, or frames `[T, H, W, 3]` (or `[T, 3, H, W]`) uint8.
-VideoSource = str | os.PathLike | np.ndarray | torch.Tensor
+# A video given as a path, a folder of frame images, frames `[T, H, W, 3]` (or `[T, 3, H, W]`) uint8, or an
+# open binary file (seekable, e.g. a member of a zip archive; its `name` is used in messages).
+VideoSource = str | os.PathLike | np.ndarray | torch.Tensor | io.IOBase
 
 
 class VideoDecodeError(ValueError):
@@ -96,11 +98,14 @@ def _read_frame_folder(folder: str, sample_indices_fn: Callable | None) -> tuple
 # containers that store no frame count, e.g. webm) and seek to key frames, so only the GOPs that
 # hold sampled frames are decoded. decord has no wheels for current Pythons and torchvision's
 # video reader is gone.
-def _read_video_file(path: str, sample_indices_fn: Callable | None) -> tuple[np.ndarray, VideoMetadata]:
+def _read_video_file(
+    source: str | io.IOBase, sample_indices_fn: Callable | None
+) -> tuple[np.ndarray, VideoMetadata]:
     import av
 
+    path = source if isinstance(source, str) else getattr(source, "name", "<video stream>")
     try:
-        with av.open(path) as container:
+        with av.open(source) as container:
             if not container.streams.video:
                 raise VideoDecodeError(f"{path}: no video stream")
             stream = container.streams.video[0]
@@ -257,7 +262,8 @@ def _frames_from_array(video: np.ndarray | torch.Tensor, sample_indices_fn: Call
 def load_video_frames(
     video: VideoSource, sample_indices_fn: Callable | None = None
 ) -> tuple[np.ndarray, VideoMetadata]:
-    """Frames `[F, H, W, 3]` uint8 of a video file, a frame folder or a frame array, and their metadata.
+    """Frames `[F, H, W, 3]` uint8 of a video file (a path or an open binary file), a frame folder or a frame
+    array, and their metadata.
 
     `sample_indices_fn(metadata=...)` picks the frame indices from the total frame count; only those
     frames are decoded. Without it, every frame is returned. Raises `VideoDecodeError` naming the
@@ -265,11 +271,18 @@ def load_video_frames(
     """
     if isinstance(video, (np.ndarray, torch.Tensor)):
         return _frames_from_array(video, sample_indices_fn)
+    if isinstance(video, io.IOBase):
+        return _read_video_file(video, sample_indices_fn)
     path = os.fspath(video)
     if os.path.isdir(path):
         return _read_frame_folder(path, sample_indices_fn)
     if not os.path.isfile(path):
         raise VideoDecodeError(f"{path}: no such file or folder")
+    if path.lower().endswith(IMAGE_EXTENSIONS):  # ffmpeg would read it as a one-frame video
+        raise VideoDecodeError(
+            f"{path}: an image, not a video; expected a video file ({', '.join(VIDEO_EXTENSIONS)}) or a folder of "
+            "frame images"
+        )
     return _read_video_file(path, sample_indices_fn)
 
 

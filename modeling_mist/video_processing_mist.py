@@ -27,6 +27,7 @@ from transformers.video_utils import VideoMetadata
 
 from .clip_runtime_mist import (
     ClipRuntime,
+    clip_embedding_size,
     embed_images,
     embed_texts,
     parse_clip_dtype,
@@ -152,6 +153,19 @@ class MistVideoProcessor(BaseVideoProcessor):
         return self._clip.get_model(
             self.clip_model_name, self.clip_pretrained, device, crop_size, self.clip_weights_dtype
         )
+
+    def check_clip_width(self, clip_hidden_size: int) -> None:
+        """Refuse, before any frame is decoded, to embed videos for a model that reads features of another width
+        (one trained on synthetic or other features, such as the demo's): its CLIP's output could not be read."""
+        made = clip_embedding_size(self.clip_model_name)
+        if made is None:  # only building CLIP would tell (an `hf-hub:` model): build it
+            made = self.clip_model().visual.output_dim
+        if made != clip_hidden_size:
+            raise ValueError(
+                f"the model reads {clip_hidden_size}-d video features but its processor's CLIP "
+                f"({self.clip_model_name}) gives {made}-d ones, so it cannot answer about a video file, only from "
+                f"stored features of its own width (frame_features, patch_features)"
+            )
 
     def clip_tokenizer(self) -> Callable:
         """The open_clip tokenizer of `clip_model_name`, built on first use."""

@@ -12,7 +12,6 @@ weights, frames, grid, crop size, dtype) is extended: its videos are kept and no
 the new ones are added. One made with other settings is refused before any work starts.
 """
 
-import glob
 import json
 import os
 import shutil
@@ -21,24 +20,27 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import torch
 from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
 from datasets import Dataset, load_from_disk
 from tqdm.auto import tqdm
 
-from modeling_mist.video_decoding_mist import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoDecodeError
+from modeling_mist.video_decoding_mist import VideoDecodeError
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.decode_pool import batched, decode_ahead
 from processing.feature_store import SETTINGS_PREFIX, FeatureStore, restore_interrupted_swap
-from processing.question_embeddings import add_question_embeddings, read_records
+from processing.file_utils import NotEnoughSpaceError, megabytes
+from processing.question_embeddings import add_question_embeddings
+from processing.video_inputs import find_clips, find_video_inputs, find_videos, open_video  # noqa: F401  (API)
 
 
 @dataclass
 class ExtractionOptions:
     """One extraction run. Sizes and the CLIP choice are those of the model the features are for."""
 
-    inputs: list[str]  # folders of videos, globs, video files or list files
+    inputs: list[str]  # folders, globs, video files, list files, zip archives or Hub dataset ids (video_inputs)
     output_dir: str  # where the dataset is saved (load_from_disk)
     num_frames: int  # frames sampled per video (config.num_frames)
     grid_size: int  # crops per frame side (config.grid_size)
@@ -71,100 +73,7 @@ class ExtractionSummary:
     questions_written: int | None = None
     main_process: bool = True
     kept_from_earlier: int = 0  # rows of the dataset already in the output folder that are not among `videos`
-
-
-@dataclass(frozen=True)
-class VideoFile:
-    video_id: str  # the dataset's key: file stem (or frame folder name), or a clip's `feature_id`
-    path: str
-    start: float | None = None  # a clip's first second (None: the video's start)
-    end: float | None = None  # a clip's last second (None: the video's end)
-
-
-def find_clips(clips_path: str, videos: list[VideoFile]) -> list[VideoFile]:
-    """The clips a questions file asks about (STAR: each question its own clip of a video), keyed by
-    `feature_id` (the question's row in the features dataset) and cut from `start` to `end` seconds of
-    the video `video_id` among `videos`. Each distinct `feature_id` once, sorted."""
-    path_of = {video.video_id: video.path for video in videos}
-    clips, missing = {}, set()
-    for index, record in enumerate(read_records(clips_path)):
-        feature_id = record.get("feature_id", record.get("question_id"))
-        if feature_id is None or record.get("video_id") is None:
-            raise ValueError(f"{clips_path}: row {index} has no feature_id/question_id or no video_id")
-        video_id = str(record["video_id"])
-        if video_id not in path_of:
-            missing.add(video_id)
-            continue
-        start, end = record.get("start"), record.get("end")
-        clip = VideoFile(
-            str(feature_id),
-            path_of[video_id],
-            None if start is None else float(start),
-            None if end is None else float(end),
-        )
-        if clips.setdefault(clip.video_id, clip) != clip:
-            raise ValueError(f"{clips_path}: feature_id {clip.video_id!r} names two different clips")
-    if missing:
-        print(
-            f"warning: {len(missing)} videos of {clips_path} are not among the inputs; their clips are skipped "
-            f"(e.g. {sorted(missing)[:3]})",
-            file=sys.stderr,
-        )
-    if not clips:
-        raise ValueError(f"{clips_path}: no clip's video is among the inputs")
-    return sorted(clips.values(), key=lambda clip: clip.video_id)
-
-
-def _is_frame_folder(path: str) -> bool:
-    return os.path.isdir(path) and any(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(path))
-
-
-def _is_video(path: str) -> bool:
-    return (os.path.isfile(path) and path.lower().endswith(VIDEO_EXTENSIONS)) or _is_frame_folder(path)
-
-
-def _video_file(path: str) -> VideoFile:
-    path = os.path.normpath(path)
-    name = os.path.basename(path)
-    return VideoFile(video_id=os.path.splitext(name)[0] if os.path.isfile(path) else name, path=path)
-
-
-def find_videos(inputs: list[str]) -> list[VideoFile]:
-    """Videos named by folders (their video files and frame folders), globs, video files or list files.
-
-    A list file holds one path per line (relative to the list file's folder; `#` starts a comment).
-    Entries of a list file are taken as given: a missing one is reported when it fails to decode.
-    Sorted by id; raises ValueError for an input that names nothing or for two videos with one id.
-    """
-    found = []
-    for entry in inputs:
-        if os.path.isdir(entry) and not _is_frame_folder(entry):
-            inside = [path for path in (os.path.join(entry, name) for name in os.listdir(entry)) if _is_video(path)]
-            if not inside:
-                raise ValueError(f"input {entry!r}: the folder holds no video file or frame folder")
-            found += inside
-        elif any(character in entry for character in "*?["):
-            matches = sorted(path for path in glob.glob(entry, recursive=True) if _is_video(path))
-            if not matches:
-                raise ValueError(f"input {entry!r}: the glob matches no video file or frame folder")
-            found += matches
-        elif _is_video(entry):
-            found.append(entry)
-        elif os.path.isfile(entry):
-            base = os.path.dirname(entry)
-            with open(entry) as file:
-                lines = [line.split("#", 1)[0].strip() for line in file]
-            found += [os.path.join(base, line) for line in lines if line]
-        else:
-            raise ValueError(f"input {entry!r}: no such video file, folder, glob match or list file")
-    videos = sorted({_video_file(path) for path in found}, key=lambda video: (video.video_id, video.path))
-    by_id = {}
-    for video in videos:
-        by_id.setdefault(video.video_id, []).append(video.path)
-    clashes = {video_id: paths for video_id, paths in by_id.items() if len(paths) > 1}
-    if clashes:
-        raise ValueError(f"several videos share an id (the file stem): {clashes}; ids must be unique")
-    return videos
+    skipped_members: int = 0  # archive members that are not videos
 
 
 def _check_output_dir(output_dir: str) -> None:
@@ -222,7 +131,7 @@ def extract_share(
     computed = failed = 0
     decoded = decode_ahead(
         pending,
-        lambda video: video_processor.load_video(video.path, start=video.start, end=video.end),
+        partial(_load_video, video_processor),
         options.decode_workers,
         2 * options.batch_size,
     )
@@ -234,20 +143,35 @@ def extract_share(
                 continue
             failed += 1
             reason = (
-                str(error) if isinstance(error, VideoDecodeError) else f"{video.path}: {type(error).__name__}: {error}"
+                str(error) if isinstance(error, VideoDecodeError) else f"{video.name}: {type(error).__name__}: {error}"
             )
             progress.write(f"error: {reason}; skipped", file=sys.stderr)
-            store.record_failure(state.process_index, video.path, reason)
+            store.record_failure(state.process_index, video.name, reason)
         if good:
             frame_features, patch_features = video_processor.extract_features(
                 [torch.from_numpy(frames) for _, frames in good], device=device, batch_size=options.clip_batch_size
             )
             for (video, _), frames_of_video, patches_of_video in zip(good, frame_features, patch_features):
-                store.write(video.video_id, frames_of_video, patches_of_video, options.dtype)
-            computed += len(good)
+                try:
+                    store.write(video.video_id, frames_of_video, patches_of_video, options.dtype)
+                except NotEnoughSpaceError as error:
+                    per_video = (frames_of_video.numel() + patches_of_video.numel()) * np.dtype(options.dtype).itemsize
+                    left = len(pending) - computed
+                    raise NotEnoughSpaceError(
+                        f"{store.work_dir}: the disk is full after {computed} of the {len(pending)} videos to compute; "
+                        f"the {left} others need about {megabytes(left * per_video)} (and the dataset twice the whole "
+                        f"when it is written); the finished videos are kept: free space and rerun to continue"
+                    ) from error
+                computed += 1
         progress.update(len(batch))
     progress.close()
     return {"share": len(share), "reused": len(share) - len(pending), "computed": computed, "failed": failed}
+
+
+def _load_video(video_processor: MistVideoProcessor, video) -> np.ndarray:
+    """Sampled frames of a video file, frame folder or archive member (of its clip, for a STAR question)."""
+    with open_video(video) as source:
+        return video_processor.load_video(source, start=video.start, end=video.end)
 
 
 def _wait_for_processes(store: FeatureStore, num_processes: int) -> None:
@@ -284,16 +208,34 @@ def extract_features(options: ExtractionOptions) -> ExtractionSummary:
         "crop_size": options.crop_size,
         "dtype": options.dtype,
     }
-    videos = find_videos(options.inputs)
+    found = find_video_inputs(options.inputs)
+    videos = found.videos
     if options.clips:
         videos = find_clips(options.clips, videos)
+    store = FeatureStore(work_dir)
+    if not state.is_main_process:
+        return _extract(options, settings, videos, store, state, found.skipped_members)
+    store.lock(" ".join(sys.argv))
+    try:
+        return _extract(options, settings, videos, store, state, found.skipped_members)
+    finally:
+        store.unlock()
+        if os.path.isdir(work_dir):
+            store.remove_if_nothing_finished()
+
+
+def _extract(
+    options: ExtractionOptions, settings: dict, videos: list, store: FeatureStore, state, skipped_members
+) -> ExtractionSummary:
+    """`extract_features` once the work folder is this run's (the main process holds its lock);
+    `skipped_members` counts the archives' non-video members, for the summary."""
+    output_dir, work_dir = os.path.normpath(options.output_dir), store.work_dir
     if state.is_main_process:
         restore_interrupted_swap(output_dir)
     state.wait_for_everyone()
     _check_output_dir(output_dir)
     existing = existing_dataset(output_dir, settings)
     done_before = frozenset(map(str, existing["video_id"])) if existing is not None else frozenset()
-    store = FeatureStore(work_dir)
     if state.is_main_process:
         store.prepare(settings)
     state.wait_for_everyone()  # the work folder is ready before anyone writes to it
@@ -327,6 +269,7 @@ def extract_features(options: ExtractionOptions) -> ExtractionSummary:
         computed=sum(done["computed"] for done in store.summaries()),
         failures=failures,
         kept_from_earlier=len(done_before - set(video_ids)) if num_rows else 0,
+        skipped_members=skipped_members,
     )
     if options.questions:
         encode = partial(video_processor.encode_text, device=device)

@@ -8,6 +8,8 @@ Layout of the work folder:
   is killed loses at most the videos in flight, and a rerun skips every video that has its file.
 * `failures/process-<i>.jsonl` and `done/process-<i>.json`: what each process of the last run
   could not read, and that it has finished.
+* `lock`: the run using the folder (pid, host, start time, command); a second run into the same
+  folder is refused with those details, a lock whose process died on this machine is taken over.
 
 When every process is done, the main process assembles the files, together with the videos of an
 existing dataset in the output folder (an earlier run with the same settings), into one `datasets`
@@ -15,10 +17,13 @@ dataset. The new dataset is written beside the output folder and swapped in by r
 output folder always holds a complete dataset: the old one until the new one is whole.
 """
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -27,27 +32,35 @@ from datasets import Array2D, Array3D, Dataset, Features, Value
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from processing.file_utils import (
+    NotEnoughSpaceError,
+    check_free_space,
+    is_disk_full,
+    megabytes,
+    mode_for_new_files,
+    write_atomically,
+)
+
 FEATURE_SUFFIX = ".safetensors"
 # The dataset's `info.description` starts with this, followed by the extraction settings as JSON.
 SETTINGS_PREFIX = "MIST CLIP video features: "
 
 
-def write_atomically(path: str, write) -> None:
-    """Call `write(temporary_path)`, flush it to disk, then rename it to `path`: a kill at any point
-    leaves the old file or the new one, never half of one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-    os.close(handle)
+class WorkFolderInUse(RuntimeError):
+    """Another extraction holds the work folder; the message names it (pid, host, start time, command)."""
+
+
+def _is_dead(holder: dict) -> bool:
+    """True when the run of a lock record is known to be gone: it ran on this machine and its process is not there."""
+    if not holder or holder.get("host") != socket.gethostname():
+        return False  # another machine's run (a shared folder): only its owner can tell
     try:
-        write(temporary)
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return False
+    return False
 
 
 class FeatureStore:
@@ -59,22 +72,32 @@ class FeatureStore:
         self.failures_dir = os.path.join(work_dir, "failures")
         self.done_dir = os.path.join(work_dir, "done")
         self.settings_path = os.path.join(work_dir, "settings.json")
+        self.lock_path = os.path.join(work_dir, "lock")
 
     # ----- set-up (main process, before the others start) -----
 
     def prepare(self, settings: dict) -> None:
-        """Create the folders, check `settings` against an earlier run, clear the last run's bookkeeping."""
+        """Create the folders, check `settings` against an earlier run, clear the last run's bookkeeping.
+
+        The settings of an earlier run that finished no video (refused, or stopped before its first) are
+        replaced: nothing made with them is kept, so nothing is lost.
+        """
         for folder in (self.videos_dir, self.failures_dir, self.done_dir):
             os.makedirs(folder, exist_ok=True)
+        earlier = None
         if os.path.exists(self.settings_path):
             with open(self.settings_path) as file:
                 earlier = json.load(file)
-            if earlier != settings:
-                raise ValueError(
-                    f"work dir {self.work_dir} holds features made with {earlier}, not {settings}; "
-                    "rerun with the same settings or choose another --work-dir"
-                )
-        else:
+        finished = [name for name in os.listdir(self.videos_dir) if name.endswith(FEATURE_SUFFIX)]
+        if earlier is not None and earlier != settings and finished:
+            differing = sorted(key for key in set(earlier) | set(settings) if earlier.get(key) != settings.get(key))
+            made = ", ".join(f"{key}={earlier.get(key)!r}" for key in differing)
+            asked = ", ".join(f"{key}={settings.get(key)!r}" for key in differing)
+            raise ValueError(
+                f"work dir {self.work_dir} holds {len(finished)} videos made with {made}, but this run asks for "
+                f"{asked}; rerun with the same settings to resume them, or choose another --work-dir"
+            )
+        if earlier != settings:
             write_atomically(self.settings_path, lambda path: _write_json(path, settings))
         # Leftovers of killed writers and of the last run's processes.
         for name in os.listdir(self.videos_dir):
@@ -83,6 +106,59 @@ class FeatureStore:
         for folder in (self.failures_dir, self.done_dir):
             for name in os.listdir(folder):
                 os.remove(os.path.join(folder, name))
+
+    # ----- one run at a time -----
+
+    def lock(self, command: str) -> None:
+        """Claim the work folder for this run (its main process), or raise `WorkFolderInUse` naming the run that holds
+        it. A lock left by a run that died on this machine is taken over."""
+        os.makedirs(self.work_dir, exist_ok=True)
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        record["command"] = command
+        while True:
+            try:
+                handle = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode_for_new_files())
+            except FileExistsError:
+                holder = self._lock_holder()
+                if holder is not None and not _is_dead(holder):
+                    raise WorkFolderInUse(
+                        f"work dir {self.work_dir} is in use by another extraction (pid {holder.get('pid')} on "
+                        f"{holder.get('host')}, started {holder.get('started')}: {holder.get('command', '?')}); wait "
+                        f"for it to finish or choose another --work-dir (if that run is gone, delete {self.lock_path})"
+                    ) from None
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.lock_path)  # its run died: take the folder over
+                continue
+            with os.fdopen(handle, "w") as file:
+                json.dump(record, file)
+            return
+
+    def unlock(self) -> None:
+        holder = self._lock_holder()
+        if holder is not None and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+            os.remove(self.lock_path)
+
+    def remove_if_nothing_finished(self) -> None:
+        """Delete the work folder when it holds no finished video (a refused or failed run): nothing in it is worth
+        keeping, and a corrected command starts clean."""
+        finished = os.listdir(self.videos_dir) if os.path.isdir(self.videos_dir) else []
+        if any(name.endswith(FEATURE_SUFFIX) for name in finished):
+            return  # finished videos: a rerun resumes them
+        for folder in (self.videos_dir, self.failures_dir, self.done_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.settings_path)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.work_dir)  # only when nothing else is in it (a --work-dir may name a folder of the user's)
+
+    def _lock_holder(self) -> dict | None:
+        try:
+            with open(self.lock_path) as file:
+                return json.load(file)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}  # being written by the other run this very moment: it is alive
 
     # ----- per video -----
 
@@ -184,6 +260,10 @@ class FeatureStore:
 
         output_dir = os.path.normpath(output_dir)
         staging = output_dir + ".assembling"
+        # The rows are written twice (the generator's Arrow cache, then the saved copy) before the old dataset goes.
+        row_bytes = np.dtype(dtype).itemsize * num_frames * hidden_size * (1 + num_patches)
+        needed = 2 * row_bytes * len(order)
+        check_free_space(os.path.dirname(output_dir) or ".", needed, f"the features dataset of {len(order)} videos")
         cache = tempfile.mkdtemp(dir=self.work_dir, prefix="arrow-cache-")
         try:
             # A fresh cache folder: the generator's fingerprint cannot match an older, stale build.
@@ -194,6 +274,15 @@ class FeatureStore:
             num_rows = len(dataset)
             del dataset
             swap_in(staging, output_dir)
+        except Exception as error:
+            if not is_disk_full(error) or isinstance(error, NotEnoughSpaceError):
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+            raise NotEnoughSpaceError(
+                f"{output_dir}: the disk filled up while writing the features dataset (it needs about "
+                f"{megabytes(needed)} while it is written); the dataset already there is unchanged and the finished "
+                f"videos stay in {self.work_dir}: free space and rerun to assemble them"
+            ) from error
         finally:
             shutil.rmtree(cache, ignore_errors=True)
         return num_rows, unreadable
@@ -206,16 +295,6 @@ class FeatureStore:
             unreadable.append({"source": self.path(video_id), "reason": f"unreadable feature file ({error})"})
             os.remove(self.path(video_id))
             return None
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """`path` holds `text` (UTF-8), written by `write_atomically`."""
-
-    def write(temporary: str) -> None:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(text)
-
-    write_atomically(str(path), write)
 
 
 def _write_json(path: str, value) -> None:

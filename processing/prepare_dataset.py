@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from processing.feature_store import write_atomically, write_text_atomically
+from processing.file_utils import write_atomically, write_text_atomically
 
 SPLIT_ALIASES = {
     "train": "train",

@@ -111,13 +111,11 @@ class VideoQuestionAnswerer:
 
     def _check_clip_fits(self, video_processor) -> None:
         """Refuse, before the CLIP pass, a model that does not read CLIP's features (the synthetic demo's)."""
-        clip_size = video_processor.clip_model().visual.output_dim
-        if clip_size != self.config.clip_hidden_size:
+        try:
+            video_processor.check_clip_width(self.config.clip_hidden_size)
+        except ValueError as error:
             hint = ": pick one of the sample videos" if self._sample_of else ""
-            raise ValueError(
-                f"this model reads {self.config.clip_hidden_size}-d video features but its processor's CLIP "
-                f"({video_processor.clip_model_name}) gives {clip_size}-d ones{hint}"
-            )
+            raise ValueError(f"{error}{hint}") from error
 
     def answer(self, video: str | None, question: str | None, choices: str | None = None):
         """(ranked answers `[{"answer", "score"}]`, `{answer: score}` for the label, explanation PNG path,

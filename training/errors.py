@@ -6,7 +6,8 @@ Two kinds, so that the command line can tell the user whether to change the comm
   a folder of the wrong kind, settings that contradict what is already on disk. `mist` exits with 2.
 * `Failure` (a `RuntimeError`): the command is right but the work could not be done. Its subclass
   `BrokenFileError`: the path is right but what is in it cannot be read (an empty questions file, a
-  truncated Arrow file, a model folder without weights). `mist` exits with 1.
+  truncated Arrow file, a model folder without weights). `mist` exits with 1; with 130 for
+  `Interrupted` (Ctrl-C, reported with what to run to continue).
 
 Every message starts with the file or folder and says what is wrong. Library functions name only the
 path or value; the command that took it from a flag adds the flag (`named_by`).
@@ -32,6 +33,12 @@ class Failure(RuntimeError):
 
 class BrokenFileError(Failure):
     """A file or folder exists but its content cannot be used (exit status 1)."""
+
+
+class Interrupted(Failure):
+    """The user stopped the work (Ctrl-C); the message says what is kept and how to continue (exit status 130)."""
+
+    exit_status = 130  # the shell's code for a run stopped by SIGINT
 
 
 def is_local(name_or_path: str | os.PathLike) -> bool:
@@ -104,7 +111,7 @@ class ReportedErrors:
         if isinstance(error, self.usage):
             self.status = 2
         elif isinstance(error, self.failures):
-            self.status = 1
+            self.status = getattr(error, "exit_status", 1)
         else:
             return False
         print(f"{self.prog}: {' '.join(str(error).split())}", file=sys.stderr)

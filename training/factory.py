@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoModel, AutoProcessor, TrainingArguments
 
 import modeling_mist  # noqa: F401  (registers MIST with the Auto classes)
@@ -112,6 +113,7 @@ def load_trained(
     Raises `UsageError` for a path that does not exist (or a Hub id that cannot be loaded) and
     `BrokenFileError` for a folder that is not a complete saved model.
     """
+    check_device(device)
     if check_local_or_hub(model_path, flag) == "hub":
         try:
             model = AutoModel.from_pretrained(model_path)
@@ -123,6 +125,12 @@ def load_trained(
         try:
             model = AutoModel.from_pretrained(model_path)
             processor = AutoProcessor.from_pretrained(model_path)
+        except StrictDataclassError as error:  # a hand-edited config.json: the validator's own reason, in one line
+            reason = str(error.__cause__ or error).strip().splitlines()[0]
+            raise BrokenFileError(
+                f"{Path(model_path) / 'config.json'}: not a valid MIST config ({reason}); fix that value or save the "
+                "model again"
+            ) from error
         except (OSError, ValueError, RuntimeError, KeyError) as error:
             raise BrokenFileError(
                 f"{model_path}: the saved model cannot be loaded ({type(error).__name__}: {error})"
@@ -131,6 +139,26 @@ def load_trained(
     if clip_pretrained is not None:
         processor.video_processor.clip_pretrained = parse_clip_pretrained(clip_pretrained)
     return model, processor
+
+
+def check_device(device: str | torch.device, flag: str = "--device") -> torch.device:
+    """`device` as a `torch.device`; raises `UsageError` for a name torch does not know or a GPU this machine lacks."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise UsageError(f"{flag} {device}: not a device; expected cpu, cuda or cuda:N") from error
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(
+                f"{flag} {device}: this machine has no usable CUDA GPU (torch.cuda.is_available() is False); "
+                "pass --device cpu"
+            )
+        if parsed.index is not None and parsed.index >= count:
+            raise UsageError(f"{flag} {device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{flag} {device}: this machine has no usable Apple GPU (MPS); pass --device cpu")
+    return parsed
 
 
 def check_saved_model(path: Path, flag: str) -> None:
@@ -152,4 +180,9 @@ def check_saved_model(path: Path, flag: str) -> None:
         raise BrokenFileError(
             f"{path}: no weights (model.safetensors), only {', '.join(held[:6])}: "
             f"was its training run killed before it saved the model?{hint}"
+        )
+    if not (path / "processor_config.json").is_file():
+        raise BrokenFileError(
+            f"{path}: no processor_config.json (the tokenizer, CLIP choice and answers saved beside the model); a "
+            "checkpoint converted without a tokenizer: convert it again with --tokenizer NAME_OR_DIR"
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from processing.feature_store import write_text_atomically
+from processing.file_utils import write_text_atomically
 
 from .errors import HUB_ID, is_local
 

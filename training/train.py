@@ -27,7 +27,14 @@ from transformers import AutoTokenizer, TrainingArguments, set_seed
 from configuration.model_config import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
 from configuration.presets import Preset, resolve_text_encoder
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
-from processing.feature_store import write_text_atomically
+from processing.file_utils import (
+    NotEnoughSpaceError,
+    check_free_space,
+    free_bytes,
+    is_disk_full,
+    megabytes,
+    write_text_atomically,
+)
 
 from .data import (
     MistQuestionDataset,
@@ -44,7 +51,7 @@ from .data import (
     load_questions,
     read_answer_vocabulary,
 )
-from .errors import BrokenFileError, Failure, UsageError, check_local_or_hub, hub_failure, named_by
+from .errors import BrokenFileError, Failure, Interrupted, UsageError, check_local_or_hub, hub_failure, named_by
 from .factory import build_model, freeze_text_encoders, make_trainer
 from .model_card import write_model_card
 from .trainer import OPEN_ENDED_TOP_K, MistTrainer, build_compute_metrics
@@ -136,6 +143,16 @@ def _required(value, flag: str):
     if value is None:
         raise ValueError(f"{flag} is required")
     return value
+
+
+def check_training_length(training_args: TrainingArguments) -> None:
+    """Refuse a run that would train no step (it would save an untrained model with a card reporting accuracy)."""
+    epochs, steps = training_args.num_train_epochs, training_args.max_steps
+    if epochs < 0 or (epochs == 0 and steps <= 0):
+        raise UsageError(
+            f"--num-train-epochs {epochs:g}: expected a positive number of epochs (or a positive --max-steps); "
+            "this run would train no step"
+        )
 
 
 def limit(questions, max_samples: int | None):
@@ -266,6 +283,71 @@ def save_metrics(output_dir: str | Path, split: str, metrics: dict) -> None:
     write_text_atomically(combined_path, json.dumps(combined, indent=4, sort_keys=True))
 
 
+def saved_model_bytes(model) -> int:
+    """About what `save_pretrained` writes for `model`: its weights and buffers at their stored precision."""
+    tensors = {tensor.data_ptr(): tensor for tensor in model.state_dict().values()}  # tied weights once
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors.values())
+
+
+def check_space_for_run(model, training_args: TrainingArguments) -> None:
+    """Refuse, before training, a run whose final model (and one checkpoint, with its optimizer state, when the run
+    saves them) cannot fit on the disk of `--output-dir`."""
+    model_bytes = saved_model_bytes(model)
+    needed, what = model_bytes, "the final model"
+    if training_args.save_strategy != "no":
+        needed += 3 * model_bytes  # a checkpoint: the weights and Adam's two moments
+        what = "the final model and one checkpoint"
+    check_free_space(training_args.output_dir, needed, what)
+
+
+def newest_checkpoint_hint(output_dir: Path) -> str:
+    """`"the last complete checkpoint, OUT/checkpoint-N, is whole: ..."`, or what to do without one."""
+    found = _checkpoints(output_dir) if output_dir.is_dir() else []
+    complete = [folder for folder in found if is_complete_checkpoint(folder)]
+    if not complete:
+        return "no checkpoint was saved to resume from (--save-strategy steps keeps them)"
+    return f"the last complete checkpoint, {complete[-1]}, is whole: continue with --resume-from-checkpoint last"
+
+
+def train_or_explain(trainer, checkpoint: str | None, output_dir: Path):
+    """`trainer.train`, with a full disk and Ctrl-C turned into what the user can do next (the checkpoint to resume)."""
+    try:
+        return trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted at step {trainer.state.global_step}; {newest_checkpoint_hint(output_dir)}")
+    except Exception as error:  # noqa: BLE001  (safetensors, torch and the OS each word a full disk their own way)
+        if not is_disk_full(error):
+            raise
+        for folder in _checkpoints(output_dir):
+            if not is_complete_checkpoint(folder):
+                shutil.rmtree(folder, ignore_errors=True)  # the checkpoint the full disk cut short
+        needed = 4 * saved_model_bytes(trainer.model)
+        free = megabytes(free_bytes(output_dir))
+        raise NotEnoughSpaceError(
+            f"{output_dir}: the disk filled up while saving a checkpoint at step {trainer.state.global_step} "
+            f"(one needs about {megabytes(needed)}, {free} free); free space: {newest_checkpoint_hint(output_dir)}"
+        ) from error
+
+
+def save_model_or_explain(trainer, staging: Path, output_dir: Path) -> None:
+    """Write the model beside the results in `staging`, refusing up front when it cannot fit and removing the
+    staging folder when the disk fills up anyway: the output folder keeps the previous model whole."""
+    needed = saved_model_bytes(trainer.model)
+    try:
+        if trainer.is_world_process_zero():
+            check_free_space(output_dir, needed, "the final model")
+        trainer.save_model(str(staging), _internal_call=True)  # pushed by the caller, once the files are in place
+    except Exception as error:  # noqa: BLE001
+        if not is_disk_full(error):
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        raise NotEnoughSpaceError(
+            f"{output_dir}: no space for the final model (needs about {megabytes(needed)}, "
+            f"{megabytes(free_bytes(output_dir))} free); nothing in {output_dir} was replaced; free space: "
+            f"{newest_checkpoint_hint(output_dir)}"
+        ) from error
+
+
 def publish_saved_files(staging: Path, output_dir: Path) -> None:
     """Move every file of `staging` into `output_dir`, each replacing its namesake in one rename."""
     for entry in sorted(staging.iterdir()):
@@ -286,6 +368,7 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
     """
     dataset = _required(options.dataset, "--dataset")
     features_source = _required(options.features, "--features")
+    check_training_length(training_args)
     checkpoint = prepare_output_dir(training_args, options.overwrite_output_dir)
     with named_by("--features"):
         features = load_features(features_source, options.features_split)
@@ -467,18 +550,23 @@ def create_trainer(
 
 
 def train_and_save_metrics(trainer: MistTrainer, checkpoint: str | None) -> float:
-    """Train (resuming from `checkpoint`), write `train_results.json`; returns the training time in seconds."""
+    """Check the disk can hold the run, train (resuming from `checkpoint`), write `train_results.json` to the
+    staging folder (moved in with the model, so a full disk leaves neither); returns the training time in seconds."""
+    output_dir = Path(trainer.args.output_dir)
+    if trainer.is_world_process_zero():
+        check_space_for_run(trainer.model, trainer.args)
     started = time.perf_counter()
-    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    train_output = train_or_explain(trainer, checkpoint, output_dir)
     runtime = time.perf_counter() - started
     if trainer.is_world_process_zero():
-        save_metrics(trainer.args.output_dir, "train", train_output.metrics)
+        shutil.rmtree(output_dir / STAGING_NAME, ignore_errors=True)  # a killed run's leftovers
+        save_metrics(output_dir / STAGING_NAME, "train", train_output.metrics)
     return runtime
 
 
 def evaluate_splits(trainer: MistTrainer, eval_datasets: dict, eval_split: str | None) -> dict[str, dict]:
     """Accuracy overall and per question type on each split (the eval split's metrics prefixed `eval`),
-    each written to `{prefix}_results.json`; returns `{split: metrics}`."""
+    each written to `{prefix}_results.json` in the staging folder; returns `{split: metrics}`."""
     results = {}
     for name, eval_dataset in eval_datasets.items():
         prefix = "eval" if name == eval_split else name
@@ -487,18 +575,19 @@ def evaluate_splits(trainer: MistTrainer, eval_datasets: dict, eval_split: str |
         )
         metrics = trainer.evaluate(eval_dataset, metric_key_prefix=prefix)
         if trainer.is_world_process_zero():
-            save_metrics(trainer.args.output_dir, prefix, metrics)
+            save_metrics(Path(trainer.args.output_dir) / STAGING_NAME, prefix, metrics)
         results[name] = metrics
     return results
 
 
 def save_final_model(trainer: MistTrainer, training_args: TrainingArguments, card: RunCard) -> None:
-    """Save the model and processor into `--output-dir` (each file replacing its namesake in one rename),
-    then its card and data report; push the folder with `--push-to-hub`."""
+    """Save the model and processor beside the results in the staging folder, then move them into `--output-dir`
+    (each file replacing its namesake in one rename), then its card and data report; push the folder with
+    `--push-to-hub`."""
     main_process = trainer.is_world_process_zero()
     output_dir = Path(training_args.output_dir)
     staging = output_dir / STAGING_NAME
-    trainer.save_model(str(staging), _internal_call=True)  # pushed below, once the files are in place
+    save_model_or_explain(trainer, staging, output_dir)  # pushed below, once the files are in place
     if main_process:
         publish_saved_files(staging, output_dir)
         card.write(output_dir)

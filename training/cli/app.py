@@ -10,11 +10,12 @@ first, MIST only, if it is missing) with synthetic sample videos. Nothing leaves
 Gradio's analytics are off and no share link is made.
 """
 
-import argparse
-import sys
 from pathlib import Path
 
-import torch
+from huggingface_hub.errors import StrictDataclassError
+
+from training.cli.arguments import MistArgumentParser
+from training.errors import Failure, ReportedErrors, UsageError
 
 DEFAULT_DEMO_DIR = "outputs/demo"
 
@@ -31,38 +32,43 @@ def demo_model(demo_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mist app", description=__doc__.split("\n\n")[0])
+    parser = MistArgumentParser(prog="mist app", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="folder (or Hub id) of a trained MIST; default: the demo's model")
     parser.add_argument(
         "--demo-dir", default=DEFAULT_DEMO_DIR, help="where the demo's model is (or is built) without --model"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
-    parser.add_argument(
-        "--device",
-        default="cuda" if torch.cuda.is_available() else "cpu",
-        help="cpu or cuda (default: cuda if present)",
-    )
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--samples", type=int, default=3, help="demo sample videos offered on the page")
     args = parser.parse_args(argv)
+    with ReportedErrors("mist app", args.debug) as outcome:
+        return serve(args)
+    return outcome.status
 
+
+def serve(args) -> int:
     try:
         import gradio  # noqa: F401
-    except ImportError:
-        print("mist app: needs gradio: pip install 'mist-videoqa[app]'", file=sys.stderr)
-        return 1
+    except ImportError as error:
+        raise Failure("needs gradio: pip install 'mist-videoqa[app]'") from error
+    import torch
     from transformers import pipeline
 
     import modeling_mist  # noqa: F401  (registers the pipeline)
     from training.app import VideoQuestionAnswerer, launch_app
     from training.app_samples import demo_samples
+    from training.factory import check_device, check_saved_model
 
+    device = check_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model_dir = Path(args.model) if args.model else demo_model(Path(args.demo_dir))
     try:
-        answerer = pipeline("video-question-answering", model=str(model_dir), device=args.device)
-    except (OSError, ValueError) as error:
-        print(f"mist app: cannot load {str(model_dir)!r}: {error}", file=sys.stderr)
-        return 2
+        if model_dir.expanduser().is_dir():
+            check_saved_model(model_dir.expanduser(), "--model")  # names what is missing
+        answerer = pipeline("video-question-answering", model=str(model_dir), device=device)
+    except (OSError, ValueError, Failure, StrictDataclassError) as error:
+        reason = str(error.__cause__ if isinstance(error, StrictDataclassError) else error).strip().splitlines()[0]
+        raise UsageError(f"cannot load {str(model_dir)!r}: {reason}") from error
     # the demo's synthetic test videos, when the model is the demo's (its data sits beside it)
     is_demo = (model_dir.parent / "demo_results.json").exists()
     samples = demo_samples(model_dir.parent, answerer.model.config, args.samples) if is_demo else []

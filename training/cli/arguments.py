@@ -100,6 +100,10 @@ def parse_with_preset(
     return script_args, training_args, preset
 
 
+# Checkpoints kept when neither the preset nor the command line says (each holds the weights and optimizer state).
+DEFAULT_SAVE_TOTAL_LIMIT = 3
+
+
 def fit_training_defaults(preset: Preset, argv: Sequence[str]) -> dict:
     """The preset's `TrainingArguments` defaults, fitted to this command line and machine.
 
@@ -107,9 +111,16 @@ def fit_training_defaults(preset: Preset, argv: Sequence[str]) -> dict:
       the save or evaluation strategy so that they differ (`--save-strategy no`), the preset's
       `load_best_model_at_end` is turned off rather than refused (unless the flag itself is given).
     * `dataloader_num_workers` is capped at the CPU cores this process may use, minus one.
+    * `--num-train-epochs` given without `--max-steps` turns off the preset's `max_steps` (which would win).
+    * Checkpoints are capped at `DEFAULT_SAVE_TOTAL_LIMIT` unless the preset or `--save-total-limit` says.
     """
     defaults = dict(preset.training)
     given = given_flags(argv)
+    if "num_train_epochs" in given and "max_steps" not in given and defaults.get("max_steps", -1) > 0:
+        logger.info("--num-train-epochs given: the %s preset's max_steps=%d is off", preset.name, defaults["max_steps"])
+        defaults["max_steps"] = -1
+    if "save_total_limit" not in given and defaults.get("save_total_limit") is None:
+        defaults["save_total_limit"] = DEFAULT_SAVE_TOTAL_LIMIT
     if defaults.get("load_best_model_at_end") and "load_best_model_at_end" not in given:
         strategies = _strategies_from(argv, defaults)
         if strategies["save_strategy"] != "best" and (
@@ -167,7 +178,8 @@ COMMON_TRAINING_ARGUMENTS = {
     "save_strategy": "when to write a checkpoint-* folder (what --resume-from-checkpoint needs): "
     "no, steps, epoch or best",
     "save_steps": "steps between checkpoints with --save-strategy steps",
-    "save_total_limit": "checkpoints kept (older ones are deleted)",
+    "save_total_limit": f"checkpoints kept, older ones are deleted (default: the preset's, else "
+    f"{DEFAULT_SAVE_TOTAL_LIMIT})",
     "logging_steps": "steps between loss lines",
     "seed": "seed of the model initialisation, data order and selection noise",
     "bf16": "train in bfloat16 mixed precision",

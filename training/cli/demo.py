@@ -56,6 +56,17 @@ def patch_main(argv: list[str]) -> int:
     )
     parser.add_argument("--task-overrides", default=None, help="PatchTaskConfig overrides, e.g. 'question_alignment=0.3'")
     parser.add_argument(
+        "--train-answer-encoder",
+        action="store_true",
+        help="train the answer encoder too (the question encoder stays frozen)",
+    )
+    parser.add_argument(
+        "--curve-points",
+        type=int,
+        default=defaults.curve_points,
+        help=f"test evaluations during training, for the accuracy curve (default: {defaults.curve_points}; 0: none)",
+    )
+    parser.add_argument(
         "--twins", nargs="+", choices=TWINS, default=list(defaults.twins), help=f"models to train (default: all, {' '.join(TWINS)})"
     )
     args = parser.parse_args(argv)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments
 
-from processing.feature_store import write_text_atomically
+from processing.file_utils import write_text_atomically
 from training.cli.arguments import MistArgumentParser, available_cpu_workers
 from training.data import (
     VideoFeatureStore,

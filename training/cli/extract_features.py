@@ -31,7 +31,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="CLIP frame and patch features of videos, written as a datasets dataset "
         "(resumable, multi-process).",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="folder of videos, glob, video file or list file")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="folder of videos, glob, video file, list file, zip archive of videos (members decoded in place), or a "
+        "Hub dataset id or its downloaded folder (every archive in it)",
+    )
     parser.add_argument(
         "--output-dir",
         required=True,
@@ -159,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     else:
         print(f"no video could be encoded: nothing written to {args.output_dir}", file=sys.stderr)
+    if summary.skipped_members:
+        print(f"skipped {summary.skipped_members} archive members that are not videos")
     if summary.failures:
         print(f"{len(summary.failures)} videos failed and were skipped (rerun to retry them):", file=sys.stderr)
         for failure in summary.failures:

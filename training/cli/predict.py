@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from modeling_mist.pipeline_mist import check_choices
 from training.cli.arguments import MistArgumentParser
 from training.data import VideoFeatureStore, check_features_fit_model, feature_geometry, load_features
 from training.errors import BrokenFileError, ReportedErrors, UsageError, named_by
@@ -84,10 +85,28 @@ def parse_args(argv: list[str] | None):
     args = parser.parse_args(argv)
     if args.video is None and (args.features is None or args.video_id is None):
         parser.error("pass --video, or --features with --video-id")
+    if args.top_k < 1:
+        parser.error(f"--top-k {args.top_k}: expected at least 1 answer to print")
     return args
 
 
+def check_video_fits(model, processor, model_path: str) -> None:
+    """Refuse, before decoding and the CLIP pass, a model that cannot read its processor's CLIP features, naming
+    what it can answer instead (the demo's model reads the synthetic task's features)."""
+    try:
+        processor.video_processor.check_clip_width(model.config.clip_hidden_size)
+    except ValueError as error:
+        demo_features = Path(model_path).parent / "data" / "features"
+        if (Path(model_path).parent / "demo_results.json").exists() and demo_features.is_dir():
+            hint = f"; it is `mist demo`'s model: ask about a synthetic video with --features {demo_features} "
+            hint += "--video-id ID"
+        else:
+            hint = "; pass --features FEATURES --video-id ID with features of that width"
+        raise UsageError(f"--model {model_path}: {error}{hint}") from error
+
+
 def run(args) -> int:
+    choices = check_choices(args.choices, "--choices") if args.choices else None
     model, processor = load_trained(args.model, args.clip_pretrained, args.device)
     config = model.config
     frames, timing = None, frame_timing(config.num_frames, config.num_segments)
@@ -104,6 +123,7 @@ def run(args) -> int:
         if args.video is not None and args.explain:
             frames, timing = explanation_frames(args.video, config.num_frames, config.num_segments)
     else:
+        check_video_fits(model, processor, args.model)
         frames, timing, frame_features, patch_features = embed_video(
             processor, args.video, config.num_frames, config.num_segments, args.device, progress=not args.no_progress
         )
@@ -112,7 +132,7 @@ def run(args) -> int:
         model,
         processor,
         args.question,
-        choices=args.choices,
+        choices=choices,
         frame_features=frame_features,
         patch_features=patch_features,
         question_clip_embedding=embedding,
@@ -139,7 +159,7 @@ def run(args) -> int:
                 timing=timing,
             )
         )
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
 
 

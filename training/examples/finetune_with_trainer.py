@@ -1,10 +1,12 @@
 """Fine-tune MIST with a plain `transformers.Trainer` on a `datasets.Dataset` of questions and video features.
 
     python -m training.examples.finetune_with_trainer --questions train.jsonl --features features/ \
-        --text-encoder bert-base-uncased --output-dir mist-finetuned [--max-steps 1000]
+        --text-encoder bert-base-uncased --output-dir mist-finetuned [--max-steps 1000] \
+        [--config-overrides "num_selected_patches=4,..."]
 
 The questions file has `video_id`, `question`, `answer` (and `choices` for multiple choice); the
-features are what `mist extract-features` writes. What MIST needs beyond the usual Trainer recipe:
+features are what `mist extract-features` writes, and the sizes they carry (frames, grid, CLIP width)
+are the model's, as in `mist train`. What MIST needs beyond the usual Trainer recipe:
 
 1. the CLIP text embedding of each question (`question_clip_embedding`): the processor computes it
    with `return_question_clip_embeds=True`, once, before training;
@@ -15,13 +17,15 @@ features are what `mist extract-features` writes. What MIST needs beyond the usu
 """
 
 import argparse
-import math
+import sys
 
 import numpy as np
 import torch
 from datasets import Dataset, load_dataset, load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
+from configuration.model_config import fit_config_to_features, parse_config_overrides
+from configuration.presets import resolve_text_encoder
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor, MistVideoProcessor
 from training.collator import MistDataCollator
 
@@ -55,14 +59,13 @@ def finetune(
     num_frames, num_patches, clip_width = np.shape(dataset[0]["patch_features"])
     multiple_choice = "choices" in dataset.column_names
 
-    # The model: sizes from the features, both text encoders from a pretrained BERT-family model.
-    config = MistConfig(
-        num_frames=num_frames,
-        grid_size=math.isqrt(num_patches),
-        clip_hidden_size=clip_width,
-        task="multiple-choice" if multiple_choice else "open-ended",
-        **(config_kwargs or {}),
+    # The model: sizes from the features (fitted as `mist train` fits them: a size the features contradict is
+    # refused, naming the overrides that fit), both text encoders from a pretrained BERT-family model.
+    sizes, _ = fit_config_to_features(
+        dict(config_kwargs or {}), num_frames, num_patches, clip_width, set(config_kwargs or {}), "agqa"
     )
+    config = MistConfig(**sizes, task="multiple-choice" if multiple_choice else "open-ended")
+    text_encoder = resolve_text_encoder(text_encoder)  # `minilm`: the offline all-MiniLM-L6-v2 package
     if not multiple_choice:
         config.set_answer_vocabulary(sorted(set(dataset["answer"])))
     model = MistForVideoQuestionAnswering(config).load_text_encoders(text_encoder)
@@ -106,13 +109,17 @@ def finetune(
     return trainer, candidates[best]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--questions", required=True, help="questions file (jsonl): video_id, question, answer[, choices]"
     )
     parser.add_argument("--features", required=True, help="features folder written by `mist extract-features`")
-    parser.add_argument("--text-encoder", default="bert-base-uncased", help="BERT-family model for both text encoders")
+    parser.add_argument(
+        "--text-encoder",
+        default="bert-base-uncased",
+        help="BERT-family model (name or folder) for both text encoders; 'minilm': the offline all-MiniLM-L6-v2",
+    )
     parser.add_argument("--output-dir", required=True, help="where the fine-tuned model is saved")
     parser.add_argument(
         "--clip-model", default=MistVideoProcessor.clip_model_name, help="open_clip model that made the features"
@@ -121,20 +128,27 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=1000, help="training steps")
     parser.add_argument("--learning-rate", type=float, default=3e-5, help="peak learning rate")
     parser.add_argument("--batch-size", type=int, default=32, help="questions per batch")
-    args = parser.parse_args()
-    _, answer = finetune(
-        args.questions,
-        args.features,
-        args.text_encoder,
-        args.output_dir,
-        clip_model=args.clip_model,
-        clip_pretrained=args.clip_pretrained,
-        max_steps=args.max_steps,
-        learning_rate=args.learning_rate,
-        per_device_train_batch_size=args.batch_size,
-    )
+    parser.add_argument("--config-overrides", help="MistConfig sizes, e.g. 'num_selected_patches=4,hidden_size=256'")
+    args = parser.parse_args(argv)
+    try:
+        _, answer = finetune(
+            args.questions,
+            args.features,
+            args.text_encoder,
+            args.output_dir,
+            clip_model=args.clip_model,
+            clip_pretrained=args.clip_pretrained,
+            config_kwargs=parse_config_overrides(args.config_overrides),
+            max_steps=args.max_steps,
+            learning_rate=args.learning_rate,
+            per_device_train_batch_size=args.batch_size,
+        )
+    except ValueError as error:  # sizes the features contradict, an unreadable override
+        print(f"{parser.prog}: {error}", file=sys.stderr)
+        return 2
     print(f"saved to {args.output_dir}; its answer to the first question: {answer}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
