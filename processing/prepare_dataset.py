@@ -82,11 +82,6 @@ class ConversionReport:
         return {"read": self.read, "written": self.written, "skipped": dict(self.skipped)}
 
 
-def canonical_split(name: str) -> str:
-    """The schema's name of a split: `val`, `valid` and `dev` are `validation`; other names stay as given."""
-    return SPLIT_ALIASES.get(name.lower(), name)
-
-
 def split_from_filename(path: Path) -> str:
     """`train.csv` -> train, `STAR_val.json` -> validation, `test_balanced.txt` -> test."""
     for token in re.split(r"[^a-z]+", path.stem.lower()):
