@@ -15,7 +15,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from processing.file_utils import write_text_atomically
 
-from .errors import HUB_ID, is_local
+from .errors import is_hub_id, is_local
 
 # The Hub has no video-question-answering pipeline tag (huggingface.js `PIPELINE_DATA`); MIST picks an
 # answer among candidates for a question about visual input, which is what visual-question-answering means.
@@ -64,7 +64,7 @@ def hub_id_of(name: str | None) -> str | None:
     if not name or is_local(name):
         return None
     first_word = name.split()[0]
-    return first_word if HUB_ID.fullmatch(first_word) and not first_word.startswith(".") else None
+    return first_word if is_hub_id(first_word) else None
 
 
 def display_name(name_or_path: str | None) -> str:
