@@ -89,6 +89,9 @@ class MistConfig(PreTrainedConfig):
             `frame_as_patch_candidate`). Added to the loss whenever labels are given. 0: the reference's loss.
         selection_prior_scale (`float`, defaults to 100.0): the inverse temperature of that prior (CLIP's own
             logit scale is 100).
+        selection_prior_on_patches (`bool`, defaults to `True`): `False` applies the prior to the segment
+            selectors only: the patch selectors then learn from the answer alone, free to keep cells that CLIP
+            does not relate to the question (an answer beside the asked object: docs/selection.md, the patch task).
         eval_selection (`str`, defaults to `"topk"`): how selection works at inference. `"topk"`: the i-th of the
             k draws is the candidate with the i-th highest score (deterministic; reproduces converted reference
             logits). `"expectation"`: every draw is the noise-free training draw, the weighting
@@ -172,6 +175,7 @@ class MistConfig(PreTrainedConfig):
     gumbel_annealing_steps: int = 0  # training forward passes the annealing takes
     selection_prior_weight: float | int = 0.0  # weight of the CLIP-relevance loss on the selectors; 0: none
     selection_prior_scale: float | int = 100.0  # inverse temperature of that CLIP-relevance prior
+    selection_prior_on_patches: bool = True  # the prior on the patch selectors too; False: segment selectors only
     eval_selection: Literal["topk", "expectation"] = "topk"  # inference-time selection rule
     answer_pooling: Literal["cls", "mean", "mean_unmasked"] = "cls"  # answer token states -> one vector
     num_temporal_layers: int = 0  # blocks over each patch's frames before selection (NExT-QA: 2)

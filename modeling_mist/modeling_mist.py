@@ -704,8 +704,8 @@ def clip_selection_prior_loss(
     """The `selection_prior_weight` term (unweighted): how far every selector is from CLIP's zero-shot relevance.
 
     Per ISTA layer, KL(prior || segment probabilities) with the prior `softmax(scale * cos(question, segment))`,
-    a segment being the mean of its L2-normalised CLIP frames, plus, with patch selection, the mean over kept
-    frames of KL(prior || patch probabilities) with the cosine to each candidate's raw CLIP embedding; averaged
+    a segment being the mean of its L2-normalised CLIP frames, plus, with patch selection (and
+    `selection_prior_on_patches`), the mean over kept frames of KL(prior || patch probabilities) with the cosine to each candidate's raw CLIP embedding; averaged
     over the layers. The prior depends only on the inputs, so its gradient reaches the selectors alone. Computed
     in float32 outside autocast: a scale of 100 would turn bf16's rounding of the cosines into whole logits.
     """
@@ -723,7 +723,7 @@ def clip_selection_prior_loss(
         terms = []
         for layer, segment_scores in enumerate(outputs.segment_scores):
             term = kl_to_prior(segment_prior, segment_scores)
-            if outputs.patch_scores is not None:
+            if outputs.patch_scores is not None and config.selection_prior_on_patches:
                 kept_prior = candidate_prior[batch_index, outputs.frame_indices[layer]]  # [batch, k, f, C]
                 term = term + kl_to_prior(kept_prior, outputs.patch_scores[layer])
             terms.append(term)

@@ -28,6 +28,7 @@ from transformers.video_utils import VideoMetadata
 from .clip_runtime_mist import (
     ClipRuntime,
     clip_embedding_size,
+    clip_weights_dtype_on,
     embed_images,
     embed_texts,
     parse_clip_dtype,
@@ -44,6 +45,35 @@ from .video_decoding_mist import (
     sample_clip_frame_indices,
     sample_frame_indices,
 )
+
+
+def shortest_edge_size(image_size: Sequence[int], shortest_edge: int) -> tuple[int, int]:
+    """`(height, width)` with the short side `shortest_edge` and the long side scaled and truncated, as torchvision's
+    `Resize(int)` computes it."""
+    height, width = image_size
+    short, long = sorted((height, width))
+    new_long = int(shortest_edge * long / short)
+    return (shortest_edge, new_long) if height <= width else (new_long, shortest_edge)
+
+
+def resize_like_reference(
+    frames: torch.Tensor, size: Sequence[int], interpolation: tvF.InterpolationMode = tvF.InterpolationMode.BICUBIC
+) -> torch.Tensor:
+    """Frames `[F, 3, H, W]` uint8 resized to `size` `(h, w)` (antialiased), as float32 whole pixel values `[F, 3, h, w]`.
+
+    What the reference's torchvision v1 `Resize` does to a uint8 tensor: interpolate in float32, clamp to [0, 255]
+    and round once. (torchvision v2 on uint8 runs a native uint8 kernel that rounds and clamps between its
+    horizontal and vertical passes: up to 17 levels off at sharp edges, where the clamp cuts bicubic overshoot.)
+    """
+    smooth = interpolation.value in ("bilinear", "bicubic")  # the modes with antialiasing and corner alignment
+    resized = torch.nn.functional.interpolate(
+        frames.float(),
+        size=tuple(size),
+        mode=interpolation.value,
+        align_corners=False if smooth else None,
+        antialias=smooth,
+    )
+    return resized.clamp_(0, 255).round_()
 
 
 class MistVideoProcessorKwargs(VideosKwargs, total=False):
@@ -74,10 +104,10 @@ class MistVideoProcessor(BaseVideoProcessor):
         crop_size (`dict`, defaults to height and width 224): CLIP input size, one crop's size.
         clip_batch_size (`int`, defaults to 544): images per CLIP forward pass.
         decode_workers (`int`, defaults to 4): threads decoding the videos of one call.
-        clip_dtype (`str`, *optional*): the precision CLIP runs in. None (or `"auto"`): float32 weights, under
-            float16 autocast on a GPU. `"float32"`, `"float16"` or `"bfloat16"`: the weights cast to that type once
-            and run in it, without autocast (`"bfloat16"` about doubles CPU extraction speed on CPUs with
-            AVX512-BF16 or AMX, within 1e-4 of float32's cosine; `"float16"` is meant for GPUs).
+        clip_dtype (`str`, *optional*): the precision CLIP runs in. None (or `"auto"`): bfloat16 weights on a CPU
+            with native bf16 (AVX512-BF16 or AMX: about twice float32's speed, features within cosine 0.9999),
+            else float32 weights, under float16 autocast on a GPU. `"float32"`, `"float16"` or `"bfloat16"`: the
+            weights cast to that type once and run in it, without autocast (`"float16"` is meant for GPUs).
     """
 
     valid_kwargs = MistVideoProcessorKwargs
@@ -140,18 +170,18 @@ class MistVideoProcessor(BaseVideoProcessor):
         self._clip.to(self.device)
         return self
 
-    @property
-    def clip_weights_dtype(self) -> str | None:
-        """The type CLIP's weights are cast to (`clip_dtype` parsed, also when the attribute was set after
-        construction), or None for the auto precision (float32 weights, fp16 autocast on GPU)."""
-        return parse_clip_dtype(self.clip_dtype)
+    def clip_weights_dtype(self, device: torch.device) -> str | None:
+        """The type CLIP's weights are cast to on `device` (`clip_dtype` parsed, also when the attribute was set
+        after construction; see `clip_weights_dtype_on` for the auto precision), or None: float32 weights, under
+        fp16 autocast on a GPU."""
+        return clip_weights_dtype_on(parse_clip_dtype(self.clip_dtype), torch.device(device))
 
     def clip_model(self, device: str | torch.device | None = None) -> torch.nn.Module:
         """The CLIP model, built on first use and moved to `device` (default `clip_device`)."""
         device = torch.device(device) if device is not None else self.clip_device
         crop_size = (self.crop_size.height, self.crop_size.width)
         return self._clip.get_model(
-            self.clip_model_name, self.clip_pretrained, device, crop_size, self.clip_weights_dtype
+            self.clip_model_name, self.clip_pretrained, device, crop_size, self.clip_weights_dtype(device)
         )
 
     def check_clip_width(self, clip_hidden_size: int) -> None:
@@ -174,13 +204,13 @@ class MistVideoProcessor(BaseVideoProcessor):
     def encode_images(self, pixel_values: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """CLIP image embeddings `[N, D]` float32 of normalised images `[N, 3, S, S]`, on their device."""
         model = self.clip_model(pixel_values.device)
-        autocast = self.clip_weights_dtype is None
+        autocast = self.clip_weights_dtype(pixel_values.device) is None
         return embed_images(model, pixel_values, batch_size or self.clip_batch_size, autocast=autocast)
 
     def encode_text(self, texts: Sequence[str], device: str | torch.device | None = None) -> torch.Tensor:
         """Raw CLIP text embeddings `[B, D]` float32 (projected end-of-text token, not normalised), on CPU."""
         device = torch.device(device) if device is not None else self.clip_device
-        autocast = self.clip_weights_dtype is None
+        autocast = self.clip_weights_dtype(device) is None
         return embed_texts(self.clip_model(device), self.clip_tokenizer(), texts, device, autocast=autocast)
 
     # ----- frames -----
@@ -219,9 +249,10 @@ class MistVideoProcessor(BaseVideoProcessor):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """CLIP inputs of frames `[F, 3, H, W]` uint8, computed on the frames' device.
 
-        Returns the frame images `[F, 3, S, S]` (short side resized to `size`, bicubic antialiased,
-        centre crop) and the crops `[F, P, 3, S, S]` (frame resized to `grid_size * S` squared, no aspect
-        preservation, cut row-major), both normalised float32. Resizing stays in uint8 like the reference.
+        Returns the frame images `[F, 3, S, S]` (short side resized to `size`, centre crop) and the crops
+        `[F, P, 3, S, S]` (frame resized to `grid_size * S` squared, no aspect preservation, cut row-major),
+        both normalised float32. Both resizes are `resize_like_reference` (bicubic, antialiased, interpolated in
+        float and rounded to whole pixel values once, as the reference's torchvision v1 `Resize` does).
         """
         size = size or self.size
         crop_size = crop_size or self.crop_size
@@ -230,11 +261,12 @@ class MistVideoProcessor(BaseVideoProcessor):
         num_frames = frames.shape[0]
         crop_height, crop_width = crop_size.height, crop_size.width
 
-        frame_images = tvF.resize(frames, [size.shortest_edge], interpolation=interpolation, antialias=True)
+        frame_size = shortest_edge_size(frames.shape[-2:], size.shortest_edge)
+        frame_images = resize_like_reference(frames, frame_size, interpolation)
         frame_images = tvF.center_crop(frame_images, [crop_height, crop_width])  # [F, 3, S, S]
 
-        canvas_size = [grid_size * crop_height, grid_size * crop_width]
-        canvas = tvF.resize(frames, canvas_size, interpolation=interpolation, antialias=True)  # [F, 3, G*S, G*S]
+        canvas_size = (grid_size * crop_height, grid_size * crop_width)
+        canvas = resize_like_reference(frames, canvas_size, interpolation)  # [F, 3, G*S, G*S]
         crops = canvas.reshape(num_frames, 3, grid_size, crop_height, grid_size, crop_width)
         crops = crops.permute(0, 2, 4, 1, 3, 5)  # [F, grid rows, grid columns, 3, S, S]
         crops = crops.reshape(num_frames, grid_size * grid_size, 3, crop_height, crop_width)  # [F, P, 3, S, S]
@@ -256,8 +288,8 @@ class MistVideoProcessor(BaseVideoProcessor):
         `frame_features [B, F, D]` and `patch_features [B, F, P, D]`, float32 on CPU.
         """
         device = torch.device(device) if device is not None else self.clip_device
-        if self.clip_weights_dtype is not None:
-            pixel_dtype = getattr(torch, self.clip_weights_dtype)
+        if self.clip_weights_dtype(device) is not None:
+            pixel_dtype = getattr(torch, self.clip_weights_dtype(device))
         else:
             pixel_dtype = torch.float16 if device.type == "cuda" else torch.float32
         pixel_values = []
@@ -312,5 +344,6 @@ __all__ = [
     "MistVideoProcessorKwargs",
     "VideoDecodeError",
     "load_video_frames",
+    "resize_like_reference",
     "sample_frame_indices",
 ]

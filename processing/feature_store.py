@@ -44,6 +44,8 @@ from processing.file_utils import (
 FEATURE_SUFFIX = ".safetensors"
 # The dataset's `info.description` starts with this, followed by the extraction settings as JSON.
 SETTINGS_PREFIX = "MIST CLIP video features: "
+# The file beside an uploaded features dataset that carries the same settings (parquet keeps no description).
+SETTINGS_FILE = "extraction_settings.json"
 
 
 class WorkFolderInUse(RuntimeError):

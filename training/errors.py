@@ -104,10 +104,19 @@ def _nearest_existing_hint(name_or_path) -> str:
 class ReportedErrors:
     """`with ReportedErrors(prog, debug) as outcome:` turns the errors a command expects into one line on
     stderr and an exit status in `outcome.status` (2: `usage` errors, change the command; 1: `failures`,
-    a file or the work failed); with `debug` they propagate with their traceback."""
+    a file or the work failed; 130: Ctrl-C, with `interrupted`, what is kept and how to go on); with `debug` they
+    propagate with their traceback."""
 
-    def __init__(self, prog: str, debug: bool, usage: tuple = (ValueError,), failures: tuple = (Failure, OSError)):
+    def __init__(
+        self,
+        prog: str,
+        debug: bool,
+        usage: tuple = (ValueError,),
+        failures: tuple = (Failure, OSError),
+        interrupted: str | None = None,
+    ):
         self.prog, self.debug, self.usage, self.failures = prog, debug, usage, failures
+        self.interrupted = interrupted
         self.status: int | None = None
 
     def __enter__(self) -> "ReportedErrors":
@@ -116,7 +125,10 @@ class ReportedErrors:
     def __exit__(self, kind, error, traceback) -> bool:
         if error is None or self.debug:
             return False
-        if isinstance(error, self.usage):
+        if isinstance(error, KeyboardInterrupt):
+            error = Interrupted("interrupted" + (f"; {self.interrupted}" if self.interrupted else ""))
+            self.status = Interrupted.exit_status
+        elif isinstance(error, self.usage):
             self.status = 2
         elif isinstance(error, self.failures):
             self.status = getattr(error, "exit_status", 1)

@@ -8,8 +8,10 @@ and its kept frames, large, with the patch scores as a heatmap over each frame (
 outlined); a legend saying what is shown.
 """
 
+import logging
 import textwrap
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,51 @@ HEATMAP = "inferno"  # colour map of the patch scores
 KEPT_FRAMES_PER_LINE = 8
 KEPT_FRAME_INCHES = 2.0  # width of a kept frame (at DPI, 200 pixels)
 DPI = 100
+# Fonts tried after matplotlib's own for the question and answers, in order, where installed: CJK, then emoji.
+FALLBACK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK KR", "Noto Sans CJK TC", "Source Han Sans SC",
+    "WenQuanYi Zen Hei", "Droid Sans Fallback", "Microsoft YaHei", "PingFang SC", "Hiragino Sans",
+    "Arial Unicode MS", "Noto Color Emoji", "Noto Emoji", "Segoe UI Emoji", "Apple Color Emoji", "Symbola",
+)  # fmt: skip
+
+logger = logging.getLogger(__name__)
+
+
+@cache
+def _installed_fonts() -> dict[str, frozenset[int]]:
+    """The characters (code points) of matplotlib's default font and of each installed `FALLBACK_FONTS`."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    default = font_manager.findfont(font_manager.FontProperties())  # rcParams' family: DejaVu Sans unless set
+    paths = {FT2Font(default).family_name: default}
+    for entry in font_manager.fontManager.ttflist:
+        if entry.name in FALLBACK_FONTS:
+            paths.setdefault(entry.name, entry.fname)
+    fonts = {}
+    for name, path in paths.items():
+        try:
+            fonts[name] = frozenset(FT2Font(path).get_charmap())
+        except (OSError, RuntimeError, ValueError):  # a font file matplotlib cannot read
+            continue
+    return fonts
+
+
+def text_fonts(text: str) -> list[str]:
+    """The font families to draw `text` with (matplotlib falls back along the list, glyph by glyph); warns naming
+    the characters no installed font has, which would be drawn as empty boxes."""
+    fonts = _installed_fonts()
+    covered = frozenset().union(*fonts.values())
+    missing = [char for char in dict.fromkeys(text) if not char.isspace() and ord(char) not in covered]
+    if missing:
+        logger.warning(
+            "the explanation picture has no font for %s: they are drawn as empty boxes; install a font that has "
+            "them (CJK: fonts-noto-cjk; emoji: fonts-noto-color-emoji) and run again",
+            "".join(missing[:20]),
+        )
+    return list(fonts)
+
+
 
 
 def frame_timing(num_frames: int, num_segments: int) -> dict:
@@ -217,9 +264,10 @@ def draw_explanation(
 
 def draw_header(layout: ExplanationLayout, title: str, answers) -> None:
     """The question in bold and, below it, the ranked answers."""
-    layout.text(0.5, 0.3, title, fontsize=12, weight="bold", va="center")
+    fonts = text_fonts(title + (_answer_text(answers) if answers else ""))  # a question in any script
+    layout.text(0.5, 0.3, title, fontsize=12, weight="bold", va="center", fontfamily=fonts)
     if answers:
-        layout.text(0.5, 0.65, "answers:  " + _answer_text(answers), fontsize=10, va="center")
+        layout.text(0.5, 0.65, "answers:  " + _answer_text(answers), fontsize=10, va="center", fontfamily=fonts)
 
 
 def draw_colour_bar(layout: ExplanationLayout, layers: list[dict]) -> tuple:
@@ -355,17 +403,10 @@ def draw_kept_frame(
         if patch >= num_patches:
             continue
         row, col = divmod(patch, grid_size)
-        picture.add_patch(
-            Rectangle(
-                (col * cell_width + 1, row * cell_height + 1),
-                cell_width - 2,
-                cell_height - 2,
-                fill=False,
-                edgecolor=colour,
-                linewidth=1.0,
-                linestyle=(0, (3, 2)),
-            )
-        )  # fmt: skip  (a thin dashed mark: the heatmap is the picture, the mark says "kept")
+        corner, size = (col * cell_width + 1, row * cell_height + 1), (cell_width - 2, cell_height - 2)
+        # a dashed mark in the layer's colour on a white line: it stays visible over the heatmap's tint
+        picture.add_patch(Rectangle(corner, *size, fill=False, edgecolor="white", linewidth=2.5))
+        picture.add_patch(Rectangle(corner, *size, fill=False, edgecolor=colour, linewidth=1.5, linestyle=(0, (3, 2))))
     notes = []
     if patch_scores is not None and len(patch_scores) > num_patches:
         notes.append(f"whole frame {patch_scores[num_patches]:.2f}" + (" kept" if num_patches in kept else ""))

@@ -42,6 +42,7 @@ from .data import (
     add_question_clip_embeddings,
     build_answer_vocabulary,
     check_question_embeddings,
+    clip_for_features,
     feature_geometry,
     feature_settings,
     find_split,
@@ -373,6 +374,14 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
     with named_by("--features"):
         features = load_features(features_source, options.features_split)
     config_kwargs = fitted_config_kwargs(preset, options.config_overrides, features, features_source)
+    with named_by("--features"):  # one CLIP per model: the one that made the features embeds the questions
+        clip_choice = clip_for_features(
+            feature_settings(features),
+            features_source,
+            options.clip_model,
+            options.clip_pretrained,
+            "--clip-model / --clip-pretrained",
+        )
     train_questions, evaluated = read_question_splits(options, training_args)
     with named_by("--dataset"):
         check_question_embeddings(
@@ -384,7 +393,7 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
     text_encoder_name, text_encoder, tokenizer = load_text_encoder(options, preset)
     set_seed(training_args.seed)  # the model is built before the Trainer seeds: seed its initialisation here
     model, processor = build_model_and_processor(
-        options, preset, config_kwargs, text_encoder, tokenizer, vocabulary, task
+        options, preset, config_kwargs, text_encoder, tokenizer, vocabulary, task, clip_choice
     )
     train_dataset, eval_datasets = pair_questions_with_features(
         options, train_questions, evaluated, features, processor, vocabulary, progress=not training_args.disable_tqdm
@@ -472,16 +481,14 @@ def build_model_and_processor(
     tokenizer,
     vocabulary: list | None,
     task: str,
+    clip_choice: dict,
 ) -> tuple[MistForVideoQuestionAnswering, MistProcessor]:
     """A fresh model of the fitted config (text encoders frozen when asked) and the processor that reads for it."""
     model = build_model(config_kwargs, text_encoder, tokenizer, vocabulary, task=task)
     freeze = options.freeze_text_encoders
     if freeze if freeze is not None else preset.freeze_text_encoders:
         freeze_text_encoders(model)
-    clip_choice = {"clip_model_name": options.clip_model, "clip_pretrained": options.clip_pretrained}
-    processor = MistProcessor.from_mist_config(
-        model.config, tokenizer, **{key: value for key, value in clip_choice.items() if value is not None}
-    )
+    processor = MistProcessor.from_mist_config(model.config, tokenizer, **clip_choice)
     return model, processor
 
 

@@ -266,6 +266,7 @@ PRIOR_VARIANTS = {
         question_tokens_in_sequence=False, fusion_pooling="mean",
     ),
     "no_patch_selection": {"use_patch_selection": False},
+    "segments_only": {"selection_prior_on_patches": False},  # patch selectors free of the prior
 }  # fmt: skip
 
 
@@ -284,7 +285,7 @@ def prior_by_hand(config, outputs, inputs) -> torch.Tensor:
                 cosines.append(scale * (segment @ question) / segment.norm())
             prior = torch.stack(cosines).softmax(0)
             total += (prior * (prior.log() - outputs.segment_scores[layer][b].log())).sum() / layers
-            if outputs.patch_scores is None:
+            if outputs.patch_scores is None or not config.selection_prior_on_patches:
                 continue
             kept = outputs.frame_indices[layer][b].flatten()
             scores = outputs.patch_scores[layer][b].reshape(len(kept), -1)

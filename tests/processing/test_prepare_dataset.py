@@ -224,3 +224,53 @@ def test_missing_and_broken_inputs_are_one_line_and_keep_the_earlier_output(tmp_
     )
     assert (out / "validation.jsonl").read_text() == converted  # the failed run left the earlier file whole
     assert sorted(path.name for path in out.iterdir()) == ["conversion_report.json", "validation.jsonl"]
+
+
+def test_formats_are_recognised_from_their_columns():
+    from processing.question_formats import detect_format
+
+    assert detect_format({"video", "qid", "question", "answer", "a0", "type"}, "x") == "nextqa"
+    assert detect_format({"video", "qid", "question", "answer", "additional_ref_answer"}, "x") == "nextqa"
+    assert detect_format({"question_idx", "question", "video_idx", "option", "answer"}, "x") == "egoschema"
+    assert detect_format({"video_name", "question_id", "question", "answer", "type"}, "x") == "activitynetqa"
+    assert detect_format(set(STAR_JSON[0]), "x") == "star"
+    assert detect_format({"question_id", *AGQA_JSON["q0001"]}, "x") == "agqa"
+    assert detect_format(set(ENVQA_JSON[1]), "x") == "envqa"
+    with pytest.raises(ValueError, match=r"x: cannot tell the format from its columns \['clip', 'text'\]"):
+        detect_format({"clip", "text"}, "x")
+
+
+def test_star_choices_as_datasets_hands_them_over_and_a_hub_id_is_downloaded(tmp_path, monkeypatch):
+    from processing.question_formats import star
+
+    record = {**STAR_JSON[0], "video": "Charades_v1_480/6H78U.mp4"}
+    record["choices"] = {"choice": ["The blanket.", "The closet/cabinet."], "choice_id": [1, 0]}  # a dict of lists
+    assert star(record)["choices"] == ["The closet/cabinet.", "The blanket."]
+
+    snapshot = tmp_path / "snapshot"
+    (snapshot / "data").mkdir(parents=True)
+    (snapshot / "data" / "train.json").write_text(json.dumps(STAR_JSON))
+    asked = {}
+
+    def snapshot_download(**kwargs):
+        asked.update(kwargs)
+        return str(snapshot)
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
+    reports = convert(None, ["zechen-nlp/star_bench"], tmp_path / "out")
+    assert reports["train"].written == 1
+    assert asked["repo_type"] == "dataset" and not any(".zip" in pattern for pattern in asked["allow_patterns"])
+
+
+def test_activitynetqa_release_files_join_questions_and_answers(tmp_path):
+    questions = [{"question": "is it sunny", "question_id": "v_abc_0", "video_name": "abc"},
+                 {"question": "what sport", "question_id": "v_abc_1", "video_name": "abc"}]  # fmt: skip
+    answers = [{"answer": "yes", "question_id": "v_abc_0", "type": 7}, {"answer": "", "question_id": "v_abc_1", "type": 0}]
+    (tmp_path / "train_q.json").write_text(json.dumps(questions))
+    (tmp_path / "train_a.json").write_text(json.dumps(answers))
+    inputs = [tmp_path / "train_q.json", tmp_path / "train_a.json"]  # the answers file is read with its questions
+    reports = convert(None, inputs, tmp_path / "out")
+    assert reports["train"].as_dict() == {"read": 2, "written": 1, "skipped": {"empty question or answer": 1}}
+    assert read_jsonl(tmp_path / "out" / "train.jsonl") == [
+        {"question_id": "v_abc_0", "video_id": "v_abc", "question": "is it sunny", "answer": "yes", "question_type": "7"}
+    ]

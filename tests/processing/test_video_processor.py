@@ -146,7 +146,7 @@ def test_clip_dtype_runs_clip_in_that_type_and_keeps_float32_outputs(clip_model_
         )
 
     path = os.path.join(video_dir, "alpha.mp4")
-    reference, half = make(None), make(clip_dtype)
+    reference, half = make("float32"), make(clip_dtype)
     expected, features = reference(path), half(path)
     assert next(half.clip_model().parameters()).dtype == getattr(torch, clip_dtype)
     for name in ("frame_features", "patch_features"):
@@ -185,8 +185,11 @@ def test_clip_dtype_values(value, expected, tmp_path):
 @pytest.mark.filterwarnings("ignore:CUDA is not available:UserWarning")  # building a CUDA autocast on a CPU machine
 def test_only_the_auto_precision_runs_clip_under_autocast(clip_model_name, monkeypatch, clip_dtype, autocast):
     """An explicit `clip_dtype`, float32 included, means that type with no fp16 autocast on a GPU."""
+    import modeling_mist.clip_runtime_mist as runtime
     import modeling_mist.video_processing_mist as module
     from modeling_mist.clip_runtime_mist import clip_autocast
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: False)  # auto: float32 weights, as on a GPU
 
     assert isinstance(clip_autocast(torch.device("cuda"), enabled=True), torch.autocast)
     assert not isinstance(clip_autocast(torch.device("cuda"), enabled=False), torch.autocast)
@@ -198,3 +201,52 @@ def test_only_the_auto_precision_runs_clip_under_autocast(clip_model_name, monke
     processor.encode_images(torch.zeros(1, 3, 32, 32))
     processor.encode_text(["why"])
     assert calls == [("images", autocast), ("texts", autocast)]
+
+
+def sharp_edged_frames(num_frames: int = 3, height: int = 60, width: int = 80) -> torch.Tensor:
+    """Frames `[F, 3, H, W]` uint8 of one-pixel stripes, saturated blocks and noise: where bicubic overshoots most."""
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (num_frames, 3, height, width), generator=generator, dtype=torch.uint8)
+    frames[:, :, : height // 2, : width // 2] = 0
+    frames[:, :, : height // 2, 1 : width // 2 : 2] = 255  # vertical stripes
+    frames[:, 0, height // 2 :, width // 2 :] = 255  # a saturated red block on black
+    frames[:, 1:, height // 2 :, width // 2 :] = 0
+    return frames
+
+
+def test_pixels_are_the_references_float_path_resize(video_processor):
+    """The reference's `VideoCLIPDataset` transforms (torchvision v1 on uint8 tensors: interpolate in float, round
+    once), pixel for pixel, on frames with sharp edges; torchvision v2's uint8 kernel would differ there."""
+    from torchvision import transforms as v1
+    from torchvision.transforms import InterpolationMode
+    import torchvision.transforms.v2.functional as v2
+
+    frames = sharp_edged_frames()
+    side, canvas_side = 224, GRID_SIZE * 224
+    normalise = v1.Compose([v1.ConvertImageDtype(torch.float), v1.Normalize(CLIP_MEAN.flatten(), CLIP_STD.flatten())])
+    reference_frames = v1.Compose(
+        [v1.Resize(side, interpolation=InterpolationMode.BICUBIC, antialias=True), v1.CenterCrop(side), normalise]
+    )(frames)
+    reference_canvas = v1.Compose(
+        [v1.Resize((canvas_side, canvas_side), interpolation=InterpolationMode.BICUBIC, antialias=True), normalise]
+    )(frames)
+    # the reference cuts its patches with unfold, row-major: [F, 3, G, G, S, S] -> [F, P, 3, S, S]
+    reference_crops = reference_canvas.unfold(2, side, side).unfold(3, side, side)
+    reference_crops = reference_crops.reshape(len(frames), 3, GRID_SIZE**2, side, side).transpose(1, 2)
+
+    frame_images, crops = video_processor.clip_pixel_values(frames)
+    torch.testing.assert_close(frame_images, reference_frames, rtol=0, atol=0)
+    torch.testing.assert_close(crops, reference_crops, rtol=0, atol=0)
+
+    # The test can tell: torchvision v2's two-pass uint8 kernel moves pixels at these edges by several levels.
+    uint8_canvas = v2.resize(frames, [canvas_side, canvas_side], interpolation=InterpolationMode.BICUBIC)
+    float_canvas = v1.Resize((canvas_side, canvas_side), interpolation=InterpolationMode.BICUBIC)(frames)
+    assert (uint8_canvas.int() - float_canvas.int()).abs().max() >= 5
+
+
+def test_shortest_edge_size_truncates_the_long_side_like_torchvision():
+    from modeling_mist.video_processing_mist import shortest_edge_size
+
+    assert shortest_edge_size((480, 640), 224) == (224, 298)  # 298.67 truncated
+    assert shortest_edge_size((640, 480), 224) == (298, 224)
+    assert shortest_edge_size((224, 224), 224) == (224, 224)

@@ -1,14 +1,12 @@
 """Fixtures of the training tests: a tiny BERT, the tiny synthetic task on disk, a tiny CLIP config, and a
 tiny trained model pushed to a recording stand-in for the Hub."""
 
-from fnmatch import fnmatch
-from pathlib import Path
 from types import SimpleNamespace
 from unittest.mock import patch
 
 import pytest
 from huggingface_hub import HfApi
-from training_testing import tiny_task_config, write_clip_config, write_task, write_text_encoder
+from training_testing import RecordingHub, tiny_task_config, write_clip_config, write_task, write_text_encoder
 
 from training.cli import main as mist
 
@@ -27,30 +25,6 @@ def tiny_task(tmp_path_factory):
 @pytest.fixture(scope="session")
 def clip_model_name(tmp_path_factory):
     return write_clip_config(tmp_path_factory.mktemp("tiny-clip"))
-
-
-class RecordingHub:
-    """Stands in for the Hub: `HfApi.create_repo` and `HfApi.upload_folder` record what they were asked,
-    and `upload_folder` keeps a copy of the folder's files as they were at upload time."""
-
-    def __init__(self):
-        self.created, self.uploads = [], []
-
-    def create_repo(self, api, repo_id, **kwargs):
-        self.created.append({"repo_id": repo_id, **kwargs})
-        return SimpleNamespace(repo_id=repo_id if "/" in repo_id else f"someone/{repo_id}")
-
-    def upload_folder(self, api, *, repo_id, folder_path, ignore_patterns=None, **kwargs):
-        folder = Path(folder_path)
-        patterns = ignore_patterns or []
-        files = {
-            str(path.relative_to(folder)): path.read_bytes()
-            for path in folder.rglob("*")
-            if path.is_file()
-            and not any(fnmatch(part, pattern) for part in path.relative_to(folder).parts for pattern in patterns)
-        }
-        self.uploads.append({"repo_id": repo_id, "folder_path": str(folder_path), "files": files, **kwargs})
-        return SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/0")
 
 
 @pytest.fixture(scope="session")

@@ -76,3 +76,15 @@ def test_presets_train_with_the_fused_adamw_kernel(name, tmp_path):
     model(torch.ones(4, 3)).sum().backward()
     optimizer.step()  # the fused kernel runs for CPU tensors
     assert not torch.equal(before, model.weight)
+
+
+def test_long_video_presets_are_this_projects_settings():
+    from configuration.presets import ACTIVITYNETQA, EGOSCHEMA, NEXTQA
+
+    egoschema = MistConfig(**build_model_config_kwargs(EGOSCHEMA))
+    assert (egoschema.num_frames, egoschema.num_segments, egoschema.num_selected_segments) == (64, 64, 2)
+    assert egoschema.choice_template == NEXTQA.model["choice_template"] and EGOSCHEMA.task == "multiple-choice"
+    activitynetqa = MistConfig(**build_model_config_kwargs(ACTIVITYNETQA))
+    assert (activitynetqa.num_frames, activitynetqa.num_segments, ACTIVITYNETQA.task) == (64, 16, "open-ended")
+    for preset in (EGOSCHEMA, ACTIVITYNETQA):
+        assert preset.description.endswith("this project's settings (not in the paper)")

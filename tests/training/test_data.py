@@ -158,3 +158,60 @@ def test_library_errors_name_the_path_and_the_command_adds_its_flag(tmp_path):
     with pytest.raises(UsageError) as raised:
         load_questions(str(tmp_path / "empty"))
     assert str(raised.value).startswith(f"{tmp_path / 'empty'}: the folder holds no question files")
+
+
+def test_the_clip_recorded_in_the_features_is_the_one_questions_are_embedded_with(caplog):
+    from types import SimpleNamespace
+
+    from training.data import check_processor_clip, clip_for_features
+    from training.errors import UsageError
+
+    record = {"clip_model_name": "ViT-B-32-quickgelu", "clip_pretrained": "openai", "num_frames": 32}
+    assert clip_for_features(record, "f", None, None, "--clip-model") == {
+        "clip_model_name": "ViT-B-32-quickgelu",
+        "clip_pretrained": "openai",
+    }
+    assert clip_for_features(record, "f", "ViT-B-32-quickgelu", "openai", "--clip-model")["clip_pretrained"] == "openai"
+    with pytest.raises(UsageError) as raised:
+        clip_for_features(record, "feats", None, "none", "--clip-pretrained")
+    assert str(raised.value).startswith(
+        "feats: the features were made with CLIP ViT-B-32-quickgelu with weights openai, but --clip-pretrained asks "
+        "for ViT-B-32-quickgelu with random weights;"
+    )
+    with caplog.at_level("WARNING"):
+        assert clip_for_features(None, "old", "ViT-L-14", None, "--clip-model") == {"clip_model_name": "ViT-L-14"}
+    assert "old: the features record no CLIP model" in caplog.text and "ViT-L-14 with random weights" in caplog.text
+
+    features = Dataset.from_dict({"video_id": ["v"]})
+    features.info.description = 'MIST CLIP video features: {"clip_model_name": "ViT-B-16", "clip_pretrained": "openai"}'
+    processor = SimpleNamespace(video_processor=SimpleNamespace(clip_model_name="ViT-B-32", clip_pretrained="openai"))
+    with pytest.raises(UsageError, match="made with CLIP ViT-B-16 with weights openai, but the model out asks for ViT-B-32"):
+        check_processor_clip(processor, features, "f", "out", None)
+
+
+def test_features_from_the_hub_get_their_settings_file_back(monkeypatch, tmp_path):
+    from training.data import feature_settings
+
+    (tmp_path / "extraction_settings.json").write_text('{"clip_model_name": "ViT-B-16", "num_frames": 32}')
+    rows = Dataset.from_dict(
+        {"video_id": ["v"], "frame_features": [[[0.0] * 2]], "patch_features": [[[[0.0] * 2]]]}
+    )
+    monkeypatch.setattr("training.data.features.load_dataset", lambda name, split: rows)
+    monkeypatch.setattr(
+        "huggingface_hub.hf_hub_download", lambda repo_id, filename, repo_type: str(tmp_path / filename)
+    )
+    loaded = load_features("someone/features")
+    assert feature_settings(loaded) == {"clip_model_name": "ViT-B-16", "num_frames": 32}
+
+
+def test_a_hub_dataset_folder_given_to_training_points_to_prepare_dataset(tmp_path):
+    from training.errors import UsageError
+
+    (tmp_path / "MC").mkdir()
+    Dataset.from_dict({"video": [1], "qid": [0]}).to_parquet(str(tmp_path / "MC" / "test-00000-of-00001.parquet"))
+    with pytest.raises(UsageError) as raised:
+        load_questions(str(tmp_path))
+    assert str(raised.value).endswith(
+        f"is not a saved dataset: a Hub dataset's folder? convert it with `mist prepare-dataset {tmp_path} "
+        "--output-dir DIR`"
+    )

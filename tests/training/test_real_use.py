@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -365,3 +366,125 @@ def test_the_example_reads_minilm_and_names_the_sizes_that_fit(tiny_task, clip_m
         clip_pretrained=None, config_kwargs=sizes, max_steps=1, use_cpu=True, disable_tqdm=True,
     )  # fmt: skip
     assert trainer.model.config.text_config.hidden_size == 384  # all-MiniLM-L6-v2, read from the package
+
+
+# ----- 11. help that tells, and comes quickly ------------------------------------------------------------
+
+
+def test_help_of_prepare_dataset_and_app_loads_no_torch_and_describes_the_formats():
+    from training_testing import run_python
+
+    from training.cli.prepare_dataset import FORMATS
+
+    script = (
+        "import sys, contextlib, io\n"
+        "from training.cli import main\n"
+        "for command in ('prepare-dataset', 'app'):\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        main([command, '--help'])\n"
+        "    print(command, 'torch' in sys.modules, '--debug' in out.getvalue())\n"
+    )
+    result = run_python(["-c", script], cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["prepare-dataset False True", "app False True"]
+    assert all(f"  {name}  " in FORMATS for name in ("nextqa", "star", "agqa", "envqa"))
+
+
+def test_train_help_shows_each_presets_training_defaults(capsys):
+    assert mist(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "  tiny: 4 steps, learning rate 0.001, batch 4, evaluation no, no checkpoints" in out
+    agqa = "  agqa: 30 epochs, learning rate 3e-05, batch 128, evaluation epoch, checkpoints every epoch (keeps 2)"
+    assert agqa in out
+
+
+def test_extract_features_help_says_the_clip_weights_are_a_download(capsys):
+    with pytest.raises(SystemExit):
+        mist(["extract-features", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "downloaded from the Hugging Face Hub on first use" in out and "a local checkpoint FILE (offline)" in out
+
+
+def test_the_picture_draws_any_script_it_has_a_font_for_and_names_what_it_lacks(tmp_path, caplog):
+    from training.explain import _installed_fonts, draw_explanation, placeholder_frames, text_fonts
+
+    fonts = _installed_fonts()
+    assert text_fonts("what did the person hold?") == list(fonts)  # the default font first, then the fallbacks
+    layers = [
+        {"segments": [0], "segment_scores": [0.7, 0.1, 0.1, 0.1], "frames": [0, 1], "patches": {0: [0], 1: [1]},
+         "patch_scores": {0: [0.6, 0.2, 0.1, 0.1], 1: [0.1, 0.6, 0.2, 0.1]}, "segment_times": {0: [0, 2]},
+         "frame_times": {0: 0.5, 1: 1.5}}
+    ]  # fmt: skip
+    question = "正方形是什么颜色？🙂"
+    lacking = "".join(c for c in dict.fromkeys(question) if not any(ord(c) in chars for chars in fonts.values()))
+    with caplog.at_level("WARNING", logger="training.explain"):
+        path = draw_explanation(placeholder_frames(8), layers, 4, 2, tmp_path / "x.png", title=question)
+    assert path.stat().st_size > 10_000
+    warnings = [record.getMessage() for record in caplog.records if record.name == "training.explain"]
+    if lacking:  # this machine lacks a CJK or emoji font: said once, naming the characters
+        assert warnings == [
+            f"the explanation picture has no font for {lacking}: they are drawn as empty boxes; install a font that "
+            "has them (CJK: fonts-noto-cjk; emoji: fonts-noto-color-emoji) and run again"
+        ]
+    else:
+        assert warnings == []
+
+
+# ----- 12. what the picture and the app show ------------------------------------------------------------
+
+
+def test_kept_cells_stay_outlined_over_a_hot_heatmap(tmp_path):
+    from PIL import Image
+
+    from training.explain import draw_explanation
+
+    def drawn(kept: list[int]) -> np.ndarray:
+        layer = {"segments": [0], "segment_scores": [1.0, 0.0, 0.0, 0.0], "frames": [0, 1],
+                 "patches": {0: kept, 1: kept}, "patch_scores": {0: [1.0, 0, 0, 0], 1: [1.0, 0, 0, 0]}}  # fmt: skip
+        frames = np.full((8, 48, 64, 3), 128, dtype=np.uint8)
+        path = draw_explanation(frames, [layer], 4, 2, tmp_path / f"kept{len(kept)}.png", title="q?")
+        return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+    outlined, bare = drawn([0]), drawn([])
+    white = (outlined.min(axis=-1) > 235) & (bare.min(axis=-1) <= 235)  # white only where the outline is
+    assert white.sum() > 2 * 2 * (100 + 75)  # around the hottest cell of both kept frames
+
+
+def test_the_app_header_reads_plainly():
+    from types import SimpleNamespace
+
+    from training.app import VideoQuestionAnswerer
+
+    config = SimpleNamespace(name_or_path="m", multiple_choice=False, answer_vocabulary=["a", "b"], num_frames=8,
+                             num_segments=4, grid_size=2)  # fmt: skip
+    answerer = VideoQuestionAnswerer.__new__(VideoQuestionAnswerer)
+    answerer.config, answerer._sample_of = config, {}
+    assert answerer.describe_model() == (
+        "Model `m` (open-ended over 2 answers, choices optional); 8 frames in 4 segments, 2x2 patches per frame."
+    )
+
+
+def test_the_app_says_which_coloured_square_is_which_object(tmp_path):
+    from types import SimpleNamespace
+
+    from training.app import VideoQuestionAnswerer
+    from training.app_samples import Sample
+    from training.demo.synthetic_dataset import OBJECT_WORDS, SyntheticVideoQA
+    from training_testing import tiny_task_config
+
+    generator = SyntheticVideoQA(tiny_task_config())
+    config = SimpleNamespace(name_or_path="demo", multiple_choice=False, answer_vocabulary=list(OBJECT_WORDS),
+                             num_frames=8, num_segments=4, grid_size=2)  # fmt: skip
+    answerer = VideoQuestionAnswerer.__new__(VideoQuestionAnswerer)
+    sample = Sample("s", "v.mp4", "q?", frame_features=np.zeros((8, 16)), generator=generator)
+    answerer.config, answerer._sample_of = config, {"digest": sample}
+    legend = answerer.describe_model().split("\n\n")[-1]
+    red, green, blue = generator.palette()[0].tolist()
+    assert legend.startswith(
+        f'Objects in the sample videos: <span style="color:#{red:02x}{green:02x}{blue:02x}">&#9632;</span> '
+        f"{OBJECT_WORDS[0]}, "
+    )
+    assert legend.count("&#9632;") == len(OBJECT_WORDS)
+    frames = generator.render_frames("test_00000")
+    drawn = {tuple(pixel) for pixel in frames.reshape(-1, 3).tolist()} - {(200, 200, 200)}
+    assert drawn <= {tuple(colour) for colour in generator.palette().tolist()}  # the squares use these colours

@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -142,3 +144,27 @@ def question_rows(questions_folder: Path, split: str) -> list[dict]:
     """The tiny task's questions of one split as plain records (no evidence columns)."""
     splits = load_from_disk(str(questions_folder))
     return splits[split].remove_columns(["evidence_segments", "evidence_cells"]).to_list()
+
+
+class RecordingHub:
+    """Stands in for the Hub: `HfApi.create_repo` and `HfApi.upload_folder` record what they were asked,
+    and `upload_folder` keeps a copy of the folder's files as they were at upload time."""
+
+    def __init__(self):
+        self.created, self.uploads = [], []
+
+    def create_repo(self, api, repo_id, **kwargs):
+        self.created.append({"repo_id": repo_id, **kwargs})
+        return SimpleNamespace(repo_id=repo_id if "/" in repo_id else f"someone/{repo_id}")
+
+    def upload_folder(self, api, *, repo_id, folder_path, ignore_patterns=None, **kwargs):
+        folder = Path(folder_path)
+        patterns = ignore_patterns or []
+        files = {
+            str(path.relative_to(folder)): path.read_bytes()
+            for path in folder.rglob("*")
+            if path.is_file()
+            and not any(fnmatch(part, pattern) for part in path.relative_to(folder).parts for pattern in patterns)
+        }
+        self.uploads.append({"repo_id": repo_id, "folder_path": str(folder_path), "files": files, **kwargs})
+        return SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/0")

@@ -14,7 +14,7 @@ import sys
 
 SUBCOMMANDS = {
     "extract-features": ("extract_features", "CLIP frame and patch features for a set of videos"),
-    "prepare-dataset": ("prepare_dataset", "convert AGQA / NExT-QA / STAR / Env-QA annotations"),
+    "prepare-dataset": ("prepare_dataset", "convert video QA questions (files, a Hub dataset) to question files"),
     "train": ("train", "train MIST with the transformers Trainer"),
     "evaluate": ("evaluate", "accuracy overall and per question type"),
     "predict": ("predict", "answer a question about one video"),

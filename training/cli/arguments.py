@@ -16,10 +16,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-
-from transformers import HfArgumentParser, TrainingArguments
+from typing import TYPE_CHECKING
 
 from configuration.presets import PRESETS, Preset, get_preset
+
+if TYPE_CHECKING:  # transformers (and torch) load only when a command parses training arguments: --help stays quick
+    from transformers import TrainingArguments
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def parse_with_preset(
     script_arguments: type,
     choose_preset: Callable[[object], str] | None = None,
     **parser_kwargs,
-) -> tuple[object, TrainingArguments, Preset]:
+) -> "tuple[object, TrainingArguments, Preset]":
     """Parse `argv` into (`script_arguments` instance, `TrainingArguments`, preset).
 
     `script_arguments` is a dataclass with a `preset` field. When the command line names no preset,
@@ -85,6 +87,8 @@ def parse_with_preset(
     parsed again so that the chosen preset's training defaults apply. `parser_kwargs` (`prog`,
     `description`) go to the argument parser.
     """
+    from transformers import HfArgumentParser, TrainingArguments
+
     argv = list(argv)
     name = preset_name_from(argv)
     if name is None:
@@ -192,14 +196,18 @@ COMMON_TRAINING_ARGUMENTS = {
 
 
 def short_help(script_arguments: type, prog: str, description: str, preset_name: str | None = None) -> str:
-    """`mist train --help`: the command's own options and the most used `TrainingArguments`, `--a-b` spelled."""
+    """`mist train --help`: the command's own options, the most used `TrainingArguments` (`--a-b` spelled) and
+    each preset's training defaults."""
+    from transformers import TrainingArguments
+
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
         usage=f"{prog} --dataset DATA --features FEATURES --output-dir OUT [options]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Every TrainingArguments flag is accepted (as --a_b or --a-b); `mist train --help-all` lists "
-        "them all. Training defaults come from the preset; a flag given here wins.",
+        "them all. Training defaults come from the preset; a flag given here wins.\n\n"
+        + preset_defaults_text({item.name: item.default for item in dataclasses.fields(TrainingArguments)}),
         add_help=False,
     )
     parser.add_argument("-h", "--help", action="store_true", help="this list; --help-all: every option")
@@ -214,6 +222,25 @@ def short_help(script_arguments: type, prog: str, description: str, preset_name:
     for name, help_text in COMMON_TRAINING_ARGUMENTS.items():
         _add_field(common, fields[name], help_text, False)
     return parser.format_help()
+
+
+def preset_defaults_text(transformers_defaults: dict) -> str:
+    """One line per preset: the training defaults a flag would change (length, learning rate, batch, checkpoints),
+    the preset's or else `transformers_defaults` (`TrainingArguments`' own)."""
+    lines = ["training defaults of the presets:"]
+    for preset in PRESETS.values():
+        training = {**transformers_defaults, **preset.training}
+        steps = training["max_steps"]
+        length = f"{steps} steps" if steps > 0 else f"{training['num_train_epochs']:g} epochs"
+        saving = str(training["save_strategy"]).removeprefix("SaveStrategy.").lower()
+        checkpoints = "no checkpoints" if saving == "no" else f"checkpoints every {saving}"
+        if saving != "no":
+            checkpoints += f" (keeps {training['save_total_limit'] or DEFAULT_SAVE_TOTAL_LIMIT})"
+        lines.append(
+            f"  {preset.name}: {length}, learning rate {training['learning_rate']:g}, batch "
+            f"{training['per_device_train_batch_size']}, evaluation {training['eval_strategy']}, {checkpoints}"
+        )
+    return "\n".join(lines)
 
 
 def _add_field(group, item: dataclasses.Field, help_text: str, show_default: bool = True) -> None:

@@ -23,6 +23,7 @@ from training.cli.arguments import MistArgumentParser, available_cpu_workers
 from training.data import (
     VideoFeatureStore,
     check_features_fit_model,
+    check_processor_clip,
     check_question_embeddings,
     feature_geometry,
     get_split,
@@ -84,6 +85,7 @@ def run(args) -> int:
     with named_by("--features"):
         features = load_features(args.features, args.features_split)
         check_features_fit_model(feature_geometry(features, args.features), model.config, args.features, args.model)
+        check_processor_clip(processor, features, args.features, args.model, args.clip_pretrained)
     with named_by("--dataset"):
         check_question_embeddings({args.split: questions}, model.config.clip_hidden_size, args.dataset)
     with tempfile.TemporaryDirectory() as scratch:  # the Trainer's output_dir; nothing is saved there

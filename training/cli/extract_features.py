@@ -14,12 +14,14 @@ not be read, 2 unusable arguments.
 """
 
 import argparse
+import os
 import sys
 
 from configuration.model_config import build_model_config_kwargs
 from configuration.presets import PRESETS, get_preset
 from modeling_mist import MistConfig, MistVideoProcessor
 from modeling_mist.clip_runtime_mist import CLIP_DTYPES, parse_clip_dtype, parse_clip_pretrained
+from processing.dataset_card import push_features
 from processing.extract_features import ExtractionOptions, extract_features
 from training.cli.arguments import MistArgumentParser
 from training.errors import BrokenFileError, ReportedErrors, check_local_or_hub, hub_failure
@@ -53,7 +55,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument(
         "--clip-model", help=f"open_clip model name or local-dir:PATH (default: {MistVideoProcessor.clip_model_name})"
     )
-    sizes.add_argument("--clip-pretrained", help="open_clip pretrained tag, checkpoint file, or 'none' (random)")
+    sizes.add_argument(
+        "--clip-pretrained",
+        help="CLIP weights: an open_clip pretrained tag (default: openai, downloaded from the Hugging Face Hub on "
+        "first use, about 350 MB, then cached), a local checkpoint FILE (offline), or 'none' (random, tests only)",
+    )
     sizes.add_argument("--num-frames", type=int, help="frames sampled per video")
     sizes.add_argument("--grid-size", type=int, help="crops per frame side (patches = grid_size**2)")
     sizes.add_argument("--crop-size", type=int, help="CLIP input size")
@@ -87,6 +93,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--question-column", default="question", help="question text column of --questions (default: question)"
     )
     parser.add_argument("--keep-work-dir", action="store_true", help="keep the per-video files after success")
+    parser.add_argument(
+        "--push-to-hub", metavar="ID", help="upload the features as this Hub dataset, with a dataset card"
+    )
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private dataset")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if bool(args.questions) != bool(args.questions_output):
@@ -142,10 +152,13 @@ def resolve_sizes(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    options = {name: value for name, value in vars(args).items() if name not in ("preset", "model", "debug")}
+    command_only = ("preset", "model", "debug", "push_to_hub", "private")
+    options = {name: value for name, value in vars(args).items() if name not in command_only}
     # usage: the command names something unusable, or settings differ from the output's;
     # failures: a file or folder it names cannot be read or written
-    with ReportedErrors("mist extract-features", args.debug, failures=(OSError, RuntimeError)) as outcome:
+    work_dir = args.work_dir or os.path.normpath(args.output_dir) + ".work"
+    kept = f"the finished videos are kept in {work_dir}: run the same command again to continue"
+    with ReportedErrors("mist extract-features", args.debug, (ValueError,), (OSError, RuntimeError), kept) as outcome:
         options.update(resolve_sizes(args), clip_dtype=parse_clip_dtype(args.clip_dtype))
         summary = extract_features(ExtractionOptions(**options))
     if outcome.status is not None:
@@ -167,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no video could be encoded: nothing written to {args.output_dir}", file=sys.stderr)
     if summary.skipped_members:
         print(f"skipped {summary.skipped_members} archive members that are not videos")
+    if summary.rows and args.push_to_hub:
+        with ReportedErrors("mist extract-features", args.debug, failures=(OSError, RuntimeError)) as pushed:
+            url = push_features(args.output_dir, args.push_to_hub, args.private, source=", ".join(args.inputs))
+            print(f"pushed the features to {url}")
+        if pushed.status is not None:
+            return pushed.status
     if summary.failures:
         print(f"{len(summary.failures)} videos failed and were skipped (rerun to retry them):", file=sys.stderr)
         for failure in summary.failures:

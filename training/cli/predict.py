@@ -19,7 +19,13 @@ from tqdm.auto import tqdm
 
 from modeling_mist.pipeline_mist import check_choices
 from training.cli.arguments import MistArgumentParser
-from training.data import VideoFeatureStore, check_features_fit_model, feature_geometry, load_features
+from training.data import (
+    VideoFeatureStore,
+    check_features_fit_model,
+    check_processor_clip,
+    feature_geometry,
+    load_features,
+)
 from training.errors import BrokenFileError, ReportedErrors, UsageError, named_by
 from training.explain import draw_explanation, explanation_frames, frame_timing, placeholder_frames, selections_of
 from training.factory import load_trained
@@ -116,6 +122,7 @@ def run(args) -> int:
             check_features_fit_model(
                 feature_geometry(features, args.features), model.config, args.features, args.model
             )
+            check_processor_clip(processor, features, args.features, args.model, args.clip_pretrained)
         store = VideoFeatureStore(features)
         if args.video_id not in store:
             raise UsageError(f"--video-id {args.video_id}: not in {args.features} ({len(store)} videos)")

@@ -7,6 +7,7 @@ and D are read from it (`feature_geometry`), and the CLIP that made them from it
 """
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,15 @@ import numpy as np
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, load_dataset
 
-from processing.feature_store import SETTINGS_PREFIX
+from modeling_mist.clip_runtime_mist import parse_clip_pretrained
+from processing.feature_store import SETTINGS_FILE, SETTINGS_PREFIX
 
 from ..errors import BrokenFileError, UsageError, check_local_or_hub, hub_failure
 from .saved import is_saved_dataset, load_saved_dataset
 
 FEATURE_COLUMNS = ("video_id", "frame_features", "patch_features")
+
+logger = logging.getLogger(__name__)
 
 
 def load_features(name_or_path: str, split: str = "train") -> Dataset:
@@ -35,6 +39,7 @@ def load_features(name_or_path: str, split: str = "train") -> Dataset:
             loaded = load_dataset(str(name_or_path), split=split)
         except Exception as error:  # noqa: BLE001
             raise hub_failure(name_or_path, None, "features dataset", error) from error
+        _attach_hub_settings(loaded, name_or_path)
     else:
         path = Path(name_or_path).expanduser()
         if not path.is_dir():
@@ -105,6 +110,71 @@ def feature_settings(features: Dataset) -> dict | None:
         return json.loads(description[len(SETTINGS_PREFIX) :])
     except json.JSONDecodeError:
         return None
+
+
+def _attach_hub_settings(features: Dataset, repo_id: str) -> None:
+    """Put the settings file a features upload carries (parquet keeps no description) back into `info`."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        settings = Path(hf_hub_download(repo_id, SETTINGS_FILE, repo_type="dataset")).read_text(encoding="utf-8")
+    except Exception:  # noqa: BLE001  (no such file: features uploaded by other means; feature_settings is None)
+        return
+    features.info.description = SETTINGS_PREFIX + settings
+
+
+def _clip_text(model: str, pretrained: str | None) -> str:
+    return f"{model} with {'random weights' if pretrained is None else f'weights {pretrained}'}"
+
+
+def clip_for_features(
+    settings: dict | None, features_name: str, clip_model: str | None, clip_pretrained: str | None, chosen_by: str
+) -> dict:
+    """The processor's CLIP for questions paired with these features: the one recorded in them.
+
+    `clip_model` / `clip_pretrained` (None: not chosen) must agree with the record; `UsageError` naming
+    both otherwise. Returns `{"clip_model_name", "clip_pretrained"}` to build the processor with (only
+    what was chosen when the features carry no record, with a warning: the pairing is then unchecked).
+    """
+    chosen = {}
+    if clip_model is not None:
+        chosen["clip_model_name"] = clip_model
+    if clip_pretrained is not None:
+        chosen["clip_pretrained"] = parse_clip_pretrained(clip_pretrained)
+    if not settings or "clip_model_name" not in settings:
+        logger.warning(
+            "%s: the features record no CLIP model (made by other code, or before `mist extract-features` recorded "
+            "it): question embeddings come from %s, which must be the CLIP that made them",
+            features_name,
+            _clip_text(chosen.get("clip_model_name", "the processor's default CLIP"), chosen.get("clip_pretrained")),
+        )
+        return chosen
+    recorded = {"clip_model_name": settings["clip_model_name"], "clip_pretrained": settings.get("clip_pretrained")}
+    differing = [key for key, value in chosen.items() if value != recorded[key]]
+    if differing:
+        asked = {**recorded, **chosen}
+        raise UsageError(
+            f"{features_name}: the features were made with CLIP "
+            f"{_clip_text(recorded['clip_model_name'], recorded['clip_pretrained'])}, but {chosen_by} asks for "
+            f"{_clip_text(asked['clip_model_name'], asked['clip_pretrained'])}; question embeddings must come from "
+            "the CLIP that made the features: leave the CLIP choice out, or extract the features again with that CLIP"
+        )
+    return recorded
+
+
+def check_processor_clip(processor, features: Dataset, features_name: str, model_name: str, clip_pretrained) -> None:
+    """Raise `UsageError` when a trained model's processor (with `--clip-pretrained`, if given) would embed
+    questions with another CLIP than the one recorded in `features`; warn when they record none."""
+    video_processor = processor.video_processor
+    chosen_by = f"the model {model_name}" + (" with --clip-pretrained" if clip_pretrained is not None else "")
+    pretrained = video_processor.clip_pretrained
+    clip_for_features(
+        feature_settings(features),
+        features_name,
+        video_processor.clip_model_name,
+        "none" if pretrained is None else pretrained,
+        chosen_by,
+    )
 
 
 def check_features_fit_model(geometry: FeatureGeometry, config, features_name: str, model_name: str) -> None:

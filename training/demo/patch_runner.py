@@ -245,7 +245,8 @@ def plot_curves(results: list[dict], png: Path, chance: float) -> None:
     for result in results:
         if result["curve"]:
             examples, accuracy = zip(*result["curve"])
-            axes.plot(examples, [100 * value for value in accuracy], marker="o", label=TWIN_LABELS[result["twin"]])
+            label = result.get("label", TWIN_LABELS[result["twin"]])  # a study's own name for the run, when it has one
+            axes.plot(examples, [100 * value for value in accuracy], marker="o", label=label)
     axes.axhline(100 * chance, color="grey", linestyle=":", label="chance (a uniform guess within the kind)")
     axes.set_xlabel("training examples seen")
     axes.set_ylabel("test accuracy (%)")

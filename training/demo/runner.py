@@ -11,6 +11,7 @@
    question and draws what it selected to OUTPUT_DIR/explanation.png.
 """
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -104,6 +105,8 @@ def train_one(
     trainer.train()
     seconds = time.perf_counter() - started
     metrics = trainer.evaluate(eval_dataset, metric_key_prefix="test")
+    with contextlib.suppress(OSError):
+        (output_dir / name).rmdir()  # the Trainer's folder, empty: the demo saves no checkpoints
     return trainer, processor, seconds, metrics, eval_dataset
 
 
