@@ -72,18 +72,19 @@ def measure_extraction(args) -> dict:
     processor = MistVideoProcessor(clip_pretrained=None, clip_dtype=args.clip_dtype)
     processor.encode_images(torch.zeros(2, 3, 224, 224))  # build CLIP, load kernels: not timed
     before = peak_rss_mib()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     frames = processor.load_video(args.video)  # [F, H, W, 3] uint8
     decoded = time.perf_counter()
     frame_features, patch_features = processor.extract_features([torch.from_numpy(frames)])
-    done = time.perf_counter()
+    done, cpu_seconds = time.perf_counter(), time.process_time() - cpu_start
     return {
         "decode_s": decoded - start,
         "clip_s": done - decoded,
         "images": frame_features.shape[1] * (1 + patch_features.shape[2]),
         "peak_rss_mib": peak_rss_mib(),
         "rss_before_mib": before,
-        "clip_weights": processor.clip_weights_dtype("cpu") or "float32",
+        "cpu_s": cpu_seconds,
+        "clip_weights": str(next(processor.clip_model().parameters()).dtype).removeprefix("torch."),
     }
 
 
@@ -142,7 +143,7 @@ def extraction_table(args, work_dir: str) -> None:
     print(f"\nExtraction of one new video, 854x480 at {args.fps} fps, key frame every {args.gop_seconds} s, "
           f"{args.threads} torch threads, clip_dtype {args.clip_dtype}")
     print(f"{'length':>8} {'frames':>8} {'file MiB':>9} {'decode s':>9} {'CLIP s':>8} {'images/s':>9} "
-          f"{'peak RSS MiB':>13} {'load':>5}")
+          f"{'CPU s':>7} {'peak RSS MiB':>13} {'load':>5}  weights")
     for seconds in args.lengths:
         path = os.path.join(work_dir, f"video-{seconds}s.mp4")
         write_video(path, seconds, args.fps, args.gop_seconds)
@@ -153,7 +154,8 @@ def extraction_table(args, work_dir: str) -> None:
         size = os.path.getsize(path) / 2**20
         print(
             f"{seconds:>7}s {int(seconds * args.fps):>8} {size:9.1f} {result['decode_s']:9.2f} {result['clip_s']:8.2f} "
-            f"{result['images'] / result['clip_s']:9.1f} {result['peak_rss_mib']:13.0f} {load:>5}",
+            f"{result['images'] / result['clip_s']:9.1f} {result['cpu_s']:7.1f} {result['peak_rss_mib']:13.0f} {load:>5}  "
+            f"{result['clip_weights']}",
             flush=True,
         )
         os.remove(path)
