@@ -28,6 +28,7 @@ from transformers.video_utils import VideoMetadata
 from .clip_runtime_mist import (
     ClipRuntime,
     clip_embedding_size,
+    clip_weights_dtype_on,
     embed_images,
     embed_texts,
     parse_clip_dtype,
@@ -103,10 +104,10 @@ class MistVideoProcessor(BaseVideoProcessor):
         crop_size (`dict`, defaults to height and width 224): CLIP input size, one crop's size.
         clip_batch_size (`int`, defaults to 544): images per CLIP forward pass.
         decode_workers (`int`, defaults to 4): threads decoding the videos of one call.
-        clip_dtype (`str`, *optional*): the precision CLIP runs in. None (or `"auto"`): float32 weights, under
-            float16 autocast on a GPU. `"float32"`, `"float16"` or `"bfloat16"`: the weights cast to that type once
-            and run in it, without autocast (`"bfloat16"` about doubles CPU extraction speed on CPUs with
-            AVX512-BF16 or AMX, within 1e-4 of float32's cosine; `"float16"` is meant for GPUs).
+        clip_dtype (`str`, *optional*): the precision CLIP runs in. None (or `"auto"`): bfloat16 weights on a CPU
+            with native bf16 (AVX512-BF16 or AMX: about twice float32's speed, features within cosine 0.9999),
+            else float32 weights, under float16 autocast on a GPU. `"float32"`, `"float16"` or `"bfloat16"`: the
+            weights cast to that type once and run in it, without autocast (`"float16"` is meant for GPUs).
     """
 
     valid_kwargs = MistVideoProcessorKwargs
@@ -169,18 +170,18 @@ class MistVideoProcessor(BaseVideoProcessor):
         self._clip.to(self.device)
         return self
 
-    @property
-    def clip_weights_dtype(self) -> str | None:
-        """The type CLIP's weights are cast to (`clip_dtype` parsed, also when the attribute was set after
-        construction), or None for the auto precision (float32 weights, fp16 autocast on GPU)."""
-        return parse_clip_dtype(self.clip_dtype)
+    def clip_weights_dtype(self, device: torch.device) -> str | None:
+        """The type CLIP's weights are cast to on `device` (`clip_dtype` parsed, also when the attribute was set
+        after construction; see `clip_weights_dtype_on` for the auto precision), or None: float32 weights, under
+        fp16 autocast on a GPU."""
+        return clip_weights_dtype_on(parse_clip_dtype(self.clip_dtype), torch.device(device))
 
     def clip_model(self, device: str | torch.device | None = None) -> torch.nn.Module:
         """The CLIP model, built on first use and moved to `device` (default `clip_device`)."""
         device = torch.device(device) if device is not None else self.clip_device
         crop_size = (self.crop_size.height, self.crop_size.width)
         return self._clip.get_model(
-            self.clip_model_name, self.clip_pretrained, device, crop_size, self.clip_weights_dtype
+            self.clip_model_name, self.clip_pretrained, device, crop_size, self.clip_weights_dtype(device)
         )
 
     def check_clip_width(self, clip_hidden_size: int) -> None:
@@ -203,13 +204,13 @@ class MistVideoProcessor(BaseVideoProcessor):
     def encode_images(self, pixel_values: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """CLIP image embeddings `[N, D]` float32 of normalised images `[N, 3, S, S]`, on their device."""
         model = self.clip_model(pixel_values.device)
-        autocast = self.clip_weights_dtype is None
+        autocast = self.clip_weights_dtype(pixel_values.device) is None
         return embed_images(model, pixel_values, batch_size or self.clip_batch_size, autocast=autocast)
 
     def encode_text(self, texts: Sequence[str], device: str | torch.device | None = None) -> torch.Tensor:
         """Raw CLIP text embeddings `[B, D]` float32 (projected end-of-text token, not normalised), on CPU."""
         device = torch.device(device) if device is not None else self.clip_device
-        autocast = self.clip_weights_dtype is None
+        autocast = self.clip_weights_dtype(device) is None
         return embed_texts(self.clip_model(device), self.clip_tokenizer(), texts, device, autocast=autocast)
 
     # ----- frames -----
@@ -287,8 +288,8 @@ class MistVideoProcessor(BaseVideoProcessor):
         `frame_features [B, F, D]` and `patch_features [B, F, P, D]`, float32 on CPU.
         """
         device = torch.device(device) if device is not None else self.clip_device
-        if self.clip_weights_dtype is not None:
-            pixel_dtype = getattr(torch, self.clip_weights_dtype)
+        if self.clip_weights_dtype(device) is not None:
+            pixel_dtype = getattr(torch, self.clip_weights_dtype(device))
         else:
             pixel_dtype = torch.float16 if device.type == "cuda" else torch.float32
         pixel_values = []

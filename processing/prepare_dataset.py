@@ -103,7 +103,14 @@ def question_tables(inputs: list[str | Path], config: str | None, split: str | N
     missing = [str(path) for path in inputs if not Path(path).is_file()]
     if missing:
         raise FileNotFoundError(f"no such annotation file: {', '.join(missing)}")
+    questions_files = {Path(path) for path in inputs if Path(path).stem.endswith("_q")}
+    inputs = [path for path in inputs if not _answers_of_a_questions_file(Path(path), questions_files)]
     return [QuestionTable(Path(path), _canonical(split) if split else split_from_filename(Path(path))) for path in inputs]
+
+
+def _answers_of_a_questions_file(path: Path, questions_files: set[Path]) -> bool:
+    """`train_a.json` given together with `train_q.json`: read as part of it (`read_table`)."""
+    return path.stem.endswith("_a") and path.with_name(f"{path.stem[:-2]}_q{path.suffix}") in questions_files
 
 
 def _canonical(split: str) -> str:
@@ -201,7 +208,27 @@ def _columns(path: Path) -> tuple[str, ...]:
 
 
 def read_table(path: Path) -> list[dict]:
-    """The records of a CSV, JSON (a list, or an object keyed by question id), JSON lines or parquet file."""
+    """The records of a CSV, JSON (a list, or an object keyed by question id), JSON lines or parquet file.
+
+    ActivityNet-QA's release keeps questions and answers apart (`train_q.json`, `train_a.json`): a `*_q`
+    file with its `*_a` beside it gives the records joined by `question_id`.
+    """
+    answers = _answers_file(path)
+    if answers is not None:
+        answer_of = {str(record["question_id"]): record for record in _read_one(answers)}
+        return [{**answer_of.get(str(record["question_id"]), {}), **record} for record in _read_one(path)]
+    return _read_one(path)
+
+
+def _answers_file(path: Path) -> Path | None:
+    """`train_a.json` beside `train_q.json`, or None."""
+    if not path.stem.endswith("_q"):
+        return None
+    answers = path.with_name(f"{path.stem[:-2]}_a{path.suffix}")
+    return answers if answers.is_file() else None
+
+
+def _read_one(path: Path) -> list[dict]:
     if path.suffix == ".parquet":
         return pq.read_table(path).to_pylist()
     with open(path, newline="", encoding="utf-8") as handle:

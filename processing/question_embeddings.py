@@ -5,10 +5,11 @@ once, next to the video features, and stored as a `question_clip_embedding` colu
 """
 
 import json
-import os
 from collections.abc import Callable, Sequence
 
 import torch
+
+from processing.file_utils import write_atomically
 
 EMBEDDING_COLUMN = "question_clip_embedding"
 
@@ -37,26 +38,27 @@ def read_records(path: str) -> list[dict]:
 
 
 def _write_records(records: list[dict], path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.tmp")
-    if path.endswith(".parquet"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    """`records` as the format `path` names (parquet, json, or one JSON object per line)."""
 
-        table = pa.Table.from_pylist(records)
-        column = table.schema.get_field_index(EMBEDDING_COLUMN)
-        # float32 lists, not the float64 that Python floats would give
-        table = table.set_column(column, EMBEDDING_COLUMN, table[EMBEDDING_COLUMN].cast(pa.list_(pa.float32())))
-        pq.write_table(table, temporary)
-    else:
-        with open(temporary, "w") as file:
+    def write(temporary: str) -> None:
+        if path.endswith(".parquet"):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pylist(records)
+            column = table.schema.get_field_index(EMBEDDING_COLUMN)
+            # float32 lists, not the float64 that Python floats would give
+            table = table.set_column(column, EMBEDDING_COLUMN, table[EMBEDDING_COLUMN].cast(pa.list_(pa.float32())))
+            pq.write_table(table, temporary)
+            return
+        with open(temporary, "w", encoding="utf-8") as file:
             if path.endswith(".json"):
-                json.dump(records, file)
+                json.dump(records, file, ensure_ascii=False)
             else:
                 for record in records:
-                    file.write(json.dumps(record) + "\n")
-    os.replace(temporary, path)
+                    file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    write_atomically(path, write)  # flushed, renamed, the umask's mode; a full disk leaves the old file
 
 
 def add_question_embeddings(

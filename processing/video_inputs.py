@@ -84,13 +84,10 @@ def find_video_inputs(inputs: list[str]) -> VideoInputs:
         skipped += skipped_here
     by_id: dict[str, VideoFile] = {}
     clashes: dict[str, list[str]] = {}
-    signatures: dict[str, tuple] = {}
     for video in sorted(set(found), key=lambda video: (video.video_id, video.name)):
-        signature = _signature(video)
-        if video.video_id not in by_id:
-            by_id[video.video_id], signatures[video.video_id] = video, signature
-        elif signature is None or signature != signatures[video.video_id]:
-            clashes.setdefault(video.video_id, [by_id[video.video_id].name]).append(video.name)
+        first = by_id.setdefault(video.video_id, video)
+        if first is not video and (_signature(video) is None or _signature(video) != _signature(first)):
+            clashes.setdefault(video.video_id, [first.name]).append(video.name)
     if clashes:
         raise ValueError(f"several videos share an id (the file stem): {clashes}; ids must be unique")
     return VideoInputs(list(by_id.values()), skipped)

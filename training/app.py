@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from .app_samples import Sample
+from .demo.synthetic_dataset import OBJECT_WORDS
 from .explain import draw_explanation, selections_of_result
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # nothing leaves this machine (read when gradio is imported)
@@ -73,7 +74,7 @@ class VideoQuestionAnswerer:
         if self.config.multiple_choice:
             task = "multiple choice: give the choices, one per line"
         else:
-            task = f"open-ended over {len(self.config.answer_vocabulary or [])} answers (choices optional)"
+            task = f"open-ended over {len(self.config.answer_vocabulary or [])} answers, choices optional"
         text = (
             f"Model `{name}` ({task}); {self.config.num_frames} frames in {self.config.num_segments} segments, "
             f"{self.config.grid_size}x{self.config.grid_size} patches per frame."
@@ -83,6 +84,13 @@ class VideoQuestionAnswerer:
                 " It is the synthetic demo's model: it reads the demo task's features, not CLIP's, so it answers "
                 "the sample videos (their features are stored)."
             )
+            generator = next(iter(self._sample_of.values())).generator
+            if generator is not None:  # which coloured square in the sample videos is which object
+                swatches = [
+                    f'<span style="color:#{red:02x}{green:02x}{blue:02x}">&#9632;</span> {word}'
+                    for word, (red, green, blue) in zip(OBJECT_WORDS, generator.palette().tolist())
+                ]
+                text += "\n\nObjects in the sample videos: " + ", ".join(swatches) + "."
         return text
 
     def example(self, video: str, question: str, choices: list[str] | None) -> dict:
@@ -157,8 +165,8 @@ def build_app(answerer: VideoQuestionAnswerer):
     def answer(video, question, choices):
         try:
             return answerer.answer(video, question, choices)
-        except ValueError as error:
-            raise gr.Error(str(error)) from error
+        except ValueError as error:  # a user's mistake (no video, bad choices, an unreadable file): no traceback
+            raise gr.Error(str(error), print_exception=False) from error
 
     with gr.Blocks(title="MIST video question answering") as app:
         gr.Markdown(
@@ -207,9 +215,12 @@ def launch_app(answerer: VideoQuestionAnswerer, host: str = "127.0.0.1", port: i
         server_name=host,
         server_port=port,
         share=False,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         show_error=True,
         allowed_paths=allowed,
-        quiet=not block,
+        quiet=True,  # Gradio's own lines suggest share=True, which this page never uses: nothing leaves the machine
     )
+    if block:
+        print(f"mist app: serving on {app.local_url} (Ctrl-C to stop)", flush=True)
+        app.block_thread()
     return app

@@ -14,13 +14,21 @@ path or value; the command that took it from a flag adds the flag (`named_by`).
 """
 
 import os
-import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-# A Hub repository id: `name` or `owner/name` (letters, digits, `-`, `_`, `.`).
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+
+def is_hub_id(name) -> bool:
+    """Whether `name` can be a Hub repository id (`name` or `owner/name`), by `huggingface_hub`'s own rules."""
+    try:
+        validate_repo_id(str(name))
+    except HFValidationError:
+        return False
+    return True
 
 
 class UsageError(ValueError):
@@ -68,7 +76,7 @@ def check_local_or_hub(name_or_path: str, flag: str | None = None) -> str:
     """
     if is_local(name_or_path):
         return "local"
-    if not HUB_ID.fullmatch(str(name_or_path)) or str(name_or_path).startswith((".", "~")):
+    if not is_hub_id(name_or_path):
         raise UsageError(f"{_named(name_or_path, flag)}: no such file or folder{_nearest_existing_hint(name_or_path)}")
     return "hub"
 
@@ -96,10 +104,19 @@ def _nearest_existing_hint(name_or_path) -> str:
 class ReportedErrors:
     """`with ReportedErrors(prog, debug) as outcome:` turns the errors a command expects into one line on
     stderr and an exit status in `outcome.status` (2: `usage` errors, change the command; 1: `failures`,
-    a file or the work failed); with `debug` they propagate with their traceback."""
+    a file or the work failed; 130: Ctrl-C, with `interrupted`, what is kept and how to go on); with `debug` they
+    propagate with their traceback."""
 
-    def __init__(self, prog: str, debug: bool, usage: tuple = (ValueError,), failures: tuple = (Failure, OSError)):
+    def __init__(
+        self,
+        prog: str,
+        debug: bool,
+        usage: tuple = (ValueError,),
+        failures: tuple = (Failure, OSError),
+        interrupted: str | None = None,
+    ):
         self.prog, self.debug, self.usage, self.failures = prog, debug, usage, failures
+        self.interrupted = interrupted
         self.status: int | None = None
 
     def __enter__(self) -> "ReportedErrors":
@@ -108,7 +125,10 @@ class ReportedErrors:
     def __exit__(self, kind, error, traceback) -> bool:
         if error is None or self.debug:
             return False
-        if isinstance(error, self.usage):
+        if isinstance(error, KeyboardInterrupt):
+            error = Interrupted("interrupted" + (f"; {self.interrupted}" if self.interrupted else ""))
+            self.status = Interrupted.exit_status
+        elif isinstance(error, self.usage):
             self.status = 2
         elif isinstance(error, self.failures):
             self.status = getattr(error, "exit_status", 1)

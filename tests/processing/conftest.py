@@ -47,8 +47,13 @@ def video_dir(tmp_path_factory) -> str:
 
 @pytest.fixture
 def video_processor(clip_model_name) -> MistVideoProcessor:
+    """float32 CLIP, the exact path (the auto precision, bfloat16 on CPUs with native bf16, is tested against it)."""
     return MistVideoProcessor(
-        clip_model_name=clip_model_name, clip_pretrained=None, num_frames=NUM_FRAMES, grid_size=GRID_SIZE
+        clip_model_name=clip_model_name,
+        clip_pretrained=None,
+        num_frames=NUM_FRAMES,
+        grid_size=GRID_SIZE,
+        clip_dtype="float32",
     )
 
 

@@ -135,3 +135,20 @@ def test_files_get_the_umask_not_0600(alpha, tmp_path, clip_model_name):
     assert f"{output_dir}.work/videos/alpha.safetensors" in map(str, written)
     assert {oct(stat.S_IMODE(path.stat().st_mode)) for path in written} == {oct(0o664)}
     assert mode_for_new_files() == 0o666 & ~previous
+
+
+def test_ctrl_c_is_one_line_naming_what_is_kept(alpha, tmp_path, clip_model_name, capsys, monkeypatch):
+    import processing.extract_features
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(processing.extract_features, "extract_share", interrupted)
+    output_dir = tmp_path / "features"
+    assert main([str(alpha), *extract_args(clip_model_name, output_dir)]) == 130
+    assert capsys.readouterr().err.strip() == (
+        f"mist extract-features: interrupted; the finished videos are kept in {output_dir}.work: run the same "
+        "command again to continue"
+    )
+    with pytest.raises(KeyboardInterrupt):  # --debug: the interruption itself
+        main([str(alpha), *extract_args(clip_model_name, output_dir, "--debug")])

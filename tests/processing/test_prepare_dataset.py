@@ -260,3 +260,17 @@ def test_star_choices_as_datasets_hands_them_over_and_a_hub_id_is_downloaded(tmp
     reports = convert(None, ["zechen-nlp/star_bench"], tmp_path / "out")
     assert reports["train"].written == 1
     assert asked["repo_type"] == "dataset" and not any(".zip" in pattern for pattern in asked["allow_patterns"])
+
+
+def test_activitynetqa_release_files_join_questions_and_answers(tmp_path):
+    questions = [{"question": "is it sunny", "question_id": "v_abc_0", "video_name": "abc"},
+                 {"question": "what sport", "question_id": "v_abc_1", "video_name": "abc"}]  # fmt: skip
+    answers = [{"answer": "yes", "question_id": "v_abc_0", "type": 7}, {"answer": "", "question_id": "v_abc_1", "type": 0}]
+    (tmp_path / "train_q.json").write_text(json.dumps(questions))
+    (tmp_path / "train_a.json").write_text(json.dumps(answers))
+    inputs = [tmp_path / "train_q.json", tmp_path / "train_a.json"]  # the answers file is read with its questions
+    reports = convert(None, inputs, tmp_path / "out")
+    assert reports["train"].as_dict() == {"read": 2, "written": 1, "skipped": {"empty question or answer": 1}}
+    assert read_jsonl(tmp_path / "out" / "train.jsonl") == [
+        {"question_id": "v_abc_0", "video_id": "v_abc", "question": "is it sunny", "answer": "yes", "question_type": "7"}
+    ]

@@ -146,7 +146,7 @@ def test_clip_dtype_runs_clip_in_that_type_and_keeps_float32_outputs(clip_model_
         )
 
     path = os.path.join(video_dir, "alpha.mp4")
-    reference, half = make(None), make(clip_dtype)
+    reference, half = make("float32"), make(clip_dtype)
     expected, features = reference(path), half(path)
     assert next(half.clip_model().parameters()).dtype == getattr(torch, clip_dtype)
     for name in ("frame_features", "patch_features"):
@@ -185,8 +185,11 @@ def test_clip_dtype_values(value, expected, tmp_path):
 @pytest.mark.filterwarnings("ignore:CUDA is not available:UserWarning")  # building a CUDA autocast on a CPU machine
 def test_only_the_auto_precision_runs_clip_under_autocast(clip_model_name, monkeypatch, clip_dtype, autocast):
     """An explicit `clip_dtype`, float32 included, means that type with no fp16 autocast on a GPU."""
+    import modeling_mist.clip_runtime_mist as runtime
     import modeling_mist.video_processing_mist as module
     from modeling_mist.clip_runtime_mist import clip_autocast
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: False)  # auto: float32 weights, as on a GPU
 
     assert isinstance(clip_autocast(torch.device("cuda"), enabled=True), torch.autocast)
     assert not isinstance(clip_autocast(torch.device("cuda"), enabled=False), torch.autocast)

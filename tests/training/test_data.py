@@ -202,3 +202,16 @@ def test_features_from_the_hub_get_their_settings_file_back(monkeypatch, tmp_pat
     )
     loaded = load_features("someone/features")
     assert feature_settings(loaded) == {"clip_model_name": "ViT-B-16", "num_frames": 32}
+
+
+def test_a_hub_dataset_folder_given_to_training_points_to_prepare_dataset(tmp_path):
+    from training.errors import UsageError
+
+    (tmp_path / "MC").mkdir()
+    Dataset.from_dict({"video": [1], "qid": [0]}).to_parquet(str(tmp_path / "MC" / "test-00000-of-00001.parquet"))
+    with pytest.raises(UsageError) as raised:
+        load_questions(str(tmp_path))
+    assert str(raised.value).endswith(
+        f"is not a saved dataset: a Hub dataset's folder? convert it with `mist prepare-dataset {tmp_path} "
+        "--output-dir DIR`"
+    )

@@ -30,6 +30,7 @@ def test_demo_runs_offline_and_leaves_a_reloadable_model(tmp_path, capsys):
     assert results["chance"] == pytest.approx(1 / 15)
     assert [layer["layer"] for layer in results["selection"]] == [1, 2]
     assert (tmp_path / "explanation.png").stat().st_size > 10_000
+    assert not (tmp_path / "mist").exists() and not (tmp_path / "question_only").exists()  # no empty Trainer folders
     model = AutoModel.from_pretrained(str(tmp_path / "model"))
     assert list(model.config.id2label.values()) == list(OBJECT_WORDS)
     assert model.config.text_config.hidden_size == 384  # all-MiniLM-L6-v2 from the installed wheel

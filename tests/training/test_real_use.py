@@ -428,3 +428,63 @@ def test_the_picture_draws_any_script_it_has_a_font_for_and_names_what_it_lacks(
         ]
     else:
         assert warnings == []
+
+
+# ----- 12. what the picture and the app show ------------------------------------------------------------
+
+
+def test_kept_cells_stay_outlined_over_a_hot_heatmap(tmp_path):
+    from PIL import Image
+
+    from training.explain import draw_explanation
+
+    def drawn(kept: list[int]) -> np.ndarray:
+        layer = {"segments": [0], "segment_scores": [1.0, 0.0, 0.0, 0.0], "frames": [0, 1],
+                 "patches": {0: kept, 1: kept}, "patch_scores": {0: [1.0, 0, 0, 0], 1: [1.0, 0, 0, 0]}}  # fmt: skip
+        frames = np.full((8, 48, 64, 3), 128, dtype=np.uint8)
+        path = draw_explanation(frames, [layer], 4, 2, tmp_path / f"kept{len(kept)}.png", title="q?")
+        return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+    outlined, bare = drawn([0]), drawn([])
+    white = (outlined.min(axis=-1) > 235) & (bare.min(axis=-1) <= 235)  # white only where the outline is
+    assert white.sum() > 2 * 2 * (100 + 75)  # around the hottest cell of both kept frames
+
+
+def test_the_app_header_reads_plainly():
+    from types import SimpleNamespace
+
+    from training.app import VideoQuestionAnswerer
+
+    config = SimpleNamespace(name_or_path="m", multiple_choice=False, answer_vocabulary=["a", "b"], num_frames=8,
+                             num_segments=4, grid_size=2)  # fmt: skip
+    answerer = VideoQuestionAnswerer.__new__(VideoQuestionAnswerer)
+    answerer.config, answerer._sample_of = config, {}
+    assert answerer.describe_model() == (
+        "Model `m` (open-ended over 2 answers, choices optional); 8 frames in 4 segments, 2x2 patches per frame."
+    )
+
+
+def test_the_app_says_which_coloured_square_is_which_object(tmp_path):
+    from types import SimpleNamespace
+
+    from training.app import VideoQuestionAnswerer
+    from training.app_samples import Sample
+    from training.demo.synthetic_dataset import OBJECT_WORDS, SyntheticVideoQA
+    from training_testing import tiny_task_config
+
+    generator = SyntheticVideoQA(tiny_task_config())
+    config = SimpleNamespace(name_or_path="demo", multiple_choice=False, answer_vocabulary=list(OBJECT_WORDS),
+                             num_frames=8, num_segments=4, grid_size=2)  # fmt: skip
+    answerer = VideoQuestionAnswerer.__new__(VideoQuestionAnswerer)
+    sample = Sample("s", "v.mp4", "q?", frame_features=np.zeros((8, 16)), generator=generator)
+    answerer.config, answerer._sample_of = config, {"digest": sample}
+    legend = answerer.describe_model().split("\n\n")[-1]
+    red, green, blue = generator.palette()[0].tolist()
+    assert legend.startswith(
+        f'Objects in the sample videos: <span style="color:#{red:02x}{green:02x}{blue:02x}">&#9632;</span> '
+        f"{OBJECT_WORDS[0]}, "
+    )
+    assert legend.count("&#9632;") == len(OBJECT_WORDS)
+    frames = generator.render_frames("test_00000")
+    drawn = {tuple(pixel) for pixel in frames.reshape(-1, 3).tolist()} - {(200, 200, 200)}
+    assert drawn <= {tuple(colour) for colour in generator.palette().tolist()}  # the squares use these colours

@@ -141,7 +141,7 @@ def synthetic_main(argv: list[str]) -> int:
     parser.add_argument("--skip-baseline", action="store_true", help="train MIST only, not the question-only baseline")
     args = parser.parse_args(argv)
     debug = vars(args).pop("debug")
-    vars(args).pop("task")  # always "synthetic" here: --task patches went to patch_main
+    vars(args).pop("task")  # it chose this parser; not a DemoOptions field
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     # an unusable override (a bad value, or one MistConfig rejects) is a usage error; an output folder that cannot be
     # written, a failure

@@ -61,9 +61,11 @@ def _load_local_questions(path: Path, remedy: str) -> Dataset | DatasetDict:
         return load_saved_dataset(path, remedy)
     files = [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.suffix in QUESTION_FILE_SUFFIXES]
     if not files:
+        hub_layout = (path / "README.md").is_file() or any(path.glob("*/*.parquet"))
+        hint = f": a Hub dataset's folder? convert it with `mist prepare-dataset {path} --output-dir DIR`"
         raise UsageError(
             f"{path}: the folder holds no question files ({{train,validation,test}}.jsonl or .parquet) and is not "
-            "a saved dataset"
+            f"a saved dataset{hint if hub_layout else ''}"
         )
     for file in files:
         if _is_empty_file(file):

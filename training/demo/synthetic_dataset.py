@@ -237,6 +237,10 @@ class SyntheticVideoQA:
         features = Dataset.from_dict(feature_rows, features=self.features_schema())
         return questions, features
 
+    def palette(self) -> np.ndarray:
+        """The colour `[len(OBJECT_WORDS), 3]` uint8 each object is drawn in by `render_frames`, in word order."""
+        return np.random.default_rng([self.config.seed, 2]).uniform(40, 230, (len(OBJECT_WORDS), 3)).astype(np.uint8)
+
     def render_frames(self, video_id: str, size: int = 64) -> np.ndarray:
         """A picture of each frame `[F, size, size, 3]` uint8: grey background, a coloured cell per object."""
         config = self.config
@@ -244,9 +248,7 @@ class SyntheticVideoQA:
         video = self.video(split_index, int(video_id.rsplit("_", 1)[1]))
         cell = size // config.grid_size
         images = np.full((config.num_frames, cell * config.grid_size, cell * config.grid_size, 3), 200, dtype=np.uint8)
-        palette = (np.random.default_rng([self.config.seed, 2]).uniform(40, 230, (len(OBJECT_WORDS), 3))).astype(
-            np.uint8
-        )
+        palette = self.palette()
         for event in video["events"]:
             start = event["segment"] * config.frames_per_segment
             for obj, index in zip(event["objects"], event["cells"]):
