@@ -128,7 +128,6 @@ def measure(args) -> dict:
     if args.method in HALF_VARIANTS:  # float16 on GPU, bfloat16 on CPU
         clip_dtype = "float16" if device.type == "cuda" else "bfloat16"
     processor = MistVideoProcessor(
-        clip_model_name="ViT-B-32-quickgelu",
         clip_pretrained=None,
         num_frames=args.num_frames,
         grid_size=args.grid_size,
@@ -244,7 +243,9 @@ def parse_args():
     parser.add_argument("--num-frames", type=int, default=32, help="frames sampled per video")
     parser.add_argument("--grid-size", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=4, help="videos per batched step")
-    parser.add_argument("--clip-batch-size", type=int, default=544, help="images per batched forward")
+    parser.add_argument(
+        "--clip-batch-size", type=int, default=MistVideoProcessor.clip_batch_size, help="images per batched forward"
+    )
     parser.add_argument("--decode-workers", type=int, default=4)
     parser.add_argument("--clip-dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -275,8 +276,8 @@ def main():
         images_per_video = args.num_frames * (1 + args.grid_size**2)
         print(f"machine: {machine_name(device)}")
         print(
-            f"CLIP ViT-B-32-quickgelu (random weights); {args.videos} videos of {args.video_frames} frames "
-            f"{args.width}x{args.height}; {args.num_frames} frames x (1 + {args.grid_size**2} crops) = "
+            f"CLIP {MistVideoProcessor.clip_model_name} (random weights); {args.videos} videos of "
+            f"{args.video_frames} frames {args.width}x{args.height}; {args.num_frames} frames x (1 + {args.grid_size**2} crops) = "
             f"{images_per_video} images per video; CLIP precision {args.clip_dtype}"
         )
         gflops = image_tower_gflops()

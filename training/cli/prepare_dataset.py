@@ -19,17 +19,24 @@ from training.cli.arguments import MistArgumentParser
 from training.errors import ReportedErrors
 
 
-FORMATS = """formats (the files as published; the split of each comes from its name, or --split):
-  nextqa  NExT-QA train.csv / val.csv / test.csv: video, question, answer (the right a0..a4), qid, type, a0..a4
-  star    STAR STAR_train.json / STAR_val.json / STAR_test.json: question_id, video_id, start, end, answer,
-          choices (each question is about its clip: extract with mist extract-features VIDEOS --clips FILE)
-  agqa    AGQA 2.0 train_balanced.txt / test_balanced.txt: JSON keyed by question id (question, answer,
-          video_id, global, ...)
-  envqa   Env-QA train_full_question.json / val_full_question.json / test_full_question.json: question_id,
-          video_id, question, answer
+FORMATS = """sources: annotation files, a Hub dataset id (its question files are downloaded, not its videos), or a
+folder laid out like that Hub repository (hf download --repo-type dataset ID --local-dir DIR)
 
-Output: one question per line with question_id, video_id, question, answer, choices (multiple choice),
-question_type, plus conversion_report.json (see processing/prepare_dataset.py)."""
+formats (recognised from the columns; --format forces one):
+  nextqa         NExT-QA: the GitHub train.csv / val.csv / test.csv and lmms-eval/NExTQA (--config MC or OE):
+                 video, qid, question, type, a0..a4 and answer (the right one's index; OE: the answer text)
+  star           STAR: STAR_train.json / STAR_val.json and zechen-nlp/star_bench (configs interaction, sequence,
+                 prediction, feasibility): question_id, video_id, start, end, answer, choices (each question is
+                 about its clip: extract with mist extract-features VIDEOS --clips FILE)
+  egoschema      EgoSchema, lmms-eval/egoschema (--config Subset): question_idx, video_idx, option, answer
+  activitynetqa  ActivityNet-QA, lmms-eval/ActivityNetQA or the release's train_q.json with train_a.json beside
+                 it: video_name, question_id, question, answer, type
+  agqa           AGQA 2.0 train_balanced.txt / test_balanced.txt: JSON keyed by question id
+  envqa          Env-QA train_full_question.json / val_full_question.json / test_full_question.json
+
+Output: one question per line with question_id, video_id (the video file's stem in the dataset's archives),
+question, answer, choices (multiple choice), question_type, plus conversion_report.json (see
+docs/datasets.md)."""
 
 
 def main(argv: list[str] | None = None) -> int:
