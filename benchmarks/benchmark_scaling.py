@@ -4,7 +4,7 @@
         [--dataset-videos 100 1000 4000] [--threads 2] [--clip-dtype auto] [--parts extraction training] [--decode-only]
 
 Extraction: one generated 854x480 H.264 video per length (a moving block on a gradient, low bitrate, a key frame
-every `--gop-seconds`, as web videos have), each extracted in a fresh process by `MistVideoProcessor` with
+every `--gop-seconds`, as web videos have; one key-frame interval encoded, then its packets repeated), each extracted in a fresh process by `MistVideoProcessor` with
 random ViT-B/32 weights (32 frames x (1 + 16 crops) = 544 CLIP images): seconds to decode the sampled frames,
 seconds for preprocessing and CLIP, peak RSS. The decode touches only the key frames before the sampled frames,
 so it follows the sampled frame count, not the length.
@@ -31,17 +31,21 @@ import torch
 
 
 def write_video(path: str, seconds: float, fps: int, gop_seconds: float, width: int = 854, height: int = 480) -> None:
-    """A cheap-to-encode 480p video: a horizontal gradient with a block moving across it, x264 ultrafast."""
-    started = time.perf_counter()
+    """A 480p H.264 video of `seconds`, made cheaply: one key-frame interval is encoded (a horizontal gradient with
+    a block moving across it, x264 ultrafast), then its packets are copied again and again with shifted
+    timestamps. Decoding it costs what a real video of that length and key-frame interval costs."""
     import av
 
-    with av.open(path, "w") as container:
+    started = time.perf_counter()
+    segment_path = path + ".segment.mp4"
+    segment_frames = max(1, int(gop_seconds * fps))
+    with av.open(segment_path, "w") as container:
         stream = container.add_stream(
-            "libx264", rate=fps, options={"preset": "ultrafast", "crf": "35", "g": str(int(gop_seconds * fps))}
+            "libx264", rate=fps, options={"preset": "ultrafast", "crf": "35", "g": str(segment_frames), "bf": "0"}
         )
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         background = np.broadcast_to(np.linspace(0, 200, width, dtype=np.uint8)[None, :, None], (height, width, 3))
-        for index in range(int(seconds * fps)):
+        for index in range(segment_frames):
             image = background.copy()
             left = (7 * index) % (width - 80)
             image[200:280, left : left + 80] = (220, 40, 40)
@@ -49,6 +53,18 @@ def write_video(path: str, seconds: float, fps: int, gop_seconds: float, width: 
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    with av.open(segment_path) as source, av.open(path, "w") as output:
+        source_stream = source.streams.video[0]
+        packets = [packet for packet in source.demux(source_stream) if packet.size]
+        output_stream = output.add_stream_from_template(source_stream)
+        period = segment_frames * int(1 / (fps * source_stream.time_base))  # one segment, in time-base units
+        for repeat in range(max(1, round(seconds / gop_seconds))):
+            for packet in packets:
+                copy = av.Packet(bytes(packet))
+                copy.pts, copy.dts = packet.pts + repeat * period, packet.dts + repeat * period
+                copy.is_keyframe, copy.time_base, copy.stream = packet.is_keyframe, packet.time_base, output_stream
+                output.mux(copy)
+    os.remove(segment_path)
     print(f"(wrote {seconds:g} s of video in {time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
 
