@@ -22,10 +22,13 @@ its own process so that peak memory is its own:
   `model-only`'s features.
 
 `--clip-dtype` sets the processor's `clip_dtype` for the other methods (what `mist extract-features
---clip-dtype` does; default `auto`: float32 on CPU, float16 autocast on GPU).
+--clip-dtype` does; default `auto`: bfloat16 weights on a CPU with native bf16, else float32, float16
+autocast on GPU).
 
-Prints videos/s, images/s and peak memory per method with the machine named, and checks that the
-batched features equal the naive ones.
+Prints videos/s, images/s, GFLOP/s (ViT-B/32's 8.82 GFLOP per image) and their share of the
+matrix-product peak measured in the same process in CLIP's compute type (2048-square products, before and
+after, the higher kept), peak memory, CPU time and the load average, with the machine named, and checks that
+the batched features equal the naive ones.
 """
 
 import argparse
@@ -125,7 +128,6 @@ def measure(args) -> dict:
     if args.method in HALF_VARIANTS:  # float16 on GPU, bfloat16 on CPU
         clip_dtype = "float16" if device.type == "cuda" else "bfloat16"
     processor = MistVideoProcessor(
-        clip_model_name="ViT-B-32-quickgelu",
         clip_pretrained=None,
         num_frames=args.num_frames,
         grid_size=args.grid_size,
@@ -149,10 +151,15 @@ def measure(args) -> dict:
     # A compiled tower is warmed up at the forward size it will run (a new size would compile again).
     warm_up = args.clip_batch_size if device.type == "cuda" or args.method == "model-only-compiled" else 2
     encode(torch.zeros(warm_up, 3, 224, 224, device=device))
+    # The matrix-product peak in CLIP's compute type, measured here before and after (other work on the machine
+    # moves it; the higher one is reported, so the share is if anything low).
+    weights = processor.clip_weights_dtype(device)
+    compute_dtype = getattr(torch, weights) if weights else (torch.float16 if device.type == "cuda" else torch.float32)
+    peak_before = matmul_peak_gflops(device, compute_dtype)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if args.method == "naive":
         frame_features, patch_features = run_naive(processor, paths, device, images_per_forward=1)
     elif args.method == "per-frame":
@@ -163,23 +170,67 @@ def measure(args) -> dict:
         frame_features, patch_features = run_batched(processor, paths, device, args.batch_size, args.decode_workers)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    matmul_peak = max(peak_before, matmul_peak_gflops(device, compute_dtype))
     if device.type == "cuda":
         peak = f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB GPU"
     else:
         peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB RSS"
     np.save(os.path.join(args.work_dir, f"{args.method}.npy"), patch_features.numpy())
     num_images = len(paths) * args.num_frames * (1 + args.grid_size**2)
-    return {"method": args.method, "seconds": seconds, "videos": len(paths), "images": num_images, "peak": peak}
+    return {
+        "method": args.method,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "videos": len(paths),
+        "images": num_images,
+        "peak": peak,
+        "matmul_peak_gflops": matmul_peak,
+        "compute_dtype": str(compute_dtype).removeprefix("torch."),
+    }
 
 
-VIT_B32_GFLOPS = 4.4  # one 224x224 image through CLIP ViT-B/32's image tower (2 x 2.2 GMAC)
+def image_tower_gflops(model_name: str = "ViT-B-32-quickgelu") -> float:
+    """GFLOP of one image through open_clip ViT `model_name`'s image tower, every token in every block, from its
+    config: the patch embedding, per block the QKV, output and MLP products and attention's two, the projection
+    (ViT-B/32: 8.82 GFLOP, 4.4 GMAC)."""
+    import open_clip
+
+    config = open_clip.get_model_config(model_name)
+    vision = config["vision_cfg"]
+    width, patch, image = vision["width"], vision["patch_size"], vision["image_size"]
+    mlp_width = int(width * vision.get("mlp_ratio", 4.0))
+    patches = (image // patch) ** 2
+    tokens = patches + 1  # and the class token
+    block = 2 * tokens * width * (4 * width + 2 * mlp_width) + 2 * 2 * tokens**2 * width
+    flops = 2 * patches * 3 * patch**2 * width + vision["layers"] * block + 2 * width * config["embed_dim"]
+    return flops / 1e9
 
 
-def flop_limit_report(images_per_second: float, peak_tflops: float) -> str:
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """The best GFLOP/s of `size`-square matrix products in `dtype` on `device`: the peak the ViT's are held to."""
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first is a warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, (time.perf_counter() - start) / 4)
+    return 2 * size**3 / best / 1e9
+
+
+def flop_limit_report(images_per_second: float, peak_tflops: float, gflops_per_image: float) -> str:
     """How far a rate is from the FLOP limit: the images/s the peak would allow, and the share reached."""
-    limit = peak_tflops * 1000 / VIT_B32_GFLOPS  # images/s at the peak
+    limit = peak_tflops * 1000 / gflops_per_image  # images/s at the peak
     return f"FLOP limit {limit:,.0f} images/s; reached {images_per_second / limit:.1%} ({limit / images_per_second:.1f}x from it)"
+
+
+def load_average() -> str:
+    return open("/proc/loadavg").read().split()[0]
 
 
 def parse_args():
@@ -192,7 +243,9 @@ def parse_args():
     parser.add_argument("--num-frames", type=int, default=32, help="frames sampled per video")
     parser.add_argument("--grid-size", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=4, help="videos per batched step")
-    parser.add_argument("--clip-batch-size", type=int, default=544, help="images per batched forward")
+    parser.add_argument(
+        "--clip-batch-size", type=int, default=MistVideoProcessor.clip_batch_size, help="images per batched forward"
+    )
     parser.add_argument("--decode-workers", type=int, default=4)
     parser.add_argument("--clip-dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -200,7 +253,7 @@ def parse_args():
         "--peak-tflops",
         type=float,
         help="the device's dense fp16 peak in TFLOP/s (H100 SXM: 989, H100 PCIe: 756, A100: 312): prints each "
-        f"method's share of ViT-B/32's FLOP limit ({VIT_B32_GFLOPS} GFLOP per 224x224 image)",
+        "method's share of ViT-B/32's FLOP limit at that nominal peak too (8.82 GFLOP per 224x224 image)",
     )
     parser.add_argument(
         "--methods", nargs="+", choices=METHODS, help="default: naive, per-frame and batched, and model-only on GPU"
@@ -223,11 +276,16 @@ def main():
         images_per_video = args.num_frames * (1 + args.grid_size**2)
         print(f"machine: {machine_name(device)}")
         print(
-            f"CLIP ViT-B-32-quickgelu (random weights); {args.videos} videos of {args.video_frames} frames "
-            f"{args.width}x{args.height}; {args.num_frames} frames x (1 + {args.grid_size**2} crops) = "
+            f"CLIP {MistVideoProcessor.clip_model_name} (random weights); {args.videos} videos of "
+            f"{args.video_frames} frames {args.width}x{args.height}; {args.num_frames} frames x (1 + {args.grid_size**2} crops) = "
             f"{images_per_video} images per video; CLIP precision {args.clip_dtype}"
         )
-        print(f"{'method':<20} {'seconds':>8} {'videos/s':>9} {'images/s':>9}  peak memory")
+        gflops = image_tower_gflops()
+        print(f"ViT-B/32: {gflops:.2f} GFLOP per image (every token in every block); load average {load_average()}")
+        print(
+            f"{'method':<20} {'seconds':>8} {'videos/s':>9} {'images/s':>9} {'GFLOP/s':>8} {'matmul peak':>12} "
+            f"{'share':>6}  peak memory"
+        )
         results = {}
         methods = args.methods or [m for m in DEFAULT_METHODS if device.type == "cuda" or m != "model-only"]
         for method in methods:
@@ -244,10 +302,14 @@ def main():
             result = json.loads(completed.stdout.strip().splitlines()[-1])
             results[method] = result
             images_per_second = result["images"] / result["seconds"]
-            limit = f"  {flop_limit_report(images_per_second, args.peak_tflops)}" if args.peak_tflops else ""
+            achieved = images_per_second * gflops
+            limit = f"  {flop_limit_report(images_per_second, args.peak_tflops, gflops)}" if args.peak_tflops else ""
+            matmul_peak = f"{result['matmul_peak_gflops']:.0f} {result['compute_dtype']}"
             print(
                 f"{method:<20} {result['seconds']:8.2f} {result['videos'] / result['seconds']:9.3f} "
-                f"{images_per_second:9.1f}  {result['peak']}{limit}",
+                f"{images_per_second:9.1f} {achieved:8.0f} {matmul_peak:>12} "
+                f"{achieved / result['matmul_peak_gflops']:6.1%}  {result['peak']}{limit}  "
+                f"(CPU time {result['cpu_seconds']:.1f} s, load {load_average()})",
                 flush=True,
             )
         if "naive" in results and "batched" in results:

@@ -1,10 +1,11 @@
 """MIST for transformers. `import modeling_mist` registers the Auto classes."""
 
 from transformers import AutoConfig, AutoModel, AutoProcessor, AutoVideoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_mist import MistConfig
 from .modeling_mist import MistForVideoQuestionAnswering, MistModel, MistPreTrainedModel
-from .pipeline_mist import MistVideoQuestionAnsweringPipeline, register_pipeline
+from .pipeline_mist import TASK, MistVideoQuestionAnsweringPipeline
 from .processing_mist import MistProcessor
 from .video_processing_mist import MistVideoProcessor
 
@@ -18,8 +19,10 @@ MistConfig.register_for_auto_class()
 MistForVideoQuestionAnswering.register_for_auto_class("AutoModel")
 MistProcessor.register_for_auto_class()
 MistVideoProcessor.register_for_auto_class()
-# pipeline("video-question-answering", model=...) here, and saved folders carry the pipeline's code.
-register_pipeline(MistConfig)
+# pipeline("video-question-answering", model=...) in this process; saved configs carry the pipeline and its code.
+PIPELINE_REGISTRY.register_pipeline(
+    TASK, pipeline_class=MistVideoQuestionAnsweringPipeline, pt_model=AutoModel, type="multimodal"
+)
 
 __all__ = [
     "MistConfig",

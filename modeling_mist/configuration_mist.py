@@ -1,10 +1,30 @@
 """MIST model configuration."""
 
+import os
+import shutil
+import sys
+from dataclasses import field
+from pathlib import Path
 from typing import Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+from transformers.dynamic_module_utils import get_relative_import_files
+
+PIPELINE_TASK = "video-question-answering"
+# The `custom_pipelines` entry of a saved folder: `pipeline(PIPELINE_TASK, trust_remote_code=True)` loads this class.
+PIPELINE_ENTRY = {"impl": "pipeline_mist.MistVideoQuestionAnsweringPipeline", "pt": ["AutoModel"], "type": "multimodal"}
+PIPELINE_FILE = Path(__file__).with_name("pipeline_mist.py")
+
+
+def pipeline_registered_here() -> bool:
+    """Whether this process registered MIST's pipeline for `PIPELINE_TASK` (`import modeling_mist` does)."""
+    pipelines = sys.modules.get("transformers.pipelines")  # no registration without that import
+    if pipelines is None:
+        return False
+    registered = pipelines.PIPELINE_REGISTRY.supported_tasks.get(PIPELINE_TASK, {}).get("impl")
+    return getattr(registered, "__name__", None) == PIPELINE_ENTRY["impl"].rsplit(".", 1)[1]
 
 
 @strict
@@ -111,6 +131,10 @@ class MistConfig(PreTrainedConfig):
         choice_template (`str`, defaults to `"{choice}"`): how a multiple-choice candidate becomes the text
             the answer encoder reads; `{question}`, `{choice}` and `{sep}` (the tokenizer's separator) are
             filled in, e.g. `"{question} {sep} {choice}"` for the NExT-QA and STAR references.
+        custom_pipelines (`dict`, *optional*): transformers' remote-code pipelines of a saved folder, by task.
+            Saving adds MIST's `video-question-answering` pipeline; where this project registered that
+            pipeline, a loaded config leaves it out (`pipeline()` demands `trust_remote_code` for any task
+            listed here).
 
     The task definition (task, choice template, answer vocabulary) lives here, with the weights it was
     trained for: it is saved in `config.json`, shown on the Hub, and read by the processor, `mist
@@ -163,6 +187,30 @@ class MistConfig(PreTrainedConfig):
     freeze_position_embeddings: bool = False  # True: sinusoidal position tables, never trained
     task: Literal["open-ended", "multiple-choice"] = "open-ended"  # shared vocabulary or per-question choices
     choice_template: str = "{choice}"  # multiple choice: candidate text read by the answer encoder
+    custom_pipelines: dict = field(default_factory=dict)  # pipelines of saved folders (MIST's: see save_pretrained)
+
+    def __post_init__(self, **kwargs):
+        if PIPELINE_TASK in self.custom_pipelines and pipeline_registered_here():
+            stored = self.custom_pipelines
+            self.custom_pipelines = {task: entry for task, entry in stored.items() if task != PIPELINE_TASK}
+        super().__post_init__(**kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs):
+        """`PreTrainedConfig.save_pretrained`, and the folder gets MIST's pipeline: its `custom_pipelines` entry
+        and code (`pipeline_mist.py` and the files it imports), so that `pipeline("video-question-answering",
+        model=folder, trust_remote_code=True)` serves it where this project is not installed. A config loaded
+        as remote code without the pipeline's file is saved as it is."""
+        if not PIPELINE_FILE.is_file():
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        os.makedirs(save_directory, exist_ok=True)
+        for source in [PIPELINE_FILE, *get_relative_import_files(PIPELINE_FILE)]:
+            shutil.copyfile(source, Path(save_directory) / Path(source).name)
+        shown = self.custom_pipelines
+        self.custom_pipelines = {**shown, PIPELINE_TASK: dict(PIPELINE_ENTRY)}
+        try:
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        finally:  # saving does not change the config this process sees
+            self.custom_pipelines = shown
 
     @property
     def multiple_choice(self) -> bool:
@@ -288,4 +336,4 @@ class MistConfig(PreTrainedConfig):
             )
 
 
-__all__ = ["MistConfig"]
+__all__ = ["PIPELINE_ENTRY", "PIPELINE_TASK", "MistConfig"]

@@ -3,6 +3,7 @@
 import copy
 import math
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -637,19 +638,15 @@ class MistPreTrainedModel(PreTrainedModel):
             init.zeros_(module.training_forwards)  # a fresh (or loaded) model starts its temperature schedule
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained`, then the weight files get the umask's mode: safetensors writes them
-        0600 (a temporary file renamed), which another user, a service account or a Space could not read."""
+        """`PreTrainedModel.save_pretrained`, then the weight files get the mode of the `config.json` beside them
+        (written with `open`, so the user's umask): safetensors writes them 0600 (a temporary file renamed), which
+        another user, a service account or a Space could not read."""
         super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            mode = 0o666 & ~_current_umask()
+        config_file = Path(save_directory) / "config.json"
+        if kwargs.get("is_main_process", True) and config_file.is_file():
+            mode = stat.S_IMODE(config_file.stat().st_mode)
             for path in Path(save_directory).glob("*.safetensors"):
                 os.chmod(path, mode)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
 
 
 def _check_labels(labels: torch.Tensor, num_candidates: int) -> None:

@@ -8,28 +8,32 @@ optionally what MIST looked at (kept segments with their times, kept patches wit
     answerer("clip.mp4", "what did the person hold?")      # [{"answer": "cup", "score": 0.71}, ...]
     answerer("clip.mp4", ["what did the person hold?", "where did they go?"])           # the video is encoded once
     answerer({"video": "clip.mp4", "question": "...", "choices": ["a", "b"]}, return_selection=True)
+    answerer(video, questions, batch_size=8)              # 8 questions per model forward
 
-Saved MIST folders carry this file and a `custom_pipelines` entry in `config.json` (see
-`register_pipeline`), so the pipeline also loads with `trust_remote_code=True` where this project is
-not installed.
+A `ChunkPipeline`: one input is one video with the questions asked about it (a list of questions,
+or the dicts of a list that name the same video); `preprocess` decodes and encodes the video once
+and yields one model input per question, which `Pipeline.__call__` batches (`batch_size`), runs on
+the pipeline's `device` and `dtype`, and hands back to `postprocess` video by video.
+
+Saved MIST folders carry this file and a `custom_pipelines` entry in `config.json`
+(`MistConfig.save_pretrained`), so the pipeline also loads with `trust_remote_code=True` where this
+project is not installed; `import modeling_mist` registers it in this process.
 """
 
 import os
-import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModel
-from transformers.dynamic_module_utils import get_relative_import_files
-from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
+from transformers.pipelines.base import ChunkPipeline
 
+from .configuration_mist import PIPELINE_ENTRY, PIPELINE_TASK
 from .video_decoding_mist import load_video_frames, sample_frame_indices
 
-TASK = "video-question-answering"
-DEFAULT_BATCH_SIZE = 8  # questions per model forward when a call is given a list
+TASK = PIPELINE_TASK
+SELECTION_FIELDS = ("segment_indices", "segment_scores", "frame_indices", "patch_indices", "patch_scores")
 
 
 def video_timing(
@@ -71,7 +75,7 @@ def describe_selection(outputs, index: int, timing: dict) -> list[dict]:
     `frame_indices [B, k, F/S]`, `patch_indices [B, k, F/S, j]` and `patch_scores [B, k, F/S, C]` or None
     (attributes or keys). Kept segments and patches are listed in rank order (best first).
     """
-    fields = ("segment_indices", "segment_scores", "frame_indices", "patch_indices", "patch_scores")
+    fields = SELECTION_FIELDS
     # a ModelOutput (a dict) leaves out the fields that are None, such as patch_scores without patch selection
     values = {name: outputs.get(name) if isinstance(outputs, dict) else getattr(outputs, name) for name in fields}
     if values["patch_scores"] is None:  # no patch selection: every candidate kept, none scored
@@ -145,7 +149,17 @@ def _check_stored_features(frame_features: torch.Tensor, patch_features: torch.T
             )
 
 
-class MistVideoQuestionAnsweringPipeline(Pipeline):
+@dataclass
+class QuestionContext:
+    """What one question's model input carries besides tensors, through batching to `postprocess`."""
+
+    candidates: list[str]  # the answers scored, in logit order: the vocabulary, or the question's choices
+    choice_tokens: dict | None  # `answer_input_ids` / `answer_attention_mask` `[1, C, La]` of its choices
+    timing: dict  # `video_timing` of its video
+    frames: np.ndarray | None  # the sampled frames `[F, H, W, 3]`, when a video was decoded
+
+
+class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
     """Answers questions about videos with [`MistForVideoQuestionAnswering`] and its [`MistProcessor`].
 
     Call with `(video, question)`, `(video, question, choices=[...])`, `(video, [questions])`, a dict
@@ -161,7 +175,8 @@ class MistVideoQuestionAnsweringPipeline(Pipeline):
     frames with time, kept patches and every patch candidate's score: the grid's P row-major, then the
     whole frame with `frame_as_patch_candidate`; None without patch selection) and `video` the timing;
     `return_frames=True` adds the sampled frames `[F, H, W, 3]` as `"frames"`. A list input returns
-    a list; questions are batched `batch_size` at a time and each video is encoded once per call.
+    a list; each video is encoded once per call, and its questions are batched `batch_size` at a time
+    with the other videos' (as in every pipeline: `pipeline(..., batch_size=8)` or per call).
     """
 
     _load_processor = True
@@ -179,7 +194,9 @@ class MistVideoQuestionAnsweringPipeline(Pipeline):
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
         """Save the model, this pipeline's code and the whole processor (the base class saves only its tokenizer)."""
+        shown = self.model.config.custom_pipelines  # transformers writes the registered task into it
         super().save_pretrained(save_directory, **kwargs)
+        self.model.config.custom_pipelines = shown
         self.processor.save_pretrained(save_directory, **kwargs)
 
     def _sanitize_parameters(self, top_k=None, return_selection=None, return_frames=None, **kwargs):
@@ -196,25 +213,15 @@ class MistVideoQuestionAnsweringPipeline(Pipeline):
             postprocess["return_frames"] = bool(return_frames)
         return {}, {}, postprocess
 
-    def __call__(self, video=None, question=None, choices=None, batch_size: int | None = None, **kwargs):
+    def __call__(self, video=None, question=None, choices=None, **kwargs):
+        """Answer the questions (see the class docstring); `batch_size`, `num_workers` and the postprocess
+        options (`top_k`, `return_selection`, `return_frames`) as keywords."""
         examples, single = self._examples(video, question, choices)
-        _, forward_params, postprocess_params = self._sanitize_parameters(**kwargs)
-        forward_params = {**self._forward_params, **forward_params}
-        postprocess_params = {**self._postprocess_params, **postprocess_params}
-        batch_size = batch_size or self._batch_size or DEFAULT_BATCH_SIZE
-        video_cache = {}
+        videos = self._group_by_video(examples)
         results = [None] * len(examples)
-        for first in range(0, len(examples), batch_size):
-            # one forward per kind of candidates: the shared vocabulary, or n choices per question
-            groups = {}
-            for position in range(first, min(first + batch_size, len(examples))):
-                choices_of = examples[position].get("choices")
-                groups.setdefault(None if choices_of is None else len(choices_of), []).append(position)
-            for positions in groups.values():
-                model_inputs = self.preprocess([examples[p] for p in positions], video_cache=video_cache)
-                model_outputs = self.forward(model_inputs, **forward_params)
-                for position, result in zip(positions, self.postprocess(model_outputs, **postprocess_params)):
-                    results[position] = result
+        for questions, answered in zip(videos, super().__call__(videos, **kwargs)):
+            for (position, _), result in zip(questions, answered):
+                results[position] = result
         return results[0] if single else results
 
     def _examples(self, video, question, choices) -> tuple[list[dict], bool]:
@@ -239,13 +246,20 @@ class MistVideoQuestionAnsweringPipeline(Pipeline):
                 raise ValueError(f"the model is multiple choice: question {number} ({text!r}) needs its choices")
         return examples, single
 
-    def _video(self, example: dict, cache: dict) -> dict:
-        """CLIP features, sampled frames and timing of an example's video, computed once per call."""
+    @staticmethod
+    def _group_by_video(examples: list[dict]) -> list[list[tuple[int, dict]]]:
+        """The pipeline's inputs: per video (first seen first), its questions with their positions in the call."""
+        videos = {}
+        for position, example in enumerate(examples):
+            video = example.get("video")
+            key = _video_key(video if video is not None else example["frame_features"])
+            videos.setdefault(key, []).append((position, example))
+        return list(videos.values())
+
+    def _encode_video(self, example: dict) -> dict:
+        """CLIP features `[F, D]` / `[F, P, D]`, sampled frames and timing of an example's video."""
         config = self.model.config
         video = example.get("video")
-        key = _video_key(video if video is not None else example["frame_features"])
-        if key in cache:
-            return cache[key]
         frames, timing = None, None
         if example.get("frame_features") is None:
             self.processor.video_processor.check_clip_width(config.clip_hidden_size)  # before decoding
@@ -266,136 +280,134 @@ class MistVideoQuestionAnsweringPipeline(Pipeline):
             timing = video_timing(
                 num_frames, sample_frame_indices(num_frames, num_frames), config.num_segments, example.get("fps")
             )
-        cache[key] = {
-            "frame_features": frame_features,
-            "patch_features": patch_features,
-            "frames": frames,
-            "timing": timing,
-        }
-        return cache[key]
+        return {"frame_features": frame_features, "patch_features": patch_features, "frames": frames, "timing": timing}
 
-    def preprocess(self, examples: list[dict], video_cache: dict | None = None) -> dict:
-        """Model inputs of questions sharing one kind of candidates, and what postprocess needs."""
-        videos = [self._video(example, video_cache if video_cache is not None else {}) for example in examples]
-        questions = [example["question"] for example in examples]
+    def preprocess(self, questions: list[tuple[int, dict]]):
+        """One video's questions: its features computed once, then one model input per question."""
+        video = self._encode_video(questions[0][1])
+        for number, (_, example) in enumerate(questions):
+            yield {**self._question_inputs(example, video), "is_last": number == len(questions) - 1}
+
+    def _question_inputs(self, example: dict, video: dict) -> dict:
+        """A batch of one question: the processor's tensors, and its `QuestionContext` under `context`."""
         inputs = {
-            "text": questions,
-            "frame_features": torch.stack([video["frame_features"] for video in videos]),  # [B, F, D]
-            "patch_features": torch.stack([video["patch_features"] for video in videos]),  # [B, F, P, D]
+            "text": [example["question"]],
+            "frame_features": video["frame_features"][None],  # [1, F, D]
+            "patch_features": video["patch_features"][None],  # [1, F, P, D]
         }
-        given = [example.get("question_clip_embedding") for example in examples]
-        if all(embedding is not None for embedding in given):
-            inputs["question_clip_embeds"] = np.stack([np.asarray(embedding, dtype=np.float32) for embedding in given])
+        if example.get("question_clip_embedding") is not None:
+            inputs["question_clip_embeds"] = np.asarray(example["question_clip_embedding"], dtype=np.float32)[None]
         else:
             inputs["return_question_clip_embeds"] = True  # the processor's CLIP text tower
-        if examples[0].get("choices") is not None:
-            names = [example["choices"] for example in examples]
-            inputs["choices"] = names
-            vocabulary = None
-        else:
-            vocabulary = self.processor.answer_candidates(questions[0])
-            names = [vocabulary] * len(examples)
-            inputs["answers"] = vocabulary
+        choices = example.get("choices")
+        if choices is not None:
+            inputs["choices"] = [choices]
+        candidates = choices if choices is not None else self.processor.answer_candidates(example["question"])
         model_inputs = dict(self.processor(**inputs))
-        # postprocess needs each video's timing and pixels, not its features
-        videos = [{"timing": video["timing"], "frames": video["frames"]} for video in videos]
-        return {"model_inputs": model_inputs, "vocabulary": vocabulary, "names": names, "videos": videos}
+        # the answers are not batched with the questions: the vocabulary is embedded once, choices per kind
+        answer_tokens = {name: model_inputs.pop(name, None) for name in ("answer_input_ids", "answer_attention_mask")}
+        context = QuestionContext(
+            candidates=candidates,
+            choice_tokens=answer_tokens if choices is not None else None,
+            timing=video["timing"],
+            frames=video["frames"],
+        )
+        return {**model_inputs, "context": context}
 
     def _forward(self, inputs: dict) -> dict:
-        model_inputs = {
+        """The model on a batch of questions: one forward per kind of candidates (the shared vocabulary, or C
+        choices). Returns `logits [B, most candidates]` (-inf beyond a question's own) and each selection field
+        stacked over the ISTA layers `[B, layers, ...]`."""
+        contexts = inputs["context"] if isinstance(inputs["context"], list) else [inputs["context"]]
+        tensors = {
             name: value.to(self.model.dtype) if value.is_floating_point() else value
-            for name, value in inputs["model_inputs"].items()
+            for name, value in inputs.items()
+            if isinstance(value, torch.Tensor)
         }
-        if inputs["vocabulary"] is not None:  # a fixed vocabulary is embedded once per pipeline
-            cached = self._vocabulary_embeddings
-            if cached is None or cached[0] != inputs["vocabulary"]:
-                embeddings = self.model.get_answer_embeddings(
-                    model_inputs["answer_input_ids"], model_inputs.get("answer_attention_mask")
-                )
-                cached = self._vocabulary_embeddings = (inputs["vocabulary"], embeddings)
-            model_inputs.pop("answer_input_ids")
-            model_inputs.pop("answer_attention_mask", None)
-            model_inputs["answer_embeds"] = cached[1]
-        outputs = self.model(**model_inputs)
-        selection = {
-            name: getattr(outputs, name)
-            for name in ("segment_indices", "segment_scores", "frame_indices", "patch_indices", "patch_scores")
-        }
-        return {"logits": outputs.logits, **selection, "names": inputs["names"], "videos": inputs["videos"]}
+        kinds = {}
+        for position, context in enumerate(contexts):
+            tokens = context.choice_tokens
+            kinds.setdefault(None if tokens is None else tokens["answer_input_ids"].shape[1], []).append(position)
+        width = max(len(context.candidates) for context in contexts)
+        logits = torch.full((len(contexts), width), float("-inf"), device=self.device)
+        selection = dict.fromkeys(SELECTION_FIELDS)
+        for kind, positions in kinds.items():
+            rows = torch.tensor(positions, device=self.device)
+            model_inputs = {name: value[rows] for name, value in tensors.items()}
+            if kind is None:
+                model_inputs["answer_embeds"] = self._answer_embeddings(contexts[positions[0]].candidates)
+            else:
+                model_inputs.update(self._choice_inputs([contexts[position] for position in positions]))
+            outputs = self.model(**model_inputs)
+            logits[rows, : outputs.logits.shape[-1]] = outputs.logits.float()
+            for name in SELECTION_FIELDS:
+                layers = getattr(outputs, name)
+                if layers is None:  # patch_scores without patch selection
+                    continue
+                stacked = torch.stack(list(layers), dim=1)  # [b, layers, ...]
+                if selection[name] is None:
+                    selection[name] = stacked.new_zeros((len(contexts), *stacked.shape[1:]))
+                selection[name][rows] = stacked
+        return {"logits": logits, **selection, "context": inputs["context"], "is_last": inputs["is_last"]}
 
-    def postprocess(self, outputs: dict, top_k: int = 5, return_selection: bool = False, return_frames: bool = False):
-        probabilities = outputs["logits"].float().softmax(dim=-1)  # [B, candidates]
-        best = probabilities.topk(min(top_k, probabilities.shape[-1]), dim=-1)
-        results = []
-        for index, (names, video) in enumerate(zip(outputs["names"], outputs["videos"])):
-            answers = [
-                {"answer": names[candidate], "score": float(score)}
-                for candidate, score in zip(best.indices[index].tolist(), best.values[index].tolist())
-            ]
-            if not (return_selection or return_frames):
-                results.append(answers)
-                continue
-            result = {"answers": answers}
-            if return_selection:
-                result["selection"] = describe_selection(outputs, index, video["timing"])
-                result["video"] = {key: value for key, value in video["timing"].items()}
-            if return_frames:
-                result["frames"] = video["frames"]
-            results.append(result)
-        return results
+    def _answer_embeddings(self, vocabulary: list[str]) -> torch.Tensor:
+        """`[A, hidden]` embeddings of the open-ended vocabulary, computed once per pipeline."""
+        cached = self._vocabulary_embeddings
+        if cached is None or cached[0] != vocabulary:
+            tokens = self.processor(answers=vocabulary)
+            embeddings = self.model.get_answer_embeddings(
+                tokens["answer_input_ids"].to(self.device), tokens["answer_attention_mask"].to(self.device)
+            )
+            cached = self._vocabulary_embeddings = (list(vocabulary), embeddings)
+        return cached[1]
 
+    def _choice_inputs(self, contexts: list[QuestionContext]) -> dict:
+        """`answer_input_ids` / `answer_attention_mask` `[b, C, La]` of questions with C choices each, padded
+        to the longest choice."""
+        length = max(context.choice_tokens["answer_input_ids"].shape[-1] for context in contexts)
+        padded = {}
+        pad_token_id = self.processor.tokenizer.pad_token_id or 0
+        for name, fill in (("answer_input_ids", pad_token_id), ("answer_attention_mask", 0)):
+            rows = [context.choice_tokens[name][0] for context in contexts]  # each [C, La_i]
+            batch = rows[0].new_full((len(rows), rows[0].shape[0], length), fill)
+            for index, row in enumerate(rows):
+                batch[index, :, : row.shape[-1]] = row
+            padded[name] = batch.to(self.device)
+        return padded
 
-# ----- registration (called by `modeling_mist/__init__.py`; not used where this file runs as remote code) -----
+    def postprocess(
+        self, outputs: list[dict], top_k: int = 5, return_selection: bool = False, return_frames: bool = False
+    ) -> list:
+        """One video's questions: each one's ranked answers (and selection, timing, frames when asked)."""
+        return [self._answer(output, top_k, return_selection, return_frames) for output in outputs]
 
-PIPELINE_ENTRY = {
-    "impl": f"pipeline_mist.{MistVideoQuestionAnsweringPipeline.__name__}",
-    "pt": ["AutoModel"],
-    "type": "multimodal",
-}
-
-
-def _copy_pipeline_code(save_directory: str | os.PathLike) -> None:
-    """This file and the files it imports with single-dot imports, for `trust_remote_code` loading."""
-    for source in [__file__, *get_relative_import_files(__file__)]:
-        shutil.copyfile(source, Path(save_directory) / Path(source).name)
-
-
-def register_pipeline(config_class: type) -> None:
-    """Make `pipeline("video-question-answering", model=...)` serve MIST, in this process and from saved folders.
-
-    * Registers the pipeline class with transformers for this process (model loaded with `AutoModel`).
-    * Every saved MIST config carries the `custom_pipelines` entry and this file beside it, so the
-      folder works with `trust_remote_code=True` where this project is not installed (a config is
-      saved by every model `save_pretrained`, the Trainer's `save_model` included).
-    * transformers' `pipeline()` demands `trust_remote_code` for any task listed in a config's
-      `custom_pipelines`, even one registered in-process; `config.custom_pipelines` therefore omits
-      the task registered here (the saved value is kept and written back).
-    """
-    PIPELINE_REGISTRY.register_pipeline(
-        TASK, pipeline_class=MistVideoQuestionAnsweringPipeline, pt_model=AutoModel, type="multimodal"
-    )
-    if getattr(config_class, "_mist_pipeline_registered", False):
-        return
-    save_config = config_class.save_pretrained
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        stored = self.__dict__.get("custom_pipelines") or {}
-        self.__dict__["custom_pipelines"] = {**stored, TASK: dict(PIPELINE_ENTRY)}
-        os.makedirs(save_directory, exist_ok=True)
-        _copy_pipeline_code(save_directory)
-        return save_config(self, save_directory, *args, **kwargs)
-
-    def get_custom_pipelines(self) -> dict:
-        stored = self.__dict__.get("custom_pipelines") or {}
-        return {task: entry for task, entry in stored.items() if task != TASK}
-
-    def set_custom_pipelines(self, value: dict) -> None:
-        self.__dict__["custom_pipelines"] = value
-
-    save_pretrained.__doc__ = save_config.__doc__
-    config_class.save_pretrained = save_pretrained
-    config_class.custom_pipelines = property(get_custom_pipelines, set_custom_pipelines)
-    config_class._mist_pipeline_registered = True
+    @staticmethod
+    def _answer(output: dict, top_k: int, return_selection: bool, return_frames: bool):
+        context = output["context"]
+        probabilities = output["logits"][0, : len(context.candidates)].float().softmax(dim=-1)  # [candidates]
+        best = probabilities.topk(min(top_k, probabilities.shape[-1]))
+        answers = [
+            {"answer": context.candidates[candidate], "score": float(score)}
+            for candidate, score in zip(best.indices.tolist(), best.values.tolist())
+        ]
+        if not (return_selection or return_frames):
+            return answers
+        result = {"answers": answers}
+        if return_selection:
+            layers = {name: None if output[name] is None else output[name].unbind(1) for name in SELECTION_FIELDS}
+            result["selection"] = describe_selection(layers, 0, context.timing)
+            result["video"] = dict(context.timing)
+        if return_frames:
+            result["frames"] = context.frames
+        return result
 
 
-__all__ = ["TASK", "MistVideoQuestionAnsweringPipeline", "describe_selection", "register_pipeline", "video_timing"]
+__all__ = [
+    "PIPELINE_ENTRY",
+    "check_choices",
+    "SELECTION_FIELDS",
+    "TASK",
+    "MistVideoQuestionAnsweringPipeline",
+    "describe_selection",
+    "video_timing",
+]

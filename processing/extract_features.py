@@ -49,7 +49,7 @@ class ExtractionOptions:
     clip_pretrained: str | None  # open_clip tag or checkpoint file; None: seeded random weights
     work_dir: str | None = None  # per-video results for resuming (default: OUTPUT_DIR.work)
     batch_size: int = 4  # videos encoded together
-    clip_batch_size: int = 544  # images per CLIP forward pass
+    clip_batch_size: int = MistVideoProcessor.clip_batch_size  # images per CLIP forward pass
     decode_workers: int = 4  # threads decoding videos ahead
     dtype: str = "float16"  # stored feature type
     device: str | None = None  # device for CLIP (default: this process's accelerate device)

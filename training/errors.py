@@ -14,13 +14,21 @@ path or value; the command that took it from a flag adds the flag (`named_by`).
 """
 
 import os
-import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-# A Hub repository id: `name` or `owner/name` (letters, digits, `-`, `_`, `.`).
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+
+def is_hub_id(name) -> bool:
+    """Whether `name` can be a Hub repository id (`name` or `owner/name`), by `huggingface_hub`'s own rules."""
+    try:
+        validate_repo_id(str(name))
+    except HFValidationError:
+        return False
+    return True
 
 
 class UsageError(ValueError):
@@ -68,7 +76,7 @@ def check_local_or_hub(name_or_path: str, flag: str | None = None) -> str:
     """
     if is_local(name_or_path):
         return "local"
-    if not HUB_ID.fullmatch(str(name_or_path)) or str(name_or_path).startswith((".", "~")):
+    if not is_hub_id(name_or_path):
         raise UsageError(f"{_named(name_or_path, flag)}: no such file or folder{_nearest_existing_hint(name_or_path)}")
     return "hub"
 

@@ -15,7 +15,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from processing.file_utils import write_text_atomically
 
-from .errors import HUB_ID, is_local
+from .errors import is_hub_id, is_local
 
 # The Hub has no video-question-answering pipeline tag (huggingface.js `PIPELINE_DATA`); MIST picks an
 # answer among candidates for a question about visual input, which is what visual-question-answering means.
@@ -64,7 +64,7 @@ def hub_id_of(name: str | None) -> str | None:
     if not name or is_local(name):
         return None
     first_word = name.split()[0]
-    return first_word if HUB_ID.fullmatch(first_word) and not first_word.startswith(".") else None
+    return first_word if is_hub_id(first_word) else None
 
 
 def display_name(name_or_path: str | None) -> str:
@@ -204,6 +204,55 @@ with torch.no_grad():
 ```"""
 
 
+CARD_BODY = """
+# {title}
+
+MIST (Multi-modal Iterative Spatial-Temporal Transformer, CVPR 2023) for long-form video question
+answering, trained with `mist train --preset {preset}`. The model reads CLIP frame and patch
+features of {config.num_frames} frames per video, keeps {config.num_selected_segments} of
+{config.num_segments} segments and {config.num_selected_patches} patches per kept frame in each of
+{config.num_ista_layers} ISTA layers, and scores candidate answers with a second text encoder.
+
+## Usage
+
+{usage}
+
+From the command line: `mist predict --model {model_name} --video video.mp4 --question "..."`
+(`--explain selection.png` draws the kept segments and patches), and `mist evaluate --model
+{model_name} --dataset DATA --features FEATURES --split test`.
+
+## Data
+
+{data_table}
+
+{data_reports}
+
+## Video features
+
+{features_table}
+
+New videos must be encoded the same way: the processor does it, or `mist extract-features VIDEOS
+--model {model_name} --output-dir DIR` for a whole dataset.
+
+## Hyperparameters
+
+Preset `{preset}`.
+
+{model_table}
+
+{training_table}
+
+## Results
+
+{results}
+
+## Citation
+
+Difei Gao, Luowei Zhou, Lei Ji, Linchao Zhu, Yi Yang, Mike Zheng Shou. *MIST: Multi-modal Iterative
+Spatial-Temporal Transformer for Long-form Video Question Answering.* CVPR 2023.
+"""
+
+
 def render_model_card(
     *,
     model_name: str,
@@ -227,85 +276,68 @@ def render_model_card(
     extract-features` recorded in the features dataset; `clip` the processor's CLIP choice
     (`{"model": ..., "pretrained": ...}`).
     """
-    dataset_label = display_name(dataset)
-    title = f"MIST for {task} video question answering on {dataset_label}"
-    base_model = text_encoder_hub_id(text_encoder)
+    title = f"MIST for {task} video question answering on {display_name(dataset)}"
+    card_data = card_metadata(title, dataset, features, task, text_encoder, results)
+    body = CARD_BODY.format(
+        title=title,
+        preset=preset,
+        config=config,
+        model_name=model_name,
+        usage=_usage(model_name, task, config),
+        data_table=_table(data_rows(dataset, features, task, config), ("", "")),
+        data_reports="\n".join(_report_line(report) for report in data_reports),
+        features_table=_table(_features_rows(feature_settings, clip, config), ("", "")),
+        model_table=_table(model_rows(config, text_encoder), ("model", "value")),
+        training_table=_table(training_rows(training_arguments, train_runtime), ("training", "value")),
+        results=_results_section(results),
+    )
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}").content
+
+
+def card_metadata(
+    title: str, dataset: str, features: str, task: str, text_encoder: str | None, results: dict[str, dict]
+) -> ModelCardData:
+    """The Hub metadata header: library, pipeline tag, tags, base model, datasets (when on the Hub), results."""
     datasets = [name for name in dict.fromkeys([dataset, features]) if hub_id_of(name) == name]
-    card_data = ModelCardData(
+    return ModelCardData(
         library_name="transformers",
         license="apache-2.0",
         pipeline_tag=PIPELINE_TAG,
         tags=TAGS + [task],
-        base_model=base_model,
+        base_model=text_encoder_hub_id(text_encoder),
         datasets=datasets or None,
         metrics=["accuracy"],
         model_name=title,
         eval_results=_eval_results(results, dataset) or None,
     )
 
+
+def data_rows(dataset: str, features: str, task: str, config) -> list[tuple]:
+    """The Data table: questions, features, task and the open-ended vocabulary's size."""
+    rows = [("questions", display_name(dataset)), ("video features", display_name(features)), ("task", task)]
     vocabulary = len(config.id2label) if task == "open-ended" and config.id2label else None
-    data_rows = [("questions", dataset_label), ("video features", display_name(features)), ("task", task)]
     if vocabulary:
-        data_rows.append(("answer vocabulary", f"{vocabulary} answers (config.id2label)"))
-    report_lines = [_report_line(report) for report in data_reports]
-    training_rows = [(name, getattr(training_arguments, name)) for name in RECORDED_TRAINING_ARGUMENTS]
-    training_rows.append(("processes", getattr(training_arguments, "world_size", 1)))
-    if train_runtime is not None:
-        training_rows.append(("train runtime (s)", round(train_runtime, 1)))
-    model_rows = [(name, getattr(config, name)) for name in RECORDED_MODEL_SIZES]
+        rows.append(("answer vocabulary", f"{vocabulary} answers (config.id2label)"))
+    return rows
+
+
+def model_rows(config, text_encoder: str | None) -> list[tuple]:
+    """The model half of Hyperparameters: the recorded sizes and the text encoder."""
+    rows = [(name, getattr(config, name)) for name in RECORDED_MODEL_SIZES]
     encoder_text = display_name(text_encoder) if text_encoder else f"random {config.text_config.model_type}"
     if text_encoder == "minilm":
         encoder_text = f"{MINILM_HUB_ID} (minilm)"
-    model_rows.append(("text encoder", encoder_text))
+    rows.append(("text encoder", encoder_text))
+    return rows
 
-    body = f"""
-# {title}
 
-MIST (Multi-modal Iterative Spatial-Temporal Transformer, CVPR 2023) for long-form video question
-answering, trained with `mist train --preset {preset}`. The model reads CLIP frame and patch
-features of {config.num_frames} frames per video, keeps {config.num_selected_segments} of
-{config.num_segments} segments and {config.num_selected_patches} patches per kept frame in each of
-{config.num_ista_layers} ISTA layers, and scores candidate answers with a second text encoder.
-
-## Usage
-
-{_usage(model_name, task, config)}
-
-From the command line: `mist predict --model {model_name} --video video.mp4 --question "..."`
-(`--explain selection.png` draws the kept segments and patches), and `mist evaluate --model
-{model_name} --dataset DATA --features FEATURES --split test`.
-
-## Data
-
-{_table(data_rows, ("", ""))}
-
-{chr(10).join(report_lines)}
-
-## Video features
-
-{_table(_features_rows(feature_settings, clip, config), ("", ""))}
-
-New videos must be encoded the same way: the processor does it, or `mist extract-features VIDEOS
---model {model_name} --output-dir DIR` for a whole dataset.
-
-## Hyperparameters
-
-Preset `{preset}`.
-
-{_table(model_rows, ("model", "value"))}
-
-{_table(training_rows, ("training", "value"))}
-
-## Results
-
-{_results_section(results)}
-
-## Citation
-
-Difei Gao, Luowei Zhou, Lei Ji, Linchao Zhu, Yi Yang, Mike Zheng Shou. *MIST: Multi-modal Iterative
-Spatial-Temporal Transformer for Long-form Video Question Answering.* CVPR 2023.
-"""
-    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}").content
+def training_rows(training_arguments, train_runtime: float | None) -> list[tuple]:
+    """The training half of Hyperparameters: the recorded `TrainingArguments`, processes and runtime."""
+    rows = [(name, getattr(training_arguments, name)) for name in RECORDED_TRAINING_ARGUMENTS]
+    rows.append(("processes", getattr(training_arguments, "world_size", 1)))
+    if train_runtime is not None:
+        rows.append(("train runtime (s)", round(train_runtime, 1)))
+    return rows
 
 
 def _report_line(report: dict) -> str:

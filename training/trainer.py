@@ -60,10 +60,6 @@ def build_compute_metrics(question_types: list | None = None, top_k: int | None 
 class MistTrainer(Trainer):
     """`Trainer` for `MistForVideoQuestionAnswering`.
 
-    * The model's loss is a per-batch mean over questions; its forward takes `**kwargs` only to pass
-      attention options along, so the Trainer must not treat it as normalising by
-      `num_items_in_batch` (that would scale the loss by the number of processes and skip the
-      gradient-accumulation division).
     * Evaluation embeds a shared open-ended vocabulary once per evaluation, not once per batch: the
       answers and the weights do not change within one evaluation.
     * Training with a frozen answer encoder (`freeze_text_encoders`, `--freeze-text-encoders`) runs it once
@@ -75,7 +71,6 @@ class MistTrainer(Trainer):
 
     def __init__(self, *args, model_card: Callable[[str], None] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.model_accepts_loss_kwargs = False
         self.model_card = model_card
         self._answer_cache = None  # (global step, answer ids, answer embeddings)
         self._frozen_answer_cache = None  # (answer ids, attention mask, pooled answer-encoder output)

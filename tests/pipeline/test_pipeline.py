@@ -246,3 +246,36 @@ def test_trust_remote_code_pipeline_where_the_project_is_not_importable(answerer
         [a["score"] for a in remote["answers"]], [a["score"] for a in expected["answers"]], atol=1e-5
     )
     assert remote["selection"] == expected["selection"] and remote["video"] == expected["video"]
+
+
+def test_batch_size_batches_the_questions_of_every_video(model_dir, video_path, monkeypatch):
+    answerer = pipeline(TASK, model=str(model_dir), device="cpu", batch_size=2)
+    batches = []
+    forward = answerer.model.forward
+    monkeypatch.setattr(answerer.model, "forward", lambda **k: batches.append(len(k["input_ids"])) or forward(**k))
+    questions = [QUESTION, "where did the green ball go?", "what appeared together with a red cup?"]
+    frames = video_frames(24)
+    inputs = [{"video": str(video_path), "question": text} for text in questions] + [
+        {"video": frames, "question": QUESTION, "choices": ["a red cup", "the blue box"]}
+    ]
+    batched = answerer(inputs)
+    # 4 questions, 2 per batch; the second batch holds an open-ended and a choice question: one forward each
+    assert batches == [2, 1, 1]
+    batches.clear()
+    alone = answerer(inputs, batch_size=1)
+    assert batches == [1, 1, 1, 1]
+    for together, single in zip(batched, alone):
+        assert [a["answer"] for a in together] == [a["answer"] for a in single]
+        np.testing.assert_allclose([a["score"] for a in together], [a["score"] for a in single], atol=1e-5)
+
+
+def test_no_class_of_the_project_is_patched_at_import():
+    from modeling_mist import MistConfig
+    from transformers.configuration_utils import PreTrainedConfig
+
+    assert not isinstance(vars(MistConfig).get("custom_pipelines"), property)  # a plain field, nothing hidden
+    assert "custom_pipelines" not in vars(PreTrainedConfig)
+    assert MistConfig.save_pretrained.__qualname__ == "MistConfig.save_pretrained"  # its own method, not a wrapper
+    assert MistConfig().custom_pipelines == {} and MistConfig(custom_pipelines={"other": {}}).custom_pipelines == {
+        "other": {}
+    }

@@ -10,7 +10,7 @@ from modeling_mist import MistForVideoQuestionAnswering
 from training.demo.patch_twins import OracleSelector, TwinCollator, install_oracle, twin_config_overrides
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "modeling"))
-from mist_testing import random_inputs, tiny_config  # noqa: E402
+from mist_testing import random_inputs, tiny_config
 
 
 def test_oracle_selection_puts_the_evidence_first_in_every_layer():
@@ -66,7 +66,10 @@ def test_twin_collators_change_only_what_the_twin_hides():
 
 
 def test_twin_overrides():
-    assert twin_config_overrides("all_patches", 8) == "use_patch_selection=False,num_selected_segments=8,train_selection=topk"
+    assert (
+        twin_config_overrides("all_patches", 8)
+        == "use_patch_selection=False,num_selected_segments=8,train_selection=topk"
+    )
     assert twin_config_overrides("oracle", 8) is None
     with pytest.raises(ValueError, match="unknown twin 'probe'; expected one of mist, question_only"):
         twin_config_overrides("probe", 8)

@@ -94,10 +94,9 @@ def test_predict_needs_a_video_or_features(model_dir):
         mist(["predict", "--model", str(model_dir), "--question", "what?"])
 
 
-def test_predict_explain_draws_large_frames_with_times_of_the_video(model_dir, tmp_path, capsys):
-    """The picture of a video file is wide enough for 200-pixel kept frames and its legend speaks of seconds."""
-    video = tmp_path / "clip.mp4"
-    with av.open(str(video), "w") as container:
+def write_brightening_video(path):
+    """40 grey frames at 8 fps, each brighter than the last."""
+    with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=8)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for index in range(40):
@@ -107,11 +106,33 @@ def test_predict_explain_draws_large_frames_with_times_of_the_video(model_dir, t
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def test_predict_explain_draws_large_frames_with_times_of_the_video(model_dir, tmp_path, capsys):
+    """The picture of a video file is wide enough for 200-pixel kept frames and its legend speaks of seconds."""
+    video = write_brightening_video(tmp_path / "clip.mp4")
     png = tmp_path / "timed.png"
     assert mist(["predict", "--model", str(model_dir), "--video", str(video), "--question", "what appeared?",
                  "--explain", str(png)]) == 0  # fmt: skip
     width, height = Image.open(png).size
     assert width >= 900 and height >= 600  # 4 kept frames of 200 pixels per layer, a label column
+
+
+def test_predict_explain_decodes_the_video_once(model_dir, tmp_path, capsys, monkeypatch):
+    import modeling_mist.video_processing_mist
+    import training.explain
+
+    video = write_brightening_video(tmp_path / "clip.mp4")
+    opened = []
+    for module in (training.explain, modeling_mist.video_processing_mist):
+        decode = module.load_video_frames
+        counted = lambda *args, decode=decode, **kwargs: opened.append(1) or decode(*args, **kwargs)  # noqa: E731
+        monkeypatch.setattr(module, "load_video_frames", counted)
+    assert mist(["predict", "--model", str(model_dir), "--video", str(video), "--question", "what appeared?",
+                 "--explain", str(tmp_path / "once.png")]) == 0  # fmt: skip
+    assert len(opened) == 1
+    assert (tmp_path / "once.png").stat().st_size > 10_000
 
 
 def explanation_layers(segment_scores, patch_scores) -> list[dict]:

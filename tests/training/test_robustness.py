@@ -406,8 +406,8 @@ def test_predict_shows_clip_progress_and_equals_the_processor(tiny_model, tmp_pa
     video = write_video(tmp_path / "clip.mp4")
     model, processor = load_trained(str(tiny_model.path))
     capsys.readouterr()
-    _, frame_features, patch_features = embed_video(
-        processor, str(video), model.config.num_frames, "cpu", progress=True
+    _, _, frame_features, patch_features = embed_video(
+        processor, str(video), model.config.num_frames, model.config.num_segments, "cpu", progress=True
     )
     assert re.search(r"CLIP features of clip.mp4: 100%\|[^|]*\| 8/8", capsys.readouterr().err)
     expected = processor.video_processor([str(video)], return_tensors="pt")

