@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 from datasets import load_from_disk
-from video_testing import NUM_FRAMES, frame_level, write_video
 
 from modeling_mist.video_decoding_mist import VideoDecodeError, sample_clip_frame_indices, sample_frame_indices
+from tests.processing.video_testing import NUM_FRAMES, frame_level, write_video
 from training.cli.extract_features import main as extract
 
 FPS = 12  # write_video's frame rate
