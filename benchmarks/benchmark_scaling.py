@@ -1,7 +1,7 @@
 """How cost grows: extraction time and peak memory against video length, training-data memory against dataset size.
 
     python benchmarks/benchmark_scaling.py [--lengths 10 60 600 3600] [--fps 12] [--gop-seconds 5]
-        [--dataset-videos 100 1000 4000] [--threads 2] [--clip-dtype auto] [--parts extraction training]
+        [--dataset-videos 100 1000 4000] [--threads 2] [--clip-dtype auto] [--parts extraction training] [--decode-only]
 
 Extraction: one generated 854x480 H.264 video per length (a moving block on a gradient, low bitrate, a key frame
 every `--gop-seconds`, as web videos have), each extracted in a fresh process by `MistVideoProcessor` with
@@ -32,6 +32,7 @@ import torch
 
 def write_video(path: str, seconds: float, fps: int, gop_seconds: float, width: int = 854, height: int = 480) -> None:
     """A cheap-to-encode 480p video: a horizontal gradient with a block moving across it, x264 ultrafast."""
+    started = time.perf_counter()
     import av
 
     with av.open(path, "w") as container:
@@ -48,6 +49,7 @@ def write_video(path: str, seconds: float, fps: int, gop_seconds: float, width: 
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    print(f"(wrote {seconds:g} s of video in {time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
 
 def rss_status() -> dict:
@@ -70,20 +72,24 @@ def measure_extraction(args) -> dict:
 
     torch.set_num_threads(args.threads)
     processor = MistVideoProcessor(clip_pretrained=None, clip_dtype=args.clip_dtype)
-    processor.encode_images(torch.zeros(2, 3, 224, 224))  # build CLIP, load kernels: not timed
+    if not args.decode_only:
+        processor.encode_images(torch.zeros(2, 3, 224, 224))  # build CLIP, load kernels: not timed
     before = peak_rss_mib()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     frames = processor.load_video(args.video)  # [F, H, W, 3] uint8
     decoded = time.perf_counter()
+    if args.decode_only:
+        return {"decode_s": decoded - start, "cpu_s": time.process_time() - cpu_start, "peak_rss_mib": peak_rss_mib()}
     frame_features, patch_features = processor.extract_features([torch.from_numpy(frames)])
-    done = time.perf_counter()
+    done, cpu_seconds = time.perf_counter(), time.process_time() - cpu_start
     return {
         "decode_s": decoded - start,
         "clip_s": done - decoded,
         "images": frame_features.shape[1] * (1 + patch_features.shape[2]),
         "peak_rss_mib": peak_rss_mib(),
         "rss_before_mib": before,
-        "clip_weights": processor.clip_weights_dtype("cpu") or "float32",
+        "cpu_s": cpu_seconds,
+        "clip_weights": str(next(processor.clip_model().parameters()).dtype).removeprefix("torch."),
     }
 
 
@@ -142,18 +148,26 @@ def extraction_table(args, work_dir: str) -> None:
     print(f"\nExtraction of one new video, 854x480 at {args.fps} fps, key frame every {args.gop_seconds} s, "
           f"{args.threads} torch threads, clip_dtype {args.clip_dtype}")
     print(f"{'length':>8} {'frames':>8} {'file MiB':>9} {'decode s':>9} {'CLIP s':>8} {'images/s':>9} "
-          f"{'peak RSS MiB':>13} {'load':>5}")
+          f"{'CPU s':>7} {'peak RSS MiB':>13} {'load':>5}  weights")
     for seconds in args.lengths:
         path = os.path.join(work_dir, f"video-{seconds}s.mp4")
         write_video(path, seconds, args.fps, args.gop_seconds)
         load = load_average()
-        result = run_child(
-            ["--child", "extraction", "--video", path, "--threads", str(args.threads), "--clip-dtype", args.clip_dtype]
-        )
+        child = ["--child", "extraction", "--video", path, "--threads", str(args.threads), "--clip-dtype", args.clip_dtype]
+        result = run_child([*child, "--decode-only"] if args.decode_only else child)
         size = os.path.getsize(path) / 2**20
+        if args.decode_only:
+            print(
+                f"{seconds:>7}s {int(seconds * args.fps):>8} {size:9.1f} {result['decode_s']:9.2f} {'-':>8} {'-':>9} "
+                f"{result['cpu_s']:7.1f} {result['peak_rss_mib']:13.0f} {load:>5}  (decode only)",
+                flush=True,
+            )
+            os.remove(path)
+            continue
         print(
             f"{seconds:>7}s {int(seconds * args.fps):>8} {size:9.1f} {result['decode_s']:9.2f} {result['clip_s']:8.2f} "
-            f"{result['images'] / result['clip_s']:9.1f} {result['peak_rss_mib']:13.0f} {load:>5}",
+            f"{result['images'] / result['clip_s']:9.1f} {result['cpu_s']:7.1f} {result['peak_rss_mib']:13.0f} {load:>5}  "
+            f"{result['clip_weights']}",
             flush=True,
         )
         os.remove(path)
@@ -189,6 +203,7 @@ def main() -> None:
     parser.add_argument("--dataset-videos", type=int, nargs="+", default=[100, 1000, 4000])
     parser.add_argument("--threads", type=int, default=2, help="torch threads for extraction")
     parser.add_argument("--clip-dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    parser.add_argument("--decode-only", action="store_true", help="extraction part: decode the sampled frames only")
     parser.add_argument("--parts", nargs="+", default=["extraction", "training"], choices=("extraction", "training"))
     parser.add_argument("--child", choices=("extraction", "training"), help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
