@@ -1,14 +1,9 @@
 """Fixtures of the app tests: a tiny saved MIST, a video of known fps, the app served on a free local port."""
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))  # pipeline_testing: tiny model, videos
-
-from app_testing import free_port
-from pipeline_testing import write_tiny_model, write_video
+from tests.app.app_testing import free_port
+from tests.pipeline.pipeline_testing import write_tiny_model, write_video
 
 
 @pytest.fixture(scope="session")

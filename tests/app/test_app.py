@@ -2,18 +2,15 @@
 
 import os
 import shutil
-import sys
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
-from pipeline_testing import ANSWERS
 
+from tests.pipeline.pipeline_testing import ANSWERS
 from training.app import parse_choices
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))  # training_testing: the tiny synthetic task
 
 QUESTION = "what did the person hold?"
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas deprecations inside gradio
@@ -76,7 +73,7 @@ def test_answer_names_what_is_missing(answerer, app_video, tmp_path):
 
 
 def test_demo_samples_are_answered_from_their_stored_features(answerer, app_video, tmp_path):
-    from training_testing import tiny_task_config, write_task
+    from tests.training.training_testing import tiny_task_config, write_task
 
     from training.app_samples import SAMPLE_FPS, demo_samples
     from training.demo.synthetic_dataset import OBJECT_WORDS, QUESTION_KINDS, SyntheticVideoQA

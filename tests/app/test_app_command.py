@@ -10,10 +10,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from app_testing import free_port
-from pipeline_testing import REPO_ROOT
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))  # training_testing: the tiny synthetic task
+from tests.app.app_testing import free_port
+from tests.pipeline.pipeline_testing import REPO_ROOT
+
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
 
@@ -34,7 +34,7 @@ def wait_for_page(url: str, process: subprocess.Popen, timeout: float = 240) -> 
 
 def test_mist_app_serves_a_demo_folder_with_its_samples(app_model_dir, app_video, tmp_path):
     from gradio_client import Client, handle_file
-    from training_testing import tiny_task_config, write_task
+    from tests.training.training_testing import tiny_task_config, write_task
 
     demo = tmp_path / "demo"
     shutil.copytree(app_model_dir, demo / "model")

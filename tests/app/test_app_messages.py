@@ -19,7 +19,7 @@ def test_a_users_mistake_is_a_message_not_a_logged_traceback(served_app, app_vid
 
 def test_launching_prints_where_it_serves_and_no_share_link_hint(answerer, capfd, monkeypatch):
     import gradio
-    from app_testing import free_port
+    from tests.app.app_testing import free_port
 
     from training.app import launch_app
 

@@ -2,8 +2,9 @@
 and checks the explanation picture is shown."""
 
 import pytest
-from browser_testing import ask_in_browser, find_chromium, start_chromium
 from PIL import Image
+
+from tests.app.browser_testing import ask_in_browser, find_chromium, start_chromium
 
 QUESTION = "what did the person hold?"
 

@@ -5,7 +5,8 @@ import tarfile
 
 import pytest
 import transformers
-from common_tests_build import CACHE, PACKAGE, IndexUnreachable, _download_sdist, _extract, build_common_tests
+
+from tests.hf_common.common_tests_build import CACHE, PACKAGE, IndexUnreachable, _download_sdist, _extract, build_common_tests
 
 
 def write_sdist(path, files: dict[str, str]):

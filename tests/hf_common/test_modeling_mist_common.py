@@ -4,14 +4,15 @@ import tempfile
 import unittest
 
 import torch
-from common_tests_build import common_tests_or_skip, register_external_model
 from transformers import AutoModel
 
-common_tests_or_skip()  # builds transformers' common tests from its sdist, or skips where no index answers
-from hf_common_tests.test_configuration_common import ConfigTester  # noqa: E402
-from hf_common_tests.test_modeling_common import ModelTesterMixin, floats_tensor, ids_tensor  # noqa: E402
+from tests.hf_common.common_tests_build import common_tests_or_skip, register_external_model
 
-from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistModel  # noqa: E402
+common_tests_or_skip()  # builds transformers' common tests from its sdist, or skips where no index answers
+from hf_common_tests.test_configuration_common import ConfigTester
+from hf_common_tests.test_modeling_common import ModelTesterMixin, floats_tensor, ids_tensor
+
+from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistModel
 
 # AutoModel -> the QA model for users (modeling_mist/__init__.py); the common tests' name tables want
 # the base model as "base" and the head under a task whose labels are one index per video.

@@ -9,14 +9,15 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from common_tests_build import common_tests_or_skip
 from transformers import BertTokenizer
 
-common_tests_or_skip()  # builds transformers' common tests from its sdist, or skips where no index answers
-from hf_common_tests.test_processing_common import ProcessorTesterMixin  # noqa: E402
+from tests.hf_common.common_tests_build import common_tests_or_skip
 
-from modeling_mist.processing_mist import MistProcessor  # noqa: E402
-from modeling_mist.video_processing_mist import MistVideoProcessor  # noqa: E402
+common_tests_or_skip()  # builds transformers' common tests from its sdist, or skips where no index answers
+from hf_common_tests.test_processing_common import ProcessorTesterMixin
+
+from modeling_mist.processing_mist import MistProcessor
+from modeling_mist.video_processing_mist import MistVideoProcessor
 
 CLIP_EMBED_DIM = 16
 TINY_CLIP = {

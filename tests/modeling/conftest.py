@@ -1,1 +1,1 @@
-from mist_testing import config, inputs  # noqa: F401  (fixtures)
+from tests.modeling.mist_testing import config, inputs  # noqa: F401  (fixtures)

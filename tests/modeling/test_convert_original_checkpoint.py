@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from mist_testing import DISTILBERT_TEXT_CONFIG, VOCAB, random_inputs, reference_outputs, tiny_config
 from transformers import AutoModel, DistilBertConfig, DistilBertModel
 
 import modeling_mist  # noqa: F401  (registers the Auto classes)
 from modeling_mist import MistForVideoQuestionAnswering
 from modeling_mist.convert_original_checkpoint import main as convert_main
+from tests.modeling.mist_testing import DISTILBERT_TEXT_CONFIG, VOCAB, random_inputs, reference_outputs, tiny_config
 
 MODEL_INPUTS = (
     "frame_features",
@@ -581,7 +581,7 @@ def test_nextqa_fixture_topk_versus_expectation_selection(capsys):
 
 
 def test_reference_outputs_are_found_through_the_variable_or_skip_saying_how(tmp_path, monkeypatch):
-    import mist_testing
+    from tests.modeling import mist_testing
 
     folder = tmp_path / "refs" / "original-star"
     folder.mkdir(parents=True)

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from mist_testing import VOCAB, tiny_config
-from test_convert_original_checkpoint import to_reference_checkpoint
 from transformers import AutoProcessor, BertTokenizer, pipeline
 
 import modeling_mist.convert_original_checkpoint as converter
 from modeling_mist import MistForVideoQuestionAnswering
 from modeling_mist.convert_original_checkpoint import main as convert_main
+from tests.modeling.mist_testing import VOCAB, tiny_config
+from tests.modeling.test_convert_original_checkpoint import to_reference_checkpoint
 from training.cli import main as mist
 
 

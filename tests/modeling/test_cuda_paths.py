@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mist_testing import random_inputs, tiny_config
-from test_speed_paths import NEXTQA_LIKE
 
 from modeling_mist import MistForVideoQuestionAnswering
+from tests.modeling.mist_testing import random_inputs, tiny_config
+from tests.modeling.test_speed_paths import NEXTQA_LIKE
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

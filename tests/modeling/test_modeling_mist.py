@@ -10,11 +10,11 @@ import textwrap
 import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
-from mist_testing import ANSWER_LENGTH, BATCH, NUM_ANSWERS, VOCAB, random_inputs, tiny_config
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistModel
 from modeling_mist.modeling_mist import MistSelector, grid_box_descriptors
+from tests.modeling.mist_testing import ANSWER_LENGTH, BATCH, NUM_ANSWERS, VOCAB, random_inputs, tiny_config
 
 
 def logits_of(model, inputs):

@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
-from mist_testing import random_inputs, tiny_config
 
 from configuration.presets import AGQA, DEMO, NEXTQA, STAR
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering
 from modeling_mist.modeling_mist import MistSelector, gumbel_top_k
+from tests.modeling.mist_testing import random_inputs, tiny_config
 
 RULES = ("gumbel", "gumbel_logits", "gumbel_topk", "gumbel_topk_hard", "topk")
 GUMBEL_RULES = ("gumbel", "gumbel_logits", "gumbel_topk", "gumbel_topk_hard")

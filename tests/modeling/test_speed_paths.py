@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from mist_testing import random_inputs, tiny_config
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from modeling_mist import MistForVideoQuestionAnswering
+from tests.modeling.mist_testing import random_inputs, tiny_config
 
 NEXTQA_LIKE = dict(
     num_segments=8, num_selected_segments=1, num_temporal_layers=1, frame_as_patch_candidate=True, hidden_size=16,

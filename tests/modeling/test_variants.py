@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
-from mist_testing import BATCH, nextqa_config, random_inputs, star_config, tiny_config
 from transformers import DistilBertModel
 
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering
 from modeling_mist.modeling_mist import MistSelector, segment_summaries, sinusoidal_table
+from tests.modeling.mist_testing import BATCH, nextqa_config, random_inputs, star_config, tiny_config
 
 
 def captured_inputs(module: torch.nn.Module) -> list:

@@ -1,7 +1,8 @@
 """Fixtures of the pipeline tests: tiny saved MIST models (open-ended and multiple choice) and a video of known fps."""
 
 import pytest
-from pipeline_testing import write_tiny_model, write_video
+
+from tests.pipeline.pipeline_testing import write_tiny_model, write_video
 
 
 @pytest.fixture(scope="session")

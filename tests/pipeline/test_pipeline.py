@@ -7,11 +7,11 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from pipeline_testing import ANSWERS, VIDEO_FPS, VIDEO_FRAMES, run_python, video_frames
 from transformers import AutoConfig, AutoModel, AutoProcessor, Trainer, TrainingArguments, pipeline
 
 import modeling_mist  # noqa: F401  (registers the pipeline)
 from modeling_mist.pipeline_mist import PIPELINE_ENTRY, TASK, MistVideoQuestionAnsweringPipeline
+from tests.pipeline.pipeline_testing import ANSWERS, VIDEO_FPS, VIDEO_FRAMES, run_python, video_frames
 from training.predict import answer_question
 
 QUESTION = "what did the person hold?"
@@ -142,7 +142,7 @@ def test_choices_and_multiple_choice_models(choice_model_dir, video_path):
     ids=["frame-candidate", "no-patch-selection"],
 )
 def test_selection_of_the_reference_variants_is_described_and_drawn(overrides, video_path, tmp_path):
-    from pipeline_testing import write_tiny_model
+    from tests.pipeline.pipeline_testing import write_tiny_model
 
     from training.explain import draw_explanation, selections_of_result
 

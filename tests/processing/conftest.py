@@ -4,21 +4,19 @@ Nothing is downloaded: the CLIP model is an open_clip `local-dir:` config withou
 random init), the tokenizer is built from a vocabulary file written here.
 """
 
-import json
 
 import pytest
 from transformers import BertTokenizer
-from video_testing import ANSWERS, GRID_SIZE, NUM_FRAMES, TINY_CLIP_CONFIG, WORDS, write_video
 
 from modeling_mist.processing_mist import MistProcessor
 from modeling_mist.video_processing_mist import MistVideoProcessor
+from tests.helpers import write_clip_config
+from tests.processing.video_testing import ANSWERS, GRID_SIZE, NUM_FRAMES, WORDS, write_video
 
 
 @pytest.fixture(scope="session")
 def clip_model_name(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    (folder / "open_clip_config.json").write_text(json.dumps(TINY_CLIP_CONFIG))
-    return f"local-dir:{folder}"
+    return write_clip_config(tmp_path_factory.mktemp("tiny-clip"))
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,11 @@ import stat
 import pytest
 from datasets import load_from_disk
 from safetensors import SafetensorError
-from test_extract_features import extract_args
 
 import processing.feature_store
 from processing.feature_store import FeatureStore
 from processing.file_utils import mode_for_new_files
+from tests.processing.test_extract_features import extract_args
 from training.cli.extract_features import main
 
 

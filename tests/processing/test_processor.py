@@ -7,10 +7,10 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from video_testing import ANSWERS, CLIP_EMBED_DIM, GRID_SIZE, NUM_FRAMES, run_python
 
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering
 from modeling_mist.processing_mist import MistProcessor
+from tests.processing.video_testing import ANSWERS, CLIP_EMBED_DIM, GRID_SIZE, NUM_FRAMES, run_python
 
 QUESTIONS = ["what is the person holding?", "where did the green ball go after the door open"]
 MODEL_INPUTS = {

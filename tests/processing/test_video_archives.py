@@ -6,11 +6,11 @@ import zipfile
 import numpy as np
 import pytest
 from datasets import load_from_disk
-from test_extract_features import extract_args, reference_features
 
 from modeling_mist.video_decoding_mist import load_video_frames, sample_frame_indices
 from processing.video_archives import open_member
 from processing.video_inputs import find_video_inputs
+from tests.processing.test_extract_features import extract_args, reference_features
 from training.cli.extract_features import main
 
 

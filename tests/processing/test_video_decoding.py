@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from video_testing import frame_level, make_frames, write_video
 
 from modeling_mist.video_decoding_mist import VideoDecodeError, load_video_frames, sample_frame_indices
+from tests.processing.video_testing import frame_level, make_frames, write_video
 
 
 def sample(num_frames):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 import torch
-from test_train_evaluate import train_args
 
+from tests.training.test_train_evaluate import train_args
 from training.cli import main as mist
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

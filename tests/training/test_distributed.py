@@ -12,7 +12,8 @@ the batch; only the unbiased running variance differs, by the factor n/(n-1) of 
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_testing import run_python
+
+from tests.training.training_testing import run_python
 
 pytestmark = pytest.mark.slow
 

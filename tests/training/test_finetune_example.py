@@ -1,9 +1,9 @@
 """`training/examples/finetune_with_trainer.py`, the README's "Fine-tune from Python" recipe, at tiny sizes."""
 
 import numpy as np
-from training_testing import question_rows, write_jsonl
 from transformers import AutoModel, AutoProcessor
 
+from tests.training.training_testing import question_rows, write_jsonl
 from training.examples.finetune_with_trainer import finetune, questions_with_features
 
 TINY_SIZES = dict(

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import load_from_disk
 from huggingface_hub import HfApi
-from training_testing import RecordingHub, write_video
 
+from tests.training.training_testing import RecordingHub, write_video
 from training.cli import main as mist
 
 CHOICE = pa.struct([("choice", pa.string()), ("choice_id", pa.int64())])

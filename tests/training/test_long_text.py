@@ -7,11 +7,11 @@ import logging
 
 import numpy as np
 import pytest
-from training_testing import question_rows, write_jsonl
 from transformers import BertTokenizer
 from transformers.utils import logging as transformers_logging
 
 from modeling_mist import MistProcessor, MistVideoProcessor
+from tests.training.training_testing import question_rows, write_jsonl
 from training.cli import main as mist
 from training.collator import MistDataCollator
 

@@ -9,11 +9,11 @@ import re
 from types import SimpleNamespace
 
 from huggingface_hub import EvalResult, ModelCard
-from training_testing import write_video
 from transformers import AutoConfig
 from transformers.trainer_utils import SchedulerType
 
 from modeling_mist import MistConfig
+from tests.training.training_testing import write_video
 from training.model_card import render_model_card
 
 

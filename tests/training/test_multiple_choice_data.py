@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 from datasets import Dataset
-from training_testing import question_rows, write_features, write_jsonl
 
+from tests.training.training_testing import question_rows, write_features, write_jsonl
 from training.cli import main as mist
 from training.collator import MistDataCollator
 from training.data import MistQuestionDataset, VideoFeatureStore, choice_label, load_features

@@ -1,16 +1,11 @@
 """The patch task's twins: what each one sees, and that the oracle's selectors keep the evidence."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from modeling_mist import MistForVideoQuestionAnswering
+from tests.modeling.mist_testing import random_inputs, tiny_config
 from training.demo.patch_twins import OracleSelector, TwinCollator, install_oracle, twin_config_overrides
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "modeling"))
-from mist_testing import random_inputs, tiny_config
 
 
 def test_oracle_selection_puts_the_evidence_first_in_every_layer():

@@ -2,13 +2,14 @@
 
 import json
 
-import av
 import numpy as np
 import pytest
 from datasets import load_from_disk
 from matplotlib import colormaps
 from PIL import Image
 
+from tests.helpers import encode_video
+from tests.training.training_testing import write_video
 from training.cli import main as mist
 from training.explain import HEATMAP, LAYER_COLORS, draw_explanation, selections_of
 
@@ -68,17 +69,7 @@ def test_predict_from_stored_features_explains_the_selection(model_dir, tiny_tas
 
 
 def test_predict_on_a_video_file_runs_clip_and_draws_its_frames(model_dir, tmp_path, capsys):
-    video = tmp_path / "clip.mp4"
-    with av.open(str(video), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(20):
-            image = np.full((48, 64, 3), 10 + 10 * index, dtype=np.uint8)
-            image[10:22, 3 * index : 3 * index + 12] = (20, 200, 20)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    video = write_video(tmp_path / "clip.mp4")  # 20 frames: grey brightening, a green square moving right
     png = tmp_path / "video.png"
     capsys.readouterr()
     assert mist(["predict", "--model", str(model_dir), "--video", str(video), "--question", "what appeared together with the cup?",
@@ -96,17 +87,8 @@ def test_predict_needs_a_video_or_features(model_dir):
 
 def write_brightening_video(path):
     """40 grey frames at 8 fps, each brighter than the last."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(40):
-            for packet in stream.encode(
-                av.VideoFrame.from_ndarray(np.full((48, 64, 3), 5 * index, np.uint8), format="rgb24")
-            ):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    frames = np.stack([np.full((48, 64, 3), 5 * index, np.uint8) for index in range(40)])
+    return encode_video(path, frames, 8)
 
 
 def test_predict_explain_draws_large_frames_with_times_of_the_video(model_dir, tmp_path, capsys):

@@ -14,9 +14,9 @@ import pytest
 import torch
 from datasets import load_from_disk
 from safetensors import SafetensorError
-from training_testing import write_video
 from transformers import AutoModel, Trainer
 
+from tests.training.training_testing import write_video
 from training.cli.arguments import DEFAULT_SAVE_TOTAL_LIMIT, parse_with_preset
 from configuration.presets import TINY
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering
@@ -372,7 +372,7 @@ def test_the_example_reads_minilm_and_names_the_sizes_that_fit(tiny_task, clip_m
 
 
 def test_help_of_prepare_dataset_and_app_loads_no_torch_and_describes_the_formats():
-    from training_testing import run_python
+    from tests.training.training_testing import run_python
 
     from training.cli.prepare_dataset import FORMATS
 
@@ -470,7 +470,7 @@ def test_the_app_says_which_coloured_square_is_which_object(tmp_path):
     from training.app import VideoQuestionAnswerer
     from training.app_samples import Sample
     from training.demo.synthetic_dataset import OBJECT_WORDS, SyntheticVideoQA
-    from training_testing import tiny_task_config
+    from tests.training.training_testing import tiny_task_config
 
     generator = SyntheticVideoQA(tiny_task_config())
     config = SimpleNamespace(name_or_path="demo", multiple_choice=False, answer_vocabulary=list(OBJECT_WORDS),

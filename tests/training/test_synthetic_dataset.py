@@ -3,8 +3,8 @@
 from collections import Counter, defaultdict
 
 import numpy as np
-from training_testing import tiny_task_config
 
+from tests.training.training_testing import tiny_task_config
 from training.demo.synthetic_dataset import OBJECT_WORDS, SyntheticVideoQA, answer_vocabulary
 
 

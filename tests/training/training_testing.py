@@ -5,36 +5,20 @@ task at test sizes (8 frames, 4 segments, 2 x 2 grid, 16-d features), nothing do
 """
 
 import json
-import os
-import subprocess
-import sys
 from fnmatch import fnmatch
 from pathlib import Path
 from types import SimpleNamespace
 
-import av
 import numpy as np
 from datasets import Array2D, Array3D, Dataset, Features, Value, load_from_disk
 from transformers import BertConfig, BertModel, BertTokenizer
 
+from tests.helpers import CLIP_EMBED_DIM, REPO_ROOT, encode_video, run_python, write_clip_config  # noqa: F401
 from training.demo.synthetic_dataset import OBJECT_WORDS, SyntheticTaskConfig, SyntheticVideoQA
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FEATURE_DIM = 16  # the tiny preset's clip_hidden_size
+FEATURE_DIM = CLIP_EMBED_DIM  # the tiny preset's clip_hidden_size
 QUESTION_WORDS = "what appeared together with the did show up near beginning or end before after".split()
 EXTRA_WORDS = "yes no red blue cup box why how".split()
-
-# open_clip config of a 1-layer ViT (224-pixel crops) with a tiny text tower and 16-d embeddings.
-TINY_CLIP_CONFIG = {
-    "model_cfg": {
-        "embed_dim": FEATURE_DIM,
-        "quick_gelu": True,
-        "vision_cfg": {"image_size": 224, "layers": 1, "width": 32, "head_width": 16, "patch_size": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    },
-    "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]},
-}
-
 
 def tiny_task_config(train_videos: int = 24, eval_videos: int = 8, seed: int = 0, **overrides) -> SyntheticTaskConfig:
     return SyntheticTaskConfig(
@@ -79,27 +63,6 @@ def write_task(folder: Path, config: SyntheticTaskConfig) -> tuple[Path, Path]:
     return folder / "questions", folder / "features"
 
 
-def write_clip_config(folder: Path) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "open_clip_config.json").write_text(json.dumps(TINY_CLIP_CONFIG))
-    return f"local-dir:{folder}"
-
-
-def run_python(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """A subprocess of this interpreter with the repository importable and quiet, deterministic threads."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
-    return subprocess.run(
-        [sys.executable, *args], cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
 def write_features(folder: Path, video_ids, num_frames: int, num_patches: int, width: int, seed: int = 0) -> Path:
     """A features dataset like `mist extract-features` writes, of any size, random values."""
     rng = np.random.default_rng(seed)
@@ -121,17 +84,11 @@ def write_features(folder: Path, video_ids, num_frames: int, num_patches: int, w
 
 def write_video(path: Path, num_frames: int = 20) -> Path:
     """A small H.264 mp4: grey frames brightening over time with a green square moving right."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(num_frames):
-            image = np.full((48, 64, 3), 10 + 10 * index, dtype=np.uint8)
-            image[10:22, 3 * index : 3 * index + 12] = (20, 200, 20)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    frames = np.empty((num_frames, 48, 64, 3), dtype=np.uint8)
+    for index in range(num_frames):
+        frames[index] = 10 + 10 * index
+        frames[index, 10:22, 3 * index : 3 * index + 12] = (20, 200, 20)
+    return encode_video(path, frames, 8)
 
 
 def write_jsonl(path: Path, records) -> Path:

@@ -42,8 +42,8 @@ class PatchDemoOptions:
     training_overrides: str | None = None  # TrainingArguments overrides, e.g. "learning_rate=1e-3,warmup_steps=0.1"
     task_overrides: str | None = None  # PatchTaskConfig overrides, e.g. "question_kinds=['beside']"
     twins: tuple[str, ...] = TWINS  # which models to train, MIST first
-    # Train the answer encoder too (the question encoder stays frozen): the frozen MiniLM's [CLS] gives the four
-    # quadrant answers nearly one vector (cosine 0.94-0.985), which a trained projection alone separates slowly.
+    # Train the answer encoder too (the question encoder stays frozen), at the run's learning rate: the preset's
+    # 2e-3 takes the pretrained MiniLM apart (docs/selection.md), so lower it with --training-overrides.
     train_answer_encoder: bool = False
     curve_points: int = 8  # test accuracy this many times during training (accuracy against examples seen); 0: none
 
@@ -61,7 +61,7 @@ def train_twin(twin: str, questions, store, vocabulary, args: PatchDemoOptions, 
     text_encoder = str(minilm_path())
     tokenizer = AutoTokenizer.from_pretrained(text_encoder)
     torch.manual_seed(args.seed)
-    num_segments = DEMO.model["num_segments"]
+    num_segments = build_model_config_kwargs(DEMO, args.config_overrides)["num_segments"]
     overrides = ",".join(p for p in (args.config_overrides, twin_config_overrides(twin, num_segments)) if p) or None
     model = build_model(build_model_config_kwargs(DEMO, overrides), text_encoder, tokenizer, vocabulary)
     freeze_text_encoders(model)
