@@ -1,10 +1,10 @@
 """How cost grows: extraction time and peak memory against video length, training-data memory against dataset size.
 
     python benchmarks/benchmark_scaling.py [--lengths 10 60 600 3600] [--fps 12] [--gop-seconds 5]
-        [--dataset-videos 100 1000 4000] [--threads 2] [--clip-dtype auto] [--parts extraction training]
+        [--dataset-videos 100 1000 4000] [--threads 2] [--clip-dtype auto] [--parts extraction training] [--decode-only]
 
 Extraction: one generated 854x480 H.264 video per length (a moving block on a gradient, low bitrate, a key frame
-every `--gop-seconds`, as web videos have), each extracted in a fresh process by `MistVideoProcessor` with
+every `--gop-seconds`, as web videos have; one key-frame interval encoded, then its packets repeated), each extracted in a fresh process by `MistVideoProcessor` with
 random ViT-B/32 weights (32 frames x (1 + 16 crops) = 544 CLIP images): seconds to decode the sampled frames,
 seconds for preprocessing and CLIP, peak RSS. The decode touches only the key frames before the sampled frames,
 so it follows the sampled frame count, not the length.
@@ -31,16 +31,21 @@ import torch
 
 
 def write_video(path: str, seconds: float, fps: int, gop_seconds: float, width: int = 854, height: int = 480) -> None:
-    """A cheap-to-encode 480p video: a horizontal gradient with a block moving across it, x264 ultrafast."""
+    """A 480p H.264 video of `seconds`, made cheaply: one key-frame interval is encoded (a horizontal gradient with
+    a block moving across it, x264 ultrafast), then its packets are copied again and again with shifted
+    timestamps. Decoding it costs what a real video of that length and key-frame interval costs."""
     import av
 
-    with av.open(path, "w") as container:
+    started = time.perf_counter()
+    segment_path = path + ".segment.mp4"
+    segment_frames = max(1, int(gop_seconds * fps))
+    with av.open(segment_path, "w") as container:
         stream = container.add_stream(
-            "libx264", rate=fps, options={"preset": "ultrafast", "crf": "35", "g": str(int(gop_seconds * fps))}
+            "libx264", rate=fps, options={"preset": "ultrafast", "crf": "35", "g": str(segment_frames), "bf": "0"}
         )
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         background = np.broadcast_to(np.linspace(0, 200, width, dtype=np.uint8)[None, :, None], (height, width, 3))
-        for index in range(int(seconds * fps)):
+        for index in range(segment_frames):
             image = background.copy()
             left = (7 * index) % (width - 80)
             image[200:280, left : left + 80] = (220, 40, 40)
@@ -48,6 +53,19 @@ def write_video(path: str, seconds: float, fps: int, gop_seconds: float, width: 
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    with av.open(segment_path) as source, av.open(path, "w") as output:
+        source_stream = source.streams.video[0]
+        packets = [packet for packet in source.demux(source_stream) if packet.size]
+        output_stream = output.add_stream_from_template(source_stream)
+        period = segment_frames * int(1 / (fps * source_stream.time_base))  # one segment, in time-base units
+        for repeat in range(max(1, round(seconds / gop_seconds))):
+            for packet in packets:
+                copy = av.Packet(bytes(packet))
+                copy.pts, copy.dts = packet.pts + repeat * period, packet.dts + repeat * period
+                copy.is_keyframe, copy.time_base, copy.stream = packet.is_keyframe, packet.time_base, output_stream
+                output.mux(copy)
+    os.remove(segment_path)
+    print(f"(wrote {seconds:g} s of video in {time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
 
 def rss_status() -> dict:
@@ -70,20 +88,24 @@ def measure_extraction(args) -> dict:
 
     torch.set_num_threads(args.threads)
     processor = MistVideoProcessor(clip_pretrained=None, clip_dtype=args.clip_dtype)
-    processor.encode_images(torch.zeros(2, 3, 224, 224))  # build CLIP, load kernels: not timed
+    if not args.decode_only:
+        processor.encode_images(torch.zeros(2, 3, 224, 224))  # build CLIP, load kernels: not timed
     before = peak_rss_mib()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     frames = processor.load_video(args.video)  # [F, H, W, 3] uint8
     decoded = time.perf_counter()
+    if args.decode_only:
+        return {"decode_s": decoded - start, "cpu_s": time.process_time() - cpu_start, "peak_rss_mib": peak_rss_mib()}
     frame_features, patch_features = processor.extract_features([torch.from_numpy(frames)])
-    done = time.perf_counter()
+    done, cpu_seconds = time.perf_counter(), time.process_time() - cpu_start
     return {
         "decode_s": decoded - start,
         "clip_s": done - decoded,
         "images": frame_features.shape[1] * (1 + patch_features.shape[2]),
         "peak_rss_mib": peak_rss_mib(),
         "rss_before_mib": before,
-        "clip_weights": processor.clip_weights_dtype("cpu") or "float32",
+        "cpu_s": cpu_seconds,
+        "clip_weights": str(next(processor.clip_model().parameters()).dtype).removeprefix("torch."),
     }
 
 
@@ -142,18 +164,26 @@ def extraction_table(args, work_dir: str) -> None:
     print(f"\nExtraction of one new video, 854x480 at {args.fps} fps, key frame every {args.gop_seconds} s, "
           f"{args.threads} torch threads, clip_dtype {args.clip_dtype}")
     print(f"{'length':>8} {'frames':>8} {'file MiB':>9} {'decode s':>9} {'CLIP s':>8} {'images/s':>9} "
-          f"{'peak RSS MiB':>13} {'load':>5}")
+          f"{'CPU s':>7} {'peak RSS MiB':>13} {'load':>5}  weights")
     for seconds in args.lengths:
         path = os.path.join(work_dir, f"video-{seconds}s.mp4")
         write_video(path, seconds, args.fps, args.gop_seconds)
         load = load_average()
-        result = run_child(
-            ["--child", "extraction", "--video", path, "--threads", str(args.threads), "--clip-dtype", args.clip_dtype]
-        )
+        child = ["--child", "extraction", "--video", path, "--threads", str(args.threads), "--clip-dtype", args.clip_dtype]
+        result = run_child([*child, "--decode-only"] if args.decode_only else child)
         size = os.path.getsize(path) / 2**20
+        if args.decode_only:
+            print(
+                f"{seconds:>7}s {int(seconds * args.fps):>8} {size:9.1f} {result['decode_s']:9.2f} {'-':>8} {'-':>9} "
+                f"{result['cpu_s']:7.1f} {result['peak_rss_mib']:13.0f} {load:>5}  (decode only)",
+                flush=True,
+            )
+            os.remove(path)
+            continue
         print(
             f"{seconds:>7}s {int(seconds * args.fps):>8} {size:9.1f} {result['decode_s']:9.2f} {result['clip_s']:8.2f} "
-            f"{result['images'] / result['clip_s']:9.1f} {result['peak_rss_mib']:13.0f} {load:>5}",
+            f"{result['images'] / result['clip_s']:9.1f} {result['cpu_s']:7.1f} {result['peak_rss_mib']:13.0f} {load:>5}  "
+            f"{result['clip_weights']}",
             flush=True,
         )
         os.remove(path)
@@ -189,6 +219,7 @@ def main() -> None:
     parser.add_argument("--dataset-videos", type=int, nargs="+", default=[100, 1000, 4000])
     parser.add_argument("--threads", type=int, default=2, help="torch threads for extraction")
     parser.add_argument("--clip-dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    parser.add_argument("--decode-only", action="store_true", help="extraction part: decode the sampled frames only")
     parser.add_argument("--parts", nargs="+", default=["extraction", "training"], choices=("extraction", "training"))
     parser.add_argument("--child", choices=("extraction", "training"), help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)

@@ -1,7 +1,7 @@
 """Videos inside zip archives, as the Hub's video QA datasets ship them (`videos.zip`, `videos_chunked_01.zip`).
 
 A member stored without compression (how video archives are made: MP4s do not compress) is decoded
-in place: `MemberFile` is a read-only window over the member's bytes in the archive, which PyAV
+in place: `FileWindow` is a read-only window over the member's bytes in the archive, which PyAV
 reads and seeks like a file, so nothing is unpacked first. A compressed member is copied out to a
 temporary file for the time of its decoding. The video id of a member is its file stem
 (`NExTVideo/4010069381.mp4` -> `4010069381`), the id the questions of that dataset use.
@@ -29,10 +29,6 @@ class ArchiveListing:
     archive: str
     videos: list[zipfile.ZipInfo]
     other_files: int
-
-
-def is_zip_archive(path: str) -> bool:
-    return os.path.isfile(path) and path.lower().endswith(".zip") and zipfile.is_zipfile(path)
 
 
 def list_archive(path: str) -> ArchiveListing:

@@ -66,3 +66,16 @@ def test_half_precision_clip_tower_gives_the_autocast_features():
     cosine = re.search(r"model-only-half against model-only: smallest cosine similarity ([0-9.]+)", completed.stdout)
     assert cosine is not None, completed.stdout
     assert 0.99 < float(cosine.group(1)) <= 1.0001
+
+
+def test_stage_benchmark_times_every_stage_and_reports_clips_share():
+    script = SCRIPT.parent / "benchmark_extraction_stages.py"
+    tiny = "--device cpu --threads 1 --videos 1 --video-frames 8 --width 64 --height 48 --num-frames 2"
+    completed = subprocess.run([sys.executable, str(script), *tiny.split()], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "1 videos of 8 frames 64x48, 34 CLIP images" in completed.stdout
+    rows = dict(re.findall(r"^(decode|transfer|preprocess|CLIP) +([0-9.]+) +[0-9.]+$", completed.stdout, re.M))
+    assert set(rows) == {"decode", "transfer", "preprocess", "CLIP"}, completed.stdout
+    assert float(rows["CLIP"]) > 0 and float(rows["decode"]) > 0
+    share = re.search(r"CLIP at [0-9,]+ GFLOP/s \(8\.82 GFLOP per image\): ([0-9.]+)% of ", completed.stdout)
+    assert share is not None and 0 < float(share.group(1)) < 150, completed.stdout

@@ -58,7 +58,7 @@ def test_extraction_writes_one_row_per_question_clip(tmp_path, clip_model_name, 
     code = extract(
         [str(videos), "--clips", str(questions), "--output-dir", str(output), "--clip-model", clip_model_name,
          "--clip-pretrained", "none", "--num-frames", str(NUM_FRAMES), "--grid-size", "2", "--no-progress",
-         "--dtype", "float32"]
+         "--dtype", "float32", "--clip-dtype", "float32"]
     )  # fmt: skip
     assert code == 0
     features = load_from_disk(str(output))

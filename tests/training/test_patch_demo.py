@@ -18,7 +18,13 @@ def test_patch_demo_prints_the_twins_table_and_curves(tmp_path, capsys):
         assert label in printed
     assert "chance (a uniform guess among the answers of the question's kind): 16.7%" in printed
     results = json.loads((tmp_path / "patch_results.json").read_text())["results"]
-    assert [result["twin"] for result in results] == ["mist", "question_only", "summaries_only", "all_patches", "oracle"]
+    assert [result["twin"] for result in results] == [
+        "mist",
+        "question_only",
+        "summaries_only",
+        "all_patches",
+        "oracle",
+    ]
     assert all(result["test"]["test_num_questions"] == 4 for result in results)  # 2 test videos, 2 questions each
     oracle = results[-1]["selection"]
     assert [layer["top_segment_is_evidence"] for layer in oracle] == [1.0, 1.0]  # handed the evidence
@@ -29,6 +35,8 @@ def test_patch_demo_prints_the_twins_table_and_curves(tmp_path, capsys):
 
 
 def test_patch_demo_refuses_a_bad_task_setting(tmp_path, capsys):
-    code = mist(["demo", "--task", "patches", "--output-dir", str(tmp_path), "--task-overrides", "question_alignment=2"])
+    code = mist(
+        ["demo", "--task", "patches", "--output-dir", str(tmp_path), "--task-overrides", "question_alignment=2"]
+    )
     assert code == 2
     assert "question_alignment=2: expected a cosine in (0, 1]" in capsys.readouterr().err

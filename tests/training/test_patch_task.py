@@ -120,7 +120,9 @@ def test_every_answer_sits_in_its_cells_of_its_segment(probe_task):
             assert row["answer_cell"] == item_cell
             item = generator.item_vectors[ITEM_WORDS.index(row["answer"])]
             similarity = patches @ item  # [frames, patches]
-            assert (similarity[frames].argmax(axis=1) == item_cell).all() and similarity[frames].min(axis=0)[item_cell] > 0.9
+            assert (similarity[frames].argmax(axis=1) == item_cell).all() and similarity[frames].min(axis=0)[
+                item_cell
+            ] > 0.9
             # the item is nowhere else in the video, and no frame embedding shows it
             assert np.delete(similarity, np.arange(frames.start, frames.stop), axis=0).max() < 0.9
             frame_embeddings = store[row["video_id"]]["frame_features"].astype(np.float32)
@@ -162,5 +164,7 @@ def test_grid_helpers():
     ],
 )
 def test_bad_task_settings_are_refused(overrides, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")
+    ):
         PatchTaskConfig(**overrides)

@@ -61,7 +61,10 @@ def test_twin_collators_change_only_what_the_twin_hides():
 
 
 def test_twin_overrides():
-    assert twin_config_overrides("all_patches", 8) == "use_patch_selection=False,num_selected_segments=8,train_selection=topk"
+    assert (
+        twin_config_overrides("all_patches", 8)
+        == "use_patch_selection=False,num_selected_segments=8,train_selection=topk"
+    )
     assert twin_config_overrides("oracle", 8) is None
     with pytest.raises(ValueError, match="unknown twin 'probe'; expected one of mist, question_only"):
         twin_config_overrides("probe", 8)

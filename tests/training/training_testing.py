@@ -5,7 +5,6 @@ task at test sizes (8 frames, 4 segments, 2 x 2 grid, 16-d features), nothing do
 """
 
 import json
-import subprocess
 from fnmatch import fnmatch
 from pathlib import Path
 from types import SimpleNamespace

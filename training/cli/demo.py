@@ -46,15 +46,24 @@ def patch_main(argv: list[str]) -> int:
     parser = MistArgumentParser(prog="mist demo --task patches", description="MIST and its twins on the patch task")
     parser.add_argument("--output-dir", default=defaults.output_dir, help=f"default: {defaults.output_dir}")
     parser.add_argument(
-        "--scale", type=float, default=defaults.scale, help="videos per split times this (default 1: 1500 training videos)"
+        "--scale",
+        type=float,
+        default=defaults.scale,
+        help="videos per split times this (default 1: 1500 training videos)",
     )
     parser.add_argument("--epochs", type=float, default=defaults.epochs, help=f"default: {defaults.epochs}")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help=f"task and model seed (default: {defaults.seed})")
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help=f"task and model seed (default: {defaults.seed})"
+    )
     parser.add_argument("--config-overrides", default=None, help="MistConfig overrides of every model")
     parser.add_argument(
-        "--training-overrides", default=None, help="TrainingArguments overrides, e.g. 'learning_rate=1e-3,warmup_steps=0.1'"
+        "--training-overrides",
+        default=None,
+        help="TrainingArguments overrides, e.g. 'learning_rate=1e-3,warmup_steps=0.1'",
     )
-    parser.add_argument("--task-overrides", default=None, help="PatchTaskConfig overrides, e.g. 'question_alignment=0.3'")
+    parser.add_argument(
+        "--task-overrides", default=None, help="PatchTaskConfig overrides, e.g. 'question_alignment=0.3'"
+    )
     parser.add_argument(
         "--train-answer-encoder",
         action="store_true",
@@ -67,7 +76,11 @@ def patch_main(argv: list[str]) -> int:
         help=f"test evaluations during training, for the accuracy curve (default: {defaults.curve_points}; 0: none)",
     )
     parser.add_argument(
-        "--twins", nargs="+", choices=TWINS, default=list(defaults.twins), help=f"models to train (default: all, {' '.join(TWINS)})"
+        "--twins",
+        nargs="+",
+        choices=TWINS,
+        default=list(defaults.twins),
+        help=f"models to train (default: all, {' '.join(TWINS)})",
     )
     args = parser.parse_args(argv)
     debug = vars(args).pop("debug")

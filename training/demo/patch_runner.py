@@ -11,7 +11,7 @@
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from configuration.presets import DEMO, minilm_path
 from modeling_mist import MistProcessor
 
 from ..data import MistQuestionDataset, VideoFeatureStore
-from ..factory import build_model, freeze_text_encoders, make_collator, make_trainer
+from ..factory import build_model, freeze_text_encoders, make_trainer
 from .patch_task import ITEM_WORDS, QUADRANT_WORDS, PatchTaskConfig, PatchVideoQA, patch_answer_vocabulary
 from .patch_twins import TWINS, EvidenceDataset, TwinCollator, install_oracle, twin_config_overrides
 from .runner import ProgressLine, format_table, quiet_libraries
@@ -42,8 +42,8 @@ class PatchDemoOptions:
     training_overrides: str | None = None  # TrainingArguments overrides, e.g. "learning_rate=1e-3,warmup_steps=0.1"
     task_overrides: str | None = None  # PatchTaskConfig overrides, e.g. "question_kinds=['beside']"
     twins: tuple[str, ...] = TWINS  # which models to train, MIST first
-    # Train the answer encoder too (the question encoder stays frozen): the frozen MiniLM's [CLS] gives the four
-    # quadrant answers nearly one vector (cosine 0.94-0.985), which a trained projection alone separates slowly.
+    # Train the answer encoder too (the question encoder stays frozen), at the run's learning rate: the preset's
+    # 2e-3 takes the pretrained MiniLM apart (docs/selection.md), so lower it with --training-overrides.
     train_answer_encoder: bool = False
     curve_points: int = 8  # test accuracy this many times during training (accuracy against examples seen); 0: none
 
@@ -61,7 +61,7 @@ def train_twin(twin: str, questions, store, vocabulary, args: PatchDemoOptions, 
     text_encoder = str(minilm_path())
     tokenizer = AutoTokenizer.from_pretrained(text_encoder)
     torch.manual_seed(args.seed)
-    num_segments = DEMO.model["num_segments"]
+    num_segments = build_model_config_kwargs(DEMO, args.config_overrides)["num_segments"]
     overrides = ",".join(p for p in (args.config_overrides, twin_config_overrides(twin, num_segments)) if p) or None
     model = build_model(build_model_config_kwargs(DEMO, overrides), text_encoder, tokenizer, vocabulary)
     freeze_text_encoders(model)
@@ -177,7 +177,14 @@ TWIN_LABELS = {
 
 def twins_table(results: list[dict], kinds: tuple[str, ...]) -> str:
     """The side-by-side table: accuracy overall and per kind, evidence hits per layer, training time."""
-    header = ("model", "test accuracy", *(f"{kind}" for kind in kinds), "top segment = evidence", "answer cell kept", "training")
+    header = (
+        "model",
+        "test accuracy",
+        *(f"{kind}" for kind in kinds),
+        "top segment = evidence",
+        "answer cell kept",
+        "training",
+    )
     rows = []
     for result in results:
         test, hits = result["test"], result.get("selection")
@@ -220,7 +227,9 @@ def run_patch_demo(args: PatchDemoOptions, report: Callable[[str], None] = print
             json.dump({"options": vars(args), "results": results}, handle, indent=2, default=list)
     report("")
     report(twins_table(results, task_config.question_kinds))
-    report(f"chance (a uniform guess among the answers of the question's kind): {_percent(chance_accuracy(task_config))}")
+    report(
+        f"chance (a uniform guess among the answers of the question's kind): {_percent(chance_accuracy(task_config))}"
+    )
     if any(result["curve"] for result in results):
         plot_curves(results, output_dir / "curves.png", chance=chance_accuracy(task_config))
         report(f"accuracy against training examples: {output_dir / 'curves.png'}")

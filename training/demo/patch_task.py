@@ -108,7 +108,11 @@ def neighbour_cells(cell: int, grid_size: int) -> list[int]:
     """The 4-neighbourhood of a row-major grid cell, inside the grid."""
     row, col = divmod(cell, grid_size)
     steps = ((-1, 0), (1, 0), (0, -1), (0, 1))
-    return [r * grid_size + c for r, c in ((row + dr, col + dc) for dr, dc in steps) if 0 <= r < grid_size and 0 <= c < grid_size]
+    return [
+        r * grid_size + c
+        for r, c in ((row + dr, col + dc) for dr, dc in steps)
+        if 0 <= r < grid_size and 0 <= c < grid_size
+    ]
 
 
 class PatchVideoQA:
