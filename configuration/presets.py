@@ -8,8 +8,6 @@ flag names), and which pretrained text encoder fills the two BERT towers.
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modeling_mist.variants_mist import REFERENCE_OPTIONS, REFERENCE_SIZES, REFERENCE_TASKS, REFERENCE_TOKENIZERS
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -52,8 +50,6 @@ AGQA = Preset(
         num_attention_heads=8,
         num_hidden_layers=2,
         num_ista_layers=2,
-        **REFERENCE_SIZES["agqa"],
-        **REFERENCE_OPTIONS["agqa"],
         dropout=0.3,
         attention_dropout=0.3,
         max_question_length=30,
@@ -79,7 +75,7 @@ AGQA = Preset(
         logging_steps=150,
         dataloader_num_workers=8,
     ),
-    task=REFERENCE_TASKS["agqa"],
+    task="open-ended",
 )
 
 # Reference `model/mist_nextqa.py` with `shells/nextqa_mist.sh` (docs/variants.md, "NExT-QA"): 32 one-frame
@@ -97,14 +93,22 @@ NEXTQA = Preset(
         num_attention_heads=8,
         num_hidden_layers=2,
         num_ista_layers=1,
+        num_segments=32,
+        num_selected_segments=1,
+        num_selected_patches=16,
         num_temporal_layers=2,
-        **REFERENCE_SIZES["nextqa"],
-        **REFERENCE_OPTIONS["nextqa"],
+        frame_as_patch_candidate=True,
+        question_tokens_in_sequence=False,
+        segment_normalization="time",
+        fusion_pooling="mean",
+        gumbel_temperature=100.0,
         dropout=0.3,
         attention_dropout=0.3,
         max_question_length=30,
         max_answer_length=38,
+        answer_pooling="mean_unmasked",
         freeze_position_embeddings=True,
+        choice_template="{question} {sep} {choice}",  # each candidate read as "question [SEP] choice"
     ),
     training={
         **AGQA.training,
@@ -114,7 +118,7 @@ NEXTQA = Preset(
         "seed": 400,
         "logging_steps": 50,
     },
-    task=REFERENCE_TASKS["nextqa"],
+    task="multiple-choice",
 )
 
 # Reference `model/mist_star.py` with `shells/star_mist.sh` (docs/variants.md, "STAR"; the reference's
@@ -131,14 +135,15 @@ STAR = Preset(
         num_attention_heads=8,
         num_hidden_layers=2,
         num_ista_layers=1,
-        # num_selected_patches (the converter's 16) stays MistConfig's: unused without patch selection
-        **{key: value for key, value in REFERENCE_SIZES["star"].items() if key != "num_selected_patches"},
-        **REFERENCE_OPTIONS["star"],
+        num_segments=8,
+        num_selected_segments=2,
+        use_patch_selection=False,
         dropout=0.3,
         attention_dropout=0.3,
         max_question_length=30,
         max_answer_length=38,
         freeze_position_embeddings=True,
+        choice_template="{question} {sep} {choice}",
     ),
     training={
         **AGQA.training,
@@ -148,8 +153,8 @@ STAR = Preset(
         "seed": 300,
         "logging_steps": 50,
     },
-    text_encoder=REFERENCE_TOKENIZERS["star"],
-    task=REFERENCE_TASKS["star"],
+    text_encoder="distilbert-base-uncased",
+    task="multiple-choice",
 )
 
 # EgoSchema (3-minute egocentric clips, 5 choices; `lmms-eval/egoschema`). This project's settings, not the

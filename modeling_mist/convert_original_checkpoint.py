@@ -22,13 +22,32 @@ from transformers import BertConfig, DistilBertConfig, PreTrainedConfig
 
 from .configuration_mist import MistConfig
 from .modeling_mist import MistForVideoQuestionAnswering
-from .variants_mist import (
-    REFERENCE_OPTIONS,
-    REFERENCE_SIZES,
-    REFERENCE_TASKS,
-    REFERENCE_TOKENIZERS,
-    VARIANT_NAMES,
-)
+
+VARIANT_NAMES = {"agqa": "AGQA", "nextqa": "NExT-QA", "star": "STAR"}
+
+# Sizes no tensor carries: the reference's values, overridable on the command line.
+SIZE_DEFAULTS = {
+    "agqa": dict(num_frames=32, num_segments=8, grid_size=4, num_selected_segments=2, num_selected_patches=12),
+    "nextqa": dict(num_frames=32, num_segments=32, grid_size=4, num_selected_segments=1, num_selected_patches=16),
+    "star": dict(num_frames=32, num_segments=8, grid_size=4, num_selected_segments=2, num_selected_patches=16),
+}
+# The tokenizers the original code reads its questions and answers with (the text encoders' own vocabularies).
+REFERENCE_TOKENIZERS = {"agqa": "bert-base-uncased", "nextqa": "bert-base-uncased", "star": "distilbert-base-uncased"}
+MULTIPLE_CHOICE = dict(task="multiple-choice", choice_template="{question} {sep} {choice}")
+# The options that make each variant (docs/variants.md, "Options"); the AGQA values are MistConfig's defaults.
+VARIANT_OPTIONS = {
+    "agqa": {},
+    "nextqa": dict(
+        frame_as_patch_candidate=True,
+        question_tokens_in_sequence=False,
+        segment_normalization="time",
+        fusion_pooling="mean",
+        answer_pooling="mean_unmasked",
+        gumbel_temperature=100.0,
+        **MULTIPLE_CHOICE,
+    ),
+    "star": dict(use_patch_selection=False, **MULTIPLE_CHOICE),
+}
 
 # (reference key pattern, what it is) for tensors the converted model has no place for, per variant.
 COMMON_UNUSED = [
@@ -236,8 +255,8 @@ def infer_config(
     any other config field."""
     variant = variant or detect_variant(state)
     check_required_keys(state, variant)
-    sizes = {name: overrides.pop(name, None) or default for name, default in REFERENCE_SIZES[variant].items()}
-    options = {**REFERENCE_OPTIONS[variant], "task": REFERENCE_TASKS[variant], **overrides}
+    sizes = {name: overrides.pop(name, None) or default for name, default in SIZE_DEFAULTS[variant].items()}
+    options = {**VARIANT_OPTIONS[variant], **overrides}
 
     box_hidden_size, hidden_size = (
         state["encode_vid.bbox_conv.0.weight"].shape[0],

@@ -18,10 +18,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from configuration.presets import PRESETS, Preset, get_preset
-
-if TYPE_CHECKING:  # transformers (and torch) load only when a command parses training arguments: --help stays quick
+if TYPE_CHECKING:  # transformers, torch and the presets load only when a command parses training arguments
     from transformers import TrainingArguments
+
+    from configuration.presets import Preset
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ def parse_with_preset(
     """
     from transformers import HfArgumentParser, TrainingArguments
 
+    from configuration.presets import PRESETS, get_preset
+
     argv = list(argv)
     name = preset_name_from(argv)
     if name is None:
@@ -108,7 +110,7 @@ def parse_with_preset(
 DEFAULT_SAVE_TOTAL_LIMIT = 3
 
 
-def fit_training_defaults(preset: Preset, argv: Sequence[str]) -> dict:
+def fit_training_defaults(preset: "Preset", argv: Sequence[str]) -> dict:
     """The preset's `TrainingArguments` defaults, fitted to this command line and machine.
 
     * `load_best_model_at_end` needs a checkpoint at every evaluation: when the command line changes
@@ -227,6 +229,8 @@ def short_help(script_arguments: type, prog: str, description: str, preset_name:
 def preset_defaults_text(transformers_defaults: dict) -> str:
     """One line per preset: the training defaults a flag would change (length, learning rate, batch, checkpoints),
     the preset's or else `transformers_defaults` (`TrainingArguments`' own)."""
+    from configuration.presets import PRESETS
+
     lines = ["training defaults of the presets:"]
     for preset in PRESETS.values():
         training = {**transformers_defaults, **preset.training}
