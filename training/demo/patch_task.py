@@ -26,11 +26,11 @@ and the cell that decides the answer (the item's for "beside", the object's own 
 from dataclasses import dataclass
 
 import numpy as np
-from datasets import Array2D, Array3D, Dataset, DatasetDict, Features, Sequence, Value
+from datasets import Dataset, DatasetDict, Features, Value
 
 from configuration.presets import DEMO
 
-from .synthetic_dataset import OBJECT_WORDS, _unit
+from .synthetic_dataset import OBJECT_WORDS, _unit, demo_features_schema, demo_question_schema
 
 ITEM_WORDS = (
     "coin", "pen", "ring", "spoon", "card", "leaf", "shell", "stone", "button", "candle", "glove", "sock",
@@ -211,29 +211,10 @@ class PatchVideoQA:
         return questions
 
     def features_schema(self) -> Features:
-        config = self.config
-        return Features(
-            {
-                "video_id": Value("string"),
-                "frame_features": Array2D((config.num_frames, config.feature_dim), "float16"),
-                "patch_features": Array3D((config.num_frames, config.num_patches, config.feature_dim), "float16"),
-            }
-        )
+        return demo_features_schema(self.config)
 
     def question_schema(self) -> Features:
-        return Features(
-            {
-                "question_id": Value("string"),
-                "video_id": Value("string"),
-                "question": Value("string"),
-                "answer": Value("string"),
-                "question_type": Value("string"),
-                "question_clip_embedding": Sequence(Value("float32"), length=self.config.feature_dim),
-                "evidence_segments": Sequence(Value("int32")),
-                "evidence_cells": Sequence(Value("int32")),
-                "answer_cell": Value("int32"),
-            }
-        )
+        return demo_question_schema(self.config, answer_cell=Value("int32"))
 
     def generate(self) -> tuple[DatasetDict, Dataset]:
         """(questions with train/validation/test splits, features of every video)."""

@@ -83,6 +83,34 @@ def answer_vocabulary(config: "SyntheticTaskConfig | None" = None) -> list[str]:
     return vocabulary
 
 
+def demo_features_schema(config) -> Features:
+    """The features dataset's columns for a synthetic task of `config`'s sizes (this task's and the patch task's)."""
+    return Features(
+        {
+            "video_id": Value("string"),
+            "frame_features": Array2D((config.num_frames, config.feature_dim), "float16"),
+            "patch_features": Array3D((config.num_frames, config.num_patches, config.feature_dim), "float16"),
+        }
+    )
+
+
+def demo_question_schema(config, **extra_columns) -> Features:
+    """The question files' columns for a synthetic task of `config`'s sizes, plus `extra_columns`."""
+    return Features(
+        {
+            "question_id": Value("string"),
+            "video_id": Value("string"),
+            "question": Value("string"),
+            "answer": Value("string"),
+            "question_type": Value("string"),
+            "question_clip_embedding": Sequence(Value("float32"), length=config.feature_dim),
+            "evidence_segments": Sequence(Value("int32")),
+            "evidence_cells": Sequence(Value("int32")),
+            **extra_columns,
+        }
+    )
+
+
 class SyntheticVideoQA:
     """Generates the task; the same config always gives the same videos and questions."""
 
@@ -190,28 +218,10 @@ class SyntheticVideoQA:
     # --- datasets ----------------------------------------------------------------------------------
 
     def features_schema(self) -> Features:
-        config = self.config
-        return Features(
-            {
-                "video_id": Value("string"),
-                "frame_features": Array2D((config.num_frames, config.feature_dim), "float16"),
-                "patch_features": Array3D((config.num_frames, config.num_patches, config.feature_dim), "float16"),
-            }
-        )
+        return demo_features_schema(self.config)
 
     def question_schema(self) -> Features:
-        return Features(
-            {
-                "question_id": Value("string"),
-                "video_id": Value("string"),
-                "question": Value("string"),
-                "answer": Value("string"),
-                "question_type": Value("string"),
-                "question_clip_embedding": Sequence(Value("float32"), length=self.config.feature_dim),
-                "evidence_segments": Sequence(Value("int32")),
-                "evidence_cells": Sequence(Value("int32")),
-            }
-        )
+        return demo_question_schema(self.config)
 
     def generate(self) -> tuple[DatasetDict, Dataset]:
         """(questions with train/validation/test splits, features of every video)."""
