@@ -113,3 +113,17 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
             file.write(text)
 
     write_atomically(path, write)
+
+
+def may_be_hub_repo_id(entry: str) -> bool:
+    """Whether `entry` reads as an `owner/name` Hub repository id rather than a local path (no leading `.`, `/` or
+    `~`, one slash, and valid by `huggingface_hub`'s own rules)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if entry.startswith((".", "/", "~")) or entry.count("/") != 1:
+        return False
+    try:
+        validate_repo_id(entry)
+    except HFValidationError:
+        return False
+    return True

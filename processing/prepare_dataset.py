@@ -33,7 +33,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from processing.file_utils import write_atomically, write_text_atomically
+from processing.file_utils import may_be_hub_repo_id, write_atomically, write_text_atomically
 from processing.question_formats import CONVERTERS, Skip, detect_format
 
 SPLIT_ALIASES = {
@@ -120,13 +120,8 @@ def _canonical(split: str) -> str:
 def _download_hub_questions(repo_id: str) -> Path | None:
     """The local copy of a Hub dataset's question files (no videos), or None when `repo_id` is no Hub id."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    if repo_id.startswith((".", "/", "~")) or repo_id.count("/") != 1:
-        return None
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError:
+    if not may_be_hub_repo_id(repo_id):
         return None
     try:
         return Path(snapshot_download(repo_id=repo_id, repo_type="dataset", allow_patterns=HUB_QUESTION_PATTERNS))

@@ -19,6 +19,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
 from modeling_mist.video_decoding_mist import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from processing.file_utils import may_be_hub_repo_id
 from processing.question_embeddings import read_records
 from processing.video_archives import list_archive, member_name, member_stem, open_member
 
@@ -116,7 +117,7 @@ def _videos_of(entry: str) -> tuple[list[VideoFile], int]:
         return _videos_of_archive(entry)
     if os.path.isfile(entry):
         return [_video_file(path) for path in _read_list_file(entry)], 0
-    if _may_be_hub_id(entry):
+    if may_be_hub_repo_id(entry):
         return _videos_of_folder(_download_hub_videos(entry))
     raise ValueError(f"input {entry!r}: no such video file, folder, glob match, list file or zip archive")
 
@@ -201,18 +202,6 @@ def _download_hub_videos(repo_id: str) -> str:
             f"input {repo_id!r}: no such local file or folder, and no Hub dataset by that id could be downloaded "
             f"({type(error).__name__}: {reason})"
         ) from error
-
-
-def _may_be_hub_id(entry: str) -> bool:
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    if entry.startswith((".", "/", "~")) or entry.count("/") != 1:
-        return False
-    try:
-        validate_repo_id(entry)
-    except HFValidationError:
-        return False
-    return True
 
 
 def _is_frame_folder(path: str) -> bool:
