@@ -24,7 +24,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
-from configuration.model_config import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
+from training.model_config import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
 from configuration.presets import Preset, resolve_text_encoder
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
 from processing.file_utils import (

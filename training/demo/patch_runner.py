@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from configuration.model_config import build_model_config_kwargs, parse_config_overrides
+from training.model_config import build_model_config_kwargs, parse_config_overrides
 from configuration.presets import DEMO, minilm_path
 from modeling_mist import MistProcessor
 

@@ -24,7 +24,7 @@ import torch
 from datasets import Dataset, load_dataset, load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
-from configuration.model_config import fit_config_to_features, parse_config_overrides
+from training.model_config import fit_config_to_features, parse_config_overrides
 from configuration.presets import resolve_text_encoder
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor, MistVideoProcessor
 from training.collator import MistDataCollator
