@@ -90,9 +90,7 @@ def finetune(
     )
 
     # 3 + 4: keep the text columns for the collator, which tokenises questions and candidates per batch.
-    collator = MistDataCollator(
-        processor, answer_vocabulary=processor.answer_vocabulary, choice_template=config.choice_template
-    )
+    collator = MistDataCollator(processor, config=model.config)  # the task: the config's vocabulary or choices
     args = TrainingArguments(output_dir=output_dir, remove_unused_columns=False, report_to="none", **training_kwargs)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=processor)
     trainer.train()
