@@ -24,10 +24,10 @@ import torch
 from datasets import Dataset, load_dataset, load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
-from training.model_config import fit_config_to_features, parse_config_overrides
 from configuration.presets import resolve_text_encoder
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor, MistVideoProcessor
 from training.collator import MistDataCollator
+from training.model_config import fit_config_to_features, parse_config_overrides
 
 
 def questions_with_features(questions_file: str, features_dir: str) -> Dataset:
