@@ -5,8 +5,8 @@
     torchrun --nproc_per_node 2 -m training.cli extract-features videos/ --output-dir features/agqa
 
 Frames, grid, crop size and the CLIP model are those of the model the features are for: a
-preset's config (default `agqa`, the paper's settings) or a trained model's saved processor
-(`--model`); each can still be set on its own. Resumable and multi-process: see
+preset's config (default `agqa`, the paper's settings) or a trained model's (`--model`: the sizes its
+config reads, the CLIP its processor runs); each can still be set on its own. Resumable and multi-process: see
 `processing.extract_features`. An OUTPUT_DIR that already holds features made with the same settings
 is extended (its videos are kept, not computed again); one made with other settings is refused.
 Exit status: 0 all videos written, 1 some videos failed (the good ones are written) or a file could
@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 
-from training.model_config import build_model_config_kwargs
 from configuration.presets import PRESETS, get_preset
 from modeling_mist import MistConfig, MistVideoProcessor
 from modeling_mist.clip_runtime_mist import CLIP_DTYPES, parse_clip_dtype, parse_clip_pretrained
@@ -25,6 +24,7 @@ from processing.dataset_card import push_features
 from processing.extract_features import ExtractionOptions, extract_features
 from training.cli.arguments import MistArgumentParser
 from training.errors import BrokenFileError, ReportedErrors, check_local_or_hub, hub_failure
+from training.model_config import build_model_config_kwargs
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -50,7 +50,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes = parser.add_argument_group("what the features are for (default: the agqa preset)")
     sizes.add_argument("--preset", choices=sorted(PRESETS), help="take frames, grid and crop size from this preset")
     sizes.add_argument(
-        "--model", help="take them, and the CLIP model and weights, from this trained model's processor"
+        "--model", help="take them from this trained model's config, and the CLIP model and weights from its processor"
     )
     sizes.add_argument(
         "--clip-model", help=f"open_clip model name or local-dir:PATH (default: {MistVideoProcessor.clip_model_name})"
@@ -110,39 +110,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def load_video_processor(model: str) -> MistVideoProcessor:
-    """The video processor saved with a trained model (`--model`), with one-line errors."""
+def load_saved(model: str, part: type[MistConfig] | type[MistVideoProcessor], what: str):
+    """The config or video processor saved with a trained model (`--model`), with one-line errors."""
     try:
-        return MistVideoProcessor.from_pretrained(model)
+        return part.from_pretrained(model)
     except Exception as error:  # noqa: BLE001  (a missing path, a Hub failure or a broken file)
         if check_local_or_hub(model, "--model") == "hub":
             raise hub_failure(model, "--model", "model", error) from error
         raise BrokenFileError(
-            f"{model}: no MIST video processor can be loaded from it ({type(error).__name__}: {error}); expected "
+            f"{model}: no MIST {what} can be loaded from it ({type(error).__name__}: {error}); expected "
             "the folder that `mist train --output-dir` writes"
         ) from error
 
 
 def resolve_sizes(args: argparse.Namespace) -> dict:
-    """Frames, grid, crop and CLIP choice: each flag given wins, then `--model`'s processor, then the preset."""
+    """Frames, grid, crop and CLIP choice: each flag given wins, then `--model`'s (the sizes its config reads,
+    the CLIP its processor runs), then the preset's."""
     if args.model:
-        saved = load_video_processor(args.model)
-        defaults = {
-            "num_frames": saved.num_frames,
-            "grid_size": saved.grid_size,
-            "crop_size": saved.crop_size.height,
-            "clip_model": saved.clip_model_name,
-            "clip_pretrained": saved.clip_pretrained,
-        }
+        saved = load_saved(args.model, MistVideoProcessor, "video processor")
+        config = load_saved(args.model, MistConfig, "config")
+        clip = {"clip_model": saved.clip_model_name, "clip_pretrained": saved.clip_pretrained}
     else:
         config = MistConfig(**build_model_config_kwargs(get_preset(args.preset or "agqa")))
-        defaults = {
-            "num_frames": config.num_frames,
-            "grid_size": config.grid_size,
-            "crop_size": config.crop_size,
-            "clip_model": MistVideoProcessor.clip_model_name,
-            "clip_pretrained": MistVideoProcessor.clip_pretrained,
-        }
+        clip = {"clip_model": MistVideoProcessor.clip_model_name, "clip_pretrained": MistVideoProcessor.clip_pretrained}
+    defaults = {"num_frames": config.num_frames, "grid_size": config.grid_size, "crop_size": config.crop_size, **clip}
     sizes = {
         name: getattr(args, name) if getattr(args, name) is not None else value for name, value in defaults.items()
     }
