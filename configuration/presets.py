@@ -1,4 +1,4 @@
-"""Named presets: the paper's settings per dataset, the synthetic demo, and tiny test sizes.
+"""Named presets: the paper's settings per dataset, this project's long-video settings and the synthetic demo.
 
 A preset bundles three things a training run needs besides data: the `MistConfig` sizes, the
 `TrainingArguments` defaults (every one overridable from the command line under transformers' own
@@ -177,57 +177,7 @@ DEMO = Preset(
     freeze_text_encoders=True,  # frozen MiniLM: a third of the step time, and the task needs no new words
 )
 
-# Test sizes: hidden 32, 4 heads, 8 frames in 4 segments of a 2 x 2 grid, a 2-layer BERT.
-TINY = Preset(
-    name="tiny",
-    description="tiny sizes for tests",
-    model=dict(
-        text_config=dict(
-            model_type="bert",
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=37,
-            max_position_embeddings=64,
-        ),
-        num_frames=8,
-        num_segments=4,
-        grid_size=2,
-        crop_size=16,
-        clip_hidden_size=16,
-        hidden_size=32,
-        box_hidden_size=8,
-        intermediate_size=37,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        num_ista_layers=2,
-        num_selected_segments=2,
-        num_selected_patches=2,
-        max_question_length=12,
-        max_answer_length=6,
-        dropout=0.0,
-        attention_dropout=0.0,
-        train_selection="topk",
-    ),
-    training=dict(
-        learning_rate=1e-3,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=8,
-        max_steps=4,
-        lr_scheduler_type="constant",
-        optim="adamw_torch",
-        seed=0,
-        eval_strategy="no",
-        save_strategy="no",
-        logging_steps=1,
-        dataloader_num_workers=0,
-        use_cpu=True,
-        disable_tqdm=True,
-    ),
-    text_encoder=None,
-)
-
-PRESETS = {preset.name: preset for preset in (AGQA, NEXTQA, STAR, EGOSCHEMA, ACTIVITYNETQA, DEMO, TINY)}
+PRESETS = {preset.name: preset for preset in (AGQA, NEXTQA, STAR, EGOSCHEMA, ACTIVITYNETQA, DEMO)}
 
 
 def get_preset(name: str) -> Preset:

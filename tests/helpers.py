@@ -1,4 +1,5 @@
-"""Helpers every test folder shares: the tiny random CLIP, a quiet offline subprocess, and writing a video.
+"""Helpers every test folder shares: the `tiny` preset, the tiny random CLIP, a quiet offline subprocess, and
+writing a video.
 
 Imported as `tests.helpers` (the test folders are packages); each folder's own `*_testing.py` builds
 its fixtures (tiny models, synthetic tasks, frames of known content) on top of these.
@@ -13,8 +14,68 @@ from pathlib import Path
 import av
 import numpy as np
 
+from configuration.presets import PRESETS, Preset
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIP_EMBED_DIM = 16  # the tiny CLIP's embedding width: the tiny preset's clip_hidden_size
+
+# The test suite's preset (`--preset tiny`, not a user preset): hidden 32, 4 heads, 8 frames in 4 segments of a
+# 2 x 2 grid, a 2-layer BERT, 4 CPU steps.
+TINY = Preset(
+    name="tiny",
+    description="tiny sizes for tests",
+    model=dict(
+        text_config=dict(
+            model_type="bert",
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            max_position_embeddings=64,
+        ),
+        num_frames=8,
+        num_segments=4,
+        grid_size=2,
+        crop_size=16,
+        clip_hidden_size=16,
+        hidden_size=32,
+        box_hidden_size=8,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        num_ista_layers=2,
+        num_selected_segments=2,
+        num_selected_patches=2,
+        max_question_length=12,
+        max_answer_length=6,
+        dropout=0.0,
+        attention_dropout=0.0,
+        train_selection="topk",
+    ),
+    training=dict(
+        learning_rate=1e-3,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        max_steps=4,
+        lr_scheduler_type="constant",
+        optim="adamw_torch",
+        seed=0,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=1,
+        dataloader_num_workers=0,
+        use_cpu=True,
+        disable_tqdm=True,
+    ),
+    text_encoder=None,
+)
+
+
+def register_test_presets() -> None:
+    """Make `tiny` a `--preset` choice in this process (the root conftest calls it; `tests.mist_cli` for runs of
+    the `mist` command in a new process)."""
+    PRESETS.setdefault(TINY.name, TINY)
+
 
 # open_clip model config: a 1-layer ViT on 224-pixel inputs (one crop is one CLIP image) and a 1-layer text tower.
 TINY_CLIP_CONFIG = {

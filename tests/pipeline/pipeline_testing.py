@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from transformers import BertTokenizer
 
-from configuration.presets import TINY
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
-from tests.helpers import REPO_ROOT, encode_video, run_python, write_clip_config  # noqa: F401  (for the tests)
+from tests.helpers import REPO_ROOT, TINY, encode_video, run_python, write_clip_config  # noqa: F401  (for the tests)
 
 ANSWERS = ["apple", "ball", "cup", "dog", "hat", "key"]
 WORDS = [

@@ -25,3 +25,9 @@ def test_every_variant_preset_is_its_table_entry():
             variant.text_encoder,
         ), name
     assert sorted(variants.REFERENCE_VARIANTS) == ["agqa", "nextqa", "star"]
+
+
+def test_the_tiny_preset_is_the_test_suites_own():
+    result = run_python(["-c", "from configuration.presets import PRESETS; print(' '.join(PRESETS))"], cwd=REPO_ROOT)
+    assert result.stdout.split() == ["agqa", "nextqa", "star", "egoschema", "activitynetqa", "demo"]
+    assert presets.get_preset("tiny").description == "tiny sizes for tests"  # registered by tests/conftest.py

@@ -16,9 +16,9 @@ from datasets import load_from_disk
 from safetensors import SafetensorError
 from transformers import AutoModel, Trainer
 
+from tests.helpers import TINY
 from tests.training.training_testing import write_video
 from training.cli.arguments import DEFAULT_SAVE_TOTAL_LIMIT, parse_with_preset
-from configuration.presets import TINY
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.file_utils import mode_for_new_files

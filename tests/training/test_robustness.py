@@ -11,7 +11,8 @@ import pytest
 from safetensors.torch import load_file
 from transformers import AutoModel
 
-from configuration.presets import AGQA, TINY
+from configuration.presets import AGQA
+from tests.helpers import TINY
 from tests.training.training_testing import question_rows, run_python, write_features, write_jsonl, write_video
 from training.cli import main as mist
 from training.cli.arguments import fit_training_defaults, parse_with_preset
