@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from transformers.pipelines.base import ChunkPipeline
 
+from .answer_cache_mist import AnswerCache
 from .configuration_mist import PIPELINE_ENTRY, PIPELINE_TASK
 from .selection_mist import SELECTION_FIELDS, MistSelection, frame_timing, video_timing
 from .video_decoding_mist import load_video_frames
@@ -116,7 +117,7 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
         if self.processor is None:
             raise ValueError(f"{type(self).__name__} needs the model's MistProcessor (processor=...)")
         self.processor.video_processor.to(self.device)  # CLIP runs beside the model
-        self._vocabulary_embeddings = None  # (candidates, embeddings) of the open-ended vocabulary
+        self._answer_cache = AnswerCache()  # the embeddings of the open-ended vocabulary
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
         """Save the model, this pipeline's code and the whole processor (the base class saves only its tokenizer)."""
@@ -274,15 +275,15 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
         return {"logits": logits, **selection, "context": inputs["context"], "is_last": inputs["is_last"]}
 
     def _answer_embeddings(self, vocabulary: list[str]) -> torch.Tensor:
-        """`[A, hidden]` embeddings of the open-ended vocabulary, computed once per pipeline."""
-        cached = self._vocabulary_embeddings
-        if cached is None or cached[0] != vocabulary:
+        """`[A, hidden]` embeddings of the open-ended vocabulary, computed once per pipeline (and model placement)."""
+
+        def embed() -> torch.Tensor:
             tokens = self.processor(answers=vocabulary)
-            embeddings = self.model.get_answer_embeddings(
+            return self.model.get_answer_embeddings(
                 tokens["answer_input_ids"].to(self.device), tokens["answer_attention_mask"].to(self.device)
             )
-            cached = self._vocabulary_embeddings = (list(vocabulary), embeddings)
-        return cached[1]
+
+        return self._answer_cache.get(AnswerCache.key(vocabulary, encoder=self.model), embed)
 
     def _choice_inputs(self, contexts: list[QuestionContext]) -> dict:
         """`answer_input_ids` / `answer_attention_mask` `[b, C, La]` of questions with C choices each, padded

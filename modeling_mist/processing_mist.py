@@ -13,6 +13,7 @@ import torch
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 
+from .answer_cache_mist import AnswerCache
 from .video_processing_mist import MistVideoProcessor, MistVideoProcessorKwargs
 
 
@@ -80,7 +81,7 @@ class MistProcessor(ProcessorMixin):
         self.max_question_length = max_question_length
         self.max_answer_length = max_answer_length
         self.choice_template = choice_template
-        self._answer_cache = None  # (candidates, encoding) of the last open-ended candidate set
+        self._answer_cache = AnswerCache()  # the tokens of the last open-ended candidate set
         super().__init__(tokenizer, video_processor, **kwargs)
 
     @classmethod
@@ -254,10 +255,8 @@ class MistProcessor(ProcessorMixin):
         """`[A, La]` ids and mask of a shared candidate set; the last set is cached (the vocabulary, in training)."""
         if not candidates:
             raise ValueError("answers is empty; expected at least one answer candidate")
-        key = tuple(candidates)
-        if self._answer_cache is None or self._answer_cache[0] != key:
-            self._answer_cache = (key, self._tokenize_answers(candidates))
-        return dict(self._answer_cache[1])
+        key = AnswerCache.key(candidates, version=self.max_answer_length)
+        return dict(self._answer_cache.get(key, lambda: self._tokenize_answers(candidates)))
 
     def _encode_choices(self, choices: list[list[str]]) -> dict[str, torch.Tensor]:
         """`[B, C, La]` ids and mask of per-question candidates."""

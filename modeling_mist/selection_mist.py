@@ -9,6 +9,7 @@ frame with its time, its kept patch cells and every patch candidate's score.
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 
@@ -112,9 +113,8 @@ class MistSelection:
         (attributes or keys); `timing` is the `video_timing` of the video.
         """
         # a ModelOutput (a dict) leaves out the fields that are None, such as patch_scores without patch selection
-        values = {
-            name: outputs.get(name) if isinstance(outputs, dict) else getattr(outputs, name) for name in SELECTION_FIELDS
-        }
+        read = outputs.get if isinstance(outputs, dict) else partial(getattr, outputs)
+        values = {name: read(name) for name in SELECTION_FIELDS}
         if values["patch_scores"] is None:  # no patch selection: every candidate kept, none scored
             values["patch_scores"] = [None] * len(values["segment_indices"])
         per_layer = zip(*(values[name] for name in SELECTION_FIELDS))
