@@ -78,7 +78,10 @@ class TrainOptions:
     )
     preset: str | None = field(
         default=None,
-        metadata={"help": "agqa, nextqa, star, demo or tiny (default: nextqa for multiple choice, else agqa)"},
+        metadata={
+            "help": "agqa, nextqa, star, egoschema, activitynetqa or demo (default: nextqa for multiple choice, "
+            "else agqa)"
+        },
     )
     text_encoder: str | None = field(
         default=None,
