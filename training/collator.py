@@ -2,7 +2,7 @@
 
 import copy
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ class MistDataCollator:
     zero_video: bool = False
     feature_dtype: torch.dtype | None = torch.float32
     config: MistConfig | None = None  # the task definition (`task`, `id2label`, `choice_template`)
+    answers: list[str] | None = field(init=False, default=None)  # the open-ended candidates; None: choices
 
     def __post_init__(self):
         given = [name for name in ("answer_vocabulary", "choice_template") if getattr(self, name) is not None]
@@ -55,8 +56,8 @@ class MistDataCollator:
                 FutureWarning,
                 stacklevel=3,
             )
-        if self.config is not None:
-            self.answer_vocabulary = self.config.answer_vocabulary  # None: multiple choice, each example's choices
+        # None: multiple choice, each example's choices.
+        self.answers = self.config.answer_vocabulary if self.config is not None else self.answer_vocabulary
         template = self.config.choice_template if self.config is not None else self.choice_template
         if template is not None and template != self.processor.choice_template:
             # A shallow copy shares the tokenizer and CLIP; only the way choices are written differs.
@@ -76,8 +77,8 @@ class MistDataCollator:
             batch["frame_features"] = torch.zeros_like(batch["frame_features"])
             batch["patch_features"] = torch.zeros_like(batch["patch_features"])
         questions = [example["question"] for example in examples]
-        if self.answer_vocabulary is not None:
-            text_inputs = self.processor(text=questions, answers=self.answer_vocabulary)
+        if self.answers is not None:
+            text_inputs = self.processor(text=questions, answers=self.answers)
         else:
             text_inputs = self.processor(text=questions, choices=self._choices(examples))
         for key in ("input_ids", "attention_mask", "answer_input_ids", "answer_attention_mask"):
