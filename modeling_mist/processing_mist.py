@@ -14,6 +14,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 
 from .answer_cache_mist import AnswerCache
+from .configuration_mist import MistConfig
 from .video_processing_mist import MistVideoProcessor, MistVideoProcessorKwargs
 
 
@@ -53,11 +54,11 @@ class MistProcessor(ProcessorMixin):
         video_processor ([`MistVideoProcessor`]): frame sampling and CLIP features (image and text towers).
         answer_vocabulary (`list[str]`, *optional*): the shared candidates of an open-ended dataset, in
             the order of the model's `id2label`. Tokenised once and cached.
-        max_question_length (`int`, defaults to 30): question tokens kept (longer questions are truncated,
-            whatever `max_length` the tokenizer carries).
-        max_answer_length (`int`, defaults to 38): answer tokens kept.
-        choice_template (`str`, defaults to `"{choice}"`): how a multiple-choice candidate becomes the answer
-            text (see `format_choices`).
+        max_question_length (`int`, defaults to `MistConfig`'s, 30): question tokens kept (longer questions are
+            truncated, whatever `max_length` the tokenizer carries).
+        max_answer_length (`int`, defaults to `MistConfig`'s, 38): answer tokens kept.
+        choice_template (`str`, defaults to `MistConfig`'s, `"{choice}"`): how a multiple-choice candidate becomes
+            the answer text (see `format_choices`).
 
     The task definition belongs to the model's `MistConfig` (`task`, `choice_template`, `id2label`);
     `from_mist_config` copies it here, and `save_pretrained` saves the copy so that a processor loaded on
@@ -72,9 +73,9 @@ class MistProcessor(ProcessorMixin):
         tokenizer=None,
         video_processor=None,
         answer_vocabulary: Sequence[str] | None = None,
-        max_question_length: int = 30,
-        max_answer_length: int = 38,
-        choice_template: str = "{choice}",
+        max_question_length: int = MistConfig.max_question_length,
+        max_answer_length: int = MistConfig.max_answer_length,
+        choice_template: str = MistConfig.choice_template,
         **kwargs,
     ):
         self.answer_vocabulary = list(answer_vocabulary) if answer_vocabulary is not None else None
