@@ -78,8 +78,18 @@ def default_device() -> str:
 
 
 def given_flags(argv: Sequence[str]) -> set[str]:
-    """Field names of the options on a command line (`--max-steps=4` -> `max_steps`)."""
-    return {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}
+    """Field names of the `TrainOptions` and `TrainingArguments` options on a command line (`--max-steps=4` ->
+    `max_steps`), read by argparse with nothing checked (the real parse reports what is wrong)."""
+    data = help_data()
+    parser = argparse.ArgumentParser(
+        add_help=False, allow_abbrev=False, argument_default=argparse.SUPPRESS, exit_on_error=False
+    )
+    add_stored_options(parser, data["train_options"] + data["training_arguments"], checked=False)
+    try:
+        known, _ = parser.parse_known_args(list(argv))
+    except argparse.ArgumentError:  # an option without its value: the real parse says so
+        return set()
+    return set(vars(known))
 
 
 def preset_name_from(argv: Sequence[str]) -> str | None:
