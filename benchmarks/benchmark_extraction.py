@@ -187,7 +187,7 @@ def measure(args) -> dict:
     }
 
 
-def image_tower_gflops(model_name: str = "ViT-B-32-quickgelu") -> float:
+def image_tower_gflops(model_name: str = MistVideoProcessor.clip_model_name) -> float:
     """GFLOP of one image through open_clip ViT `model_name`'s image tower, every token in every block, from its
     config: the patch embedding, per block the QKV, output and MLP products and attention's two, the projection
     (ViT-B/32: 8.82 GFLOP, 4.4 GMAC)."""

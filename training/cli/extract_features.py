@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from configuration.model_config import build_model_config_kwargs
+from training.model_config import build_model_config_kwargs
 from configuration.presets import PRESETS, get_preset
 from modeling_mist import MistConfig, MistVideoProcessor
 from modeling_mist.clip_runtime_mist import CLIP_DTYPES, parse_clip_dtype, parse_clip_pretrained

@@ -24,7 +24,6 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from configuration.model_config import build_model_config_kwargs, parse_config_overrides
 from configuration.presets import DEMO, minilm_path
 from modeling_mist import MistProcessor
 
@@ -32,6 +31,7 @@ from ..data import MistQuestionDataset, VideoFeatureStore
 from ..explain import draw_explanation, selection_of
 from ..factory import build_model, freeze_text_encoders, load_trained, make_collator, make_trainer
 from ..model_card import write_model_card
+from ..model_config import build_model_config_kwargs, parse_config_overrides
 from ..predict import answer_question
 from .synthetic_dataset import SyntheticTaskConfig, SyntheticVideoQA, answer_vocabulary
 
