@@ -24,7 +24,6 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
-from configuration.model_config import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
 from configuration.presets import Preset, resolve_text_encoder
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
 from processing.file_utils import (
@@ -55,6 +54,7 @@ from .data import (
 from .errors import BrokenFileError, Failure, Interrupted, UsageError, check_local_or_hub, hub_failure, named_by
 from .factory import build_model, freeze_text_encoders, make_trainer
 from .model_card import write_model_card
+from .model_config import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
 from .trainer import OPEN_ENDED_TOP_K, MistTrainer, build_compute_metrics
 
 logger = logging.getLogger(__name__)

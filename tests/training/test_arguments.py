@@ -4,10 +4,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from configuration.model_config import build_model_config_kwargs, parse_config_overrides
 from configuration.presets import AGQA, NEXTQA, PRESETS, get_preset, minilm_path
 from modeling_mist import MistConfig
 from training.cli.arguments import parse_with_preset
+from training.model_config import build_model_config_kwargs, parse_config_overrides
 
 
 @dataclass

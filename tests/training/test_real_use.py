@@ -372,7 +372,7 @@ def test_the_example_reads_minilm_and_names_the_sizes_that_fit(tiny_task, clip_m
 
 
 def test_help_of_prepare_dataset_and_app_loads_no_torch_and_describes_the_formats():
-    from tests.training.training_testing import run_python
+    from tests.helpers import run_python
 
     from training.cli.prepare_dataset import FORMATS
 

@@ -4,7 +4,7 @@ command line into `TrainingArguments`.
 The preset supplies defaults; any `TrainingArguments` field given on the command line under
 transformers' own name (`--learning_rate`, `--max_steps`, `--per_device_train_batch_size`, ...)
 wins. Model sizes are overridden with `--config-overrides "hidden_size=256,dropout=0.1"`
-(`configuration.model_config` turns them into `MistConfig` keyword arguments).
+(`training.model_config` turns them into `MistConfig` keyword arguments).
 
 Every `mist` command spells its options `--a-b` in its help and accepts `--a_b` as well
 (`MistArgumentParser`; `HfArgumentParser` does the same for `mist train`).

@@ -150,7 +150,7 @@ def load_video_processor(model: str) -> "MistVideoProcessor":
 
 def resolve_sizes(args: argparse.Namespace) -> dict:
     """Frames, grid, crop and CLIP choice: each flag given wins, then `--model`'s processor, then the preset."""
-    from configuration.model_config import build_model_config_kwargs
+    from training.model_config import build_model_config_kwargs
     from configuration.presets import get_preset
     from modeling_mist import MistConfig, MistVideoProcessor
     from modeling_mist.clip_runtime_mist import parse_clip_pretrained

@@ -6,8 +6,9 @@
 The video is decoded and embedded with the processor's CLIP. Without a video file (or to skip CLIP),
 `--features FEATURES --video-id ID` reads stored features, and `--question-clip-embedding FILE`
 (.npy or a JSON list) gives the question's CLIP embedding; `--clip-pretrained none` builds CLIP
-with random weights (tests only). Prints JSON: the top answers with scores and, per ISTA layer, the
-kept segments, frames and patches.
+with random weights (tests only). Prints JSON: the top answers with scores, the selection record (per ISTA
+layer the segment scores and the kept segments, frames and patches with their times and scores: see
+docs/inference.md) and the video's timing.
 """
 
 import json
@@ -121,7 +122,8 @@ def run(args) -> int:
         feature_geometry,
         load_features,
     )
-    from training.explain import draw_explanation, explanation_frames, frame_timing, placeholder_frames, selections_of
+    from modeling_mist.selection_mist import frame_timing
+    from training.explain import draw_explanation, explanation_frames, placeholder_frames, selection_layers, selection_of
     from training.predict import answer_question
 
     args.device = args.device or default_device()
@@ -159,24 +161,27 @@ def run(args) -> int:
         top_k=args.top_k,
     )
 
-    layers = selections_of(outputs)
-    result = {"question": args.question, "answers": [{"answer": a, "score": round(s, 5)} for a, s in answers]}
-    result["selections"] = [
-        {"layer": number + 1, "segments": layer["segments"], "frames": layer["frames"], "patches": layer["patches"]}
-        for number, layer in enumerate(layers)
-    ]
+    selection = selection_of(outputs, timing=timing)
+    result = {
+        "question": args.question,
+        "answers": [{"answer": a, "score": round(s, 5)} for a, s in answers],
+        **selection.to_json(),
+        "selections": [  # the kept indices alone, as printed before "selection" and "video" were
+            {"layer": layer.layer, **{key: by_frame[key] for key in ("segments", "frames", "patches")}}
+            for layer, by_frame in zip(selection.layers, selection_layers(selection))
+        ],
+    }
     if args.explain:
         drawn = frames if frames is not None else placeholder_frames(config.num_frames)
         result["explanation"] = str(
             draw_explanation(
                 drawn,
-                layers,
+                selection,
                 config.num_segments,
                 config.grid_size,
                 Path(args.explain),
                 title=args.question,
                 answers=answers,
-                timing=timing,
             )
         )
     print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -24,14 +24,14 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from configuration.model_config import build_model_config_kwargs, parse_config_overrides
 from configuration.presets import DEMO, minilm_path
 from modeling_mist import MistProcessor
 
 from ..data import MistQuestionDataset, VideoFeatureStore
-from ..explain import draw_explanation, selections_of
+from ..explain import draw_explanation, selection_of
 from ..factory import build_model, freeze_text_encoders, load_trained, make_collator, make_trainer
 from ..model_card import write_model_card
+from ..model_config import build_model_config_kwargs, parse_config_overrides
 from ..predict import answer_question
 from .synthetic_dataset import SyntheticTaskConfig, SyntheticVideoQA, answer_vocabulary
 
@@ -392,10 +392,11 @@ def answer_one(
         patch_features=patch_features,
         question_clip_embedding=np.asarray(question["question_clip_embedding"], dtype=np.float32),
     )
-    layers = selections_of(outputs)
+    selection = selection_of(outputs)
+    kept_segments = [[segment.segment for segment in layer.segments] for layer in selection.layers]
     draw_explanation(
         generator.render_frames(question["video_id"]),
-        layers,
+        selection,
         model.config.num_segments,
         model.config.grid_size,
         png,
@@ -407,7 +408,7 @@ def answer_one(
     report("A: " + ", ".join(f"{answer} {score:.2f}" for answer, score in answers[:3]))
     report(
         f"   evidence segment {question['evidence_segments'][0]}; kept segments per layer: "
-        + "; ".join(str(layer["segments"]) for layer in layers)
+        + "; ".join(str(segments) for segments in kept_segments)
     )
     report(f"   explanation: {png}")
     return {
@@ -415,7 +416,7 @@ def answer_one(
         "answer": question["answer"],
         "predicted": answers,
         "evidence_segments": question["evidence_segments"],
-        "kept_segments": [layer["segments"] for layer in layers],
+        "kept_segments": kept_segments,
         "explanation": str(png),
     }
 
