@@ -1,8 +1,8 @@
-"""Helpers every test folder shares: the `tiny` preset, the tiny random CLIP, a quiet offline subprocess, and
-writing a video.
+"""Helpers every test folder shares: the `tiny` preset, the tiny random CLIP and a quiet offline subprocess.
 
 Imported as `tests.helpers` (the test folders are packages); each folder's own `*_testing.py` builds
-its fixtures (tiny models, synthetic tasks, frames of known content) on top of these.
+its fixtures (tiny models, synthetic tasks, frames of known content) on top of these, and videos are
+written with the library's `processing.video_encoding.encode_video` (the app writes its samples with it).
 """
 
 import json
@@ -10,9 +10,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-import av
-import numpy as np
 
 from configuration.presets import PRESETS, Preset
 
@@ -115,17 +112,3 @@ def run_python(
         [sys.executable, *args], cwd=str(cwd), env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs
     )
 
-
-def encode_video(
-    path, frames, fps: int, codec: str = "libx264", options: dict | None = None, container_options: dict | None = None
-):
-    """Frames `[T, H, W, 3]` uint8 encoded with PyAV into `path` (yuv420p); returns `path`."""
-    with av.open(str(path), "w", options=container_options or {}) as container:
-        stream = container.add_stream(codec, rate=fps, options=options or {})
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path

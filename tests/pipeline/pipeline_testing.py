@@ -11,7 +11,8 @@ import torch
 from transformers import BertTokenizer
 
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
-from tests.helpers import REPO_ROOT, TINY, encode_video, run_python, write_clip_config  # noqa: F401  (for the tests)
+from processing.video_encoding import encode_video
+from tests.helpers import TINY, write_clip_config
 
 ANSWERS = ["apple", "ball", "cup", "dog", "hat", "key"]
 WORDS = [

@@ -11,7 +11,8 @@ from transformers import AutoConfig, AutoModel, AutoProcessor, Trainer, Training
 
 import modeling_mist  # noqa: F401  (registers the pipeline)
 from modeling_mist.pipeline_mist import PIPELINE_ENTRY, TASK, MistVideoQuestionAnsweringPipeline
-from tests.pipeline.pipeline_testing import ANSWERS, VIDEO_FPS, VIDEO_FRAMES, run_python, video_frames
+from tests.helpers import run_python
+from tests.pipeline.pipeline_testing import ANSWERS, VIDEO_FPS, VIDEO_FRAMES, video_frames
 from training.predict import answer_question
 
 QUESTION = "what did the person hold?"

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.training.training_testing import run_python
+from tests.helpers import run_python
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from datasets import load_from_disk
 from matplotlib import colormaps
 from PIL import Image
 
-from tests.helpers import encode_video
+from processing.video_encoding import encode_video
 from tests.training.training_testing import write_video
 from training.cli import main as mist
 from training.explain import HEATMAP, LAYER_COLORS, draw_explanation, selections_of

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from transformers import AutoModel
 
 from configuration.presets import AGQA
-from tests.helpers import TINY
-from tests.training.training_testing import question_rows, run_python, write_features, write_jsonl, write_video
+from tests.helpers import TINY, run_python
+from tests.training.training_testing import question_rows, write_features, write_jsonl, write_video
 from training.cli import main as mist
 from training.cli.arguments import fit_training_defaults, parse_with_preset
 from training.cli.train import take_debug_flag

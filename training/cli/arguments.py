@@ -78,8 +78,18 @@ def default_device() -> str:
 
 
 def given_flags(argv: Sequence[str]) -> set[str]:
-    """Field names of the options on a command line (`--max-steps=4` -> `max_steps`)."""
-    return {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}
+    """Field names of the `TrainOptions` and `TrainingArguments` options on a command line (`--max-steps=4` ->
+    `max_steps`), read by argparse with nothing checked (the real parse reports what is wrong)."""
+    data = help_data()
+    parser = argparse.ArgumentParser(
+        add_help=False, allow_abbrev=False, argument_default=argparse.SUPPRESS, exit_on_error=False
+    )
+    add_stored_options(parser, data["train_options"] + data["training_arguments"], checked=False)
+    try:
+        known, _ = parser.parse_known_args(list(argv))
+    except argparse.ArgumentError:  # an option without its value: the real parse says so
+        return set()
+    return set(vars(known))
 
 
 def preset_name_from(argv: Sequence[str]) -> str | None:
@@ -294,14 +304,42 @@ _STORED_TYPES = {"int": int, "float": float}  # the rest is read as text here; t
 
 
 def help_data() -> dict:
-    """The stored help data when it was made for the installed transformers version, else built live."""
+    """The stored help data when it was made for the installed transformers version; else the copy built live
+    for this version on an earlier run (in the user's cache), else built live now and cached for the next run."""
+    version = installed_version("transformers")
+    for path in (HELP_DATA_FILE, cached_help_data_file(version)):
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if stored.get("transformers") == version:
+            return stored
+    live = live_help_data()
     try:
-        stored = json.loads(HELP_DATA_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        stored = {}
-    if stored.get("transformers") == installed_version("transformers"):
-        return stored
-    return live_help_data()
+        from processing.file_utils import write_text_atomically
+
+        cache = cached_help_data_file(version)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(cache, json.dumps(live, ensure_ascii=False))
+    except OSError:  # a read-only home: built live again next time, nothing else changes
+        pass
+    return live
+
+
+def cached_help_data_file(transformers_version: str) -> Path:
+    """Where the help data built live for another transformers version than the stored one is kept, with the
+    project's version in the name (`$XDG_CACHE_HOME/mist`, else `~/.cache/mist`)."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    project = installed_version("mist-videoqa") if _is_installed("mist-videoqa") else "source"
+    return Path(cache_home) / "mist" / f"help_data-transformers-{transformers_version}-mist-{project}.json"
+
+
+def _is_installed(distribution: str) -> bool:
+    try:
+        installed_version(distribution)
+    except Exception:  # noqa: BLE001  (importlib.metadata.PackageNotFoundError)
+        return False
+    return True
 
 
 def live_help_data() -> dict:

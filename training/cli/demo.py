@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def patch_main(argv: list[str]) -> int:
     """`mist demo --task patches`: MIST and its twins on the patch task."""
-    defaults = SimpleNamespace(**help_data()["demo"]["patches"])
-    twins = help_data()["demo"]["twins"]
+    demo = help_data()["demo"]
+    defaults, twins = SimpleNamespace(**demo["patches"]), demo["twins"]
     parser = MistArgumentParser(prog="mist demo --task patches", description="MIST and its twins on the patch task")
     parser.add_argument("--output-dir", default=defaults.output_dir, help=f"default: {defaults.output_dir}")
     parser.add_argument(

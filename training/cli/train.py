@@ -27,14 +27,12 @@ DESCRIPTION = __doc__.split("\n\n")[0]
 
 def take_debug_flag(argv: list[str]) -> tuple[list[str], bool]:
     """Remove a bare `--debug` (ours) and keep `--debug VALUE` (TrainingArguments' own debug option)."""
-    kept, debug = [], False
-    for index, arg in enumerate(argv):
-        following = argv[index + 1] if index + 1 < len(argv) else None
-        if arg == "--debug" and (following is None or following.startswith("-")):
-            debug = True
-        else:
-            kept.append(arg)
-    return kept, debug
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--debug", nargs="?", const=True, action="append", default=[])
+    known, rest = parser.parse_known_args(argv)
+    if True not in known.debug:
+        return list(argv), False
+    return rest + [arg for value in known.debug if value is not True for arg in ("--debug", value)], True
 
 
 def help_wanted(argv: list[str]) -> str | None:
