@@ -15,31 +15,20 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from modeling_mist.pipeline_mist import check_choices
-from modeling_mist.selection_mist import frame_timing
-from training.cli.arguments import MistArgumentParser
-from training.data import (
-    VideoFeatureStore,
-    check_features_fit_model,
-    check_processor_clip,
-    feature_geometry,
-    load_features,
-)
+from training.cli.arguments import MistArgumentParser, default_device
 from training.errors import BrokenFileError, ReportedErrors, UsageError, named_by
-from training.explain import (
-    draw_explanation,
-    explanation_frames,
-    placeholder_frames,
-    selection_layers,
-    selection_of,
-)
-from training.factory import load_trained
-from training.predict import answer_question
+
+# torch and the library load in the functions that use them, so that --help and usage errors answer at once
 
 FRAMES_PER_STEP = 4  # frames (with their crops) sent to CLIP per progress step
+
+
+def load_trained(model: str, clip_pretrained: str | None, device: str):
+    """`training.factory.load_trained` (imported here: torch)."""
+    from training.factory import load_trained as load
+
+    return load(model, clip_pretrained, device)
 
 
 def read_embedding(path: str) -> np.ndarray:
@@ -57,6 +46,11 @@ def read_embedding(path: str) -> np.ndarray:
 def embed_video(processor, video: str, num_frames: int, num_segments: int, device: str, progress: bool):
     """(sampled frames `[F, H, W, 3]`, their `video_timing`, frame_features `[F, D]`, patch_features
     `[F, P, D]`) of one video, decoded once, with a progress bar over the frames CLIP encodes."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from training.explain import explanation_frames
+
     if not Path(video).exists():
         raise UsageError(f"--video {video}: no such file or folder")
     video_processor = processor.video_processor
@@ -93,7 +87,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--device",
-        default="cuda" if torch.cuda.is_available() else "cpu",
+        default=None,
         help="cpu or cuda (default: cuda if present)",
     )
     args = parser.parse_args(argv)
@@ -120,6 +114,19 @@ def check_video_fits(model, processor, model_path: str) -> None:
 
 
 def run(args) -> int:
+    from modeling_mist.pipeline_mist import check_choices
+    from training.data import (
+        VideoFeatureStore,
+        check_features_fit_model,
+        check_processor_clip,
+        feature_geometry,
+        load_features,
+    )
+    from modeling_mist.selection_mist import frame_timing
+    from training.explain import draw_explanation, explanation_frames, placeholder_frames, selection_layers, selection_of
+    from training.predict import answer_question
+
+    args.device = args.device or default_device()
     choices = check_choices(args.choices, "--choices") if args.choices else None
     model, processor = load_trained(args.model, args.clip_pretrained, args.device)
     config = model.config
