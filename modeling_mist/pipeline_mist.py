@@ -97,10 +97,11 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
     rank the given choices, written with the model's `choice_template`.
 
     Returns per question a list of `{"answer", "score"}` (softmax over the candidates, best first,
-    `top_k` of them); with `return_selection=True` a dict `{"answers", "selection", "video"}` where
-    `selection` has, per ISTA layer, all segment scores and the kept segments (start/end time, their
-    frames with time, kept patches and every patch candidate's score: the grid's P row-major, then the
-    whole frame with `frame_as_patch_candidate`; None without patch selection) and `video` the timing;
+    `top_k` of them); with `return_selection=True` a dict `{"answers", "selection", "video"}` (the
+    `MistSelection` record's JSON; `MistSelection.from_json(result)` reads it back) where `selection`
+    has, per ISTA layer, all segment scores and the kept segments (start/end time, their frames with
+    time, kept patches and every patch candidate's score: the grid's P row-major, then the whole frame
+    with `frame_as_patch_candidate`; None without patch selection) and `video` the timing;
     `return_frames=True` adds the sampled frames `[F, H, W, 3]` as `"frames"`. A list input returns
     a list; each video is encoded once per call, and its questions are batched `batch_size` at a time
     with the other videos' (as in every pipeline: `pipeline(..., batch_size=8)` or per call).

@@ -394,9 +394,8 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
         )
     task, vocabulary = choose_task(train_questions, preset, options.answer_vocabulary)
     text_encoder_name, text_encoder, tokenizer = load_text_encoder(options, preset)
-    set_seed(training_args.seed)  # the model is built before the Trainer seeds: seed its initialisation here
     model, processor = build_model_and_processor(
-        options, preset, config_kwargs, text_encoder, tokenizer, vocabulary, task, clip_choice
+        options, preset, config_kwargs, text_encoder, tokenizer, vocabulary, task, clip_choice, training_args.seed
     )
     train_dataset, eval_datasets = pair_questions_with_features(
         options, train_questions, evaluated, features, processor, vocabulary, progress=not training_args.disable_tqdm
@@ -485,8 +484,11 @@ def build_model_and_processor(
     vocabulary: list | None,
     task: str,
     clip_choice: dict,
+    seed: int,
 ) -> tuple[MistForVideoQuestionAnswering, MistProcessor]:
-    """A fresh model of the fitted config (text encoders frozen when asked) and the processor that reads for it."""
+    """A fresh model of the fitted config, initialised from `seed`, its text encoders frozen when asked, and the
+    processor that reads for it (`clip_choice`: its CLIP's `clip_model_name` / `clip_pretrained`)."""
+    set_seed(seed)  # the model is built before the Trainer seeds: seed its initialisation here
     model = build_model(config_kwargs, text_encoder, tokenizer, vocabulary, task=task)
     freeze = options.freeze_text_encoders
     if freeze if freeze is not None else preset.freeze_text_encoders:

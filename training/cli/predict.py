@@ -123,7 +123,13 @@ def run(args) -> int:
         load_features,
     )
     from modeling_mist.selection_mist import frame_timing
-    from training.explain import draw_explanation, explanation_frames, placeholder_frames, selection_layers, selection_of
+    from training.explain import (
+        draw_explanation,
+        explanation_frames,
+        placeholder_frames,
+        selection_layers,
+        selection_of,
+    )
     from training.predict import answer_question
 
     args.device = args.device or default_device()
