@@ -139,13 +139,15 @@ class TrainOptions:
 def default_preset(options: TrainOptions) -> str:
     """`nextqa` when the training questions have choices, `agqa` otherwise."""
     with named_by("--dataset"):
-        splits = load_questions(_required(options.dataset, "--dataset"))
+        splits = load_questions(_required(options, "dataset"))
         return "nextqa" if is_multiple_choice(get_split(splits, options.train_split, options.dataset)) else "agqa"
 
 
-def _required(value, flag: str):
+def _required(options: "TrainOptions", name: str):
+    """`options.<name>`; the command refuses a missing one first (`--dataset is required`)."""
+    value = getattr(options, name)
     if value is None:
-        raise ValueError(f"{flag} is required")
+        raise UsageError(f"TrainOptions.{name} is required")
     return value
 
 
@@ -244,12 +246,12 @@ def prepare_output_dir(training_args: TrainingArguments, overwrite: bool) -> str
     return None
 
 
-def _load_tokenizer(source: str, flag: str):
-    if check_local_or_hub(source, flag) == "hub":
+def _load_tokenizer(source: str):
+    if check_local_or_hub(source) == "hub":
         try:
             return AutoTokenizer.from_pretrained(source)
         except Exception as error:  # noqa: BLE001
-            raise hub_failure(source, flag, "tokenizer", error) from error
+            raise hub_failure(source, "tokenizer", error) from error
     try:
         return AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as error:
@@ -271,7 +273,7 @@ def fitted_config_kwargs(preset: Preset, overrides: str | None, features, featur
             preset_name=preset.name,
         )
     except ValueError as error:
-        raise UsageError(f"--features {features_source} ({geometry.describe()}): {error}") from error
+        raise UsageError(f"{features_source} ({geometry.describe()}): {error}") from error
     for note in notes:
         logger.info("config fitted to the features: %s", note)
     return kwargs
@@ -370,14 +372,12 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
     tokenizer; build the model and its processor; pair the questions with the features; train;
     evaluate each split; save the model with its card and push it.
     """
-    dataset = _required(options.dataset, "--dataset")
-    features_source = _required(options.features, "--features")
+    dataset, features_source = _required(options, "dataset"), _required(options, "features")
     check_training_length(training_args)
     checkpoint = prepare_output_dir(training_args, options.overwrite_output_dir)
-    with named_by("--features"):
-        features = load_features(features_source, options.features_split)
-    config_kwargs = fitted_config_kwargs(preset, options.config_overrides, features, features_source)
     with named_by("--features"):  # one CLIP per model: the one that made the features embeds the questions
+        features = load_features(features_source, options.features_split)
+        config_kwargs = fitted_config_kwargs(preset, options.config_overrides, features, features_source)
         clip_choice = clip_for_features(
             feature_settings(features),
             features_source,
@@ -470,8 +470,10 @@ def load_text_encoder(options: TrainOptions, preset: Preset) -> tuple[str | None
     if tokenizer_source is None:
         raise UsageError(f"preset {preset.name!r} has no text encoder: pass --text-encoder or --tokenizer")
     if text_encoder is not None and text_encoder != tokenizer_source:
-        check_local_or_hub(text_encoder, "--text-encoder")
-    tokenizer = _load_tokenizer(tokenizer_source, "--tokenizer" if options.tokenizer else "--text-encoder")
+        with named_by("--text-encoder"):
+            check_local_or_hub(text_encoder)
+    with named_by("--tokenizer" if options.tokenizer else "--text-encoder"):
+        tokenizer = _load_tokenizer(tokenizer_source)
     return text_encoder_name, text_encoder, tokenizer
 
 

@@ -217,6 +217,15 @@ def test_mistyped_local_folders_are_not_reported_as_hub_repositories(tiny_model,
     assert line.endswith("); runs/ exists and holds: model")
 
 
+@pytest.mark.parametrize("missing", ["--dataset", "--features"])
+def test_train_without_data_says_which_flag_is_missing(missing, tmp_path, capsys):
+    given = {"--dataset": "questions.jsonl", "--features": "features", "--output-dir": str(tmp_path / "out")}
+    del given[missing]
+    assert mist(["train", *(arg for pair in given.items() for arg in pair)]) == 2
+    assert error_line(capsys) == f"mist train: {missing} is required"
+    assert not (tmp_path / "out").exists()
+
+
 def test_save_strategy_no_alone_turns_off_the_presets_best_model_reload(caplog):
     caplog.set_level(logging.INFO)
     _, args, _ = parse_with_preset(["--preset", "agqa", "--output_dir", "o", "--save_strategy", "no"], TrainOptions)
