@@ -147,6 +147,19 @@ def test_empty_questions_file(tiny_task, text_encoder_dir, tmp_path, capsys):
     )  # transformers'
 
 
+def test_questions_about_videos_the_features_lack_are_refused_naming_the_dataset(
+    tiny_task, text_encoder_dir, tmp_path, capsys
+):
+    rows = [{**row, "video_id": f"missing-{row['video_id']}"} for row in question_rows(tiny_task[0], "train")]
+    questions = write_jsonl(tmp_path / "questions" / "train.jsonl", rows)
+    assert mist(train_args(tiny_task, text_encoder_dir, tmp_path / "out", dataset=questions.parent)) == 2
+    assert error_line(capsys) == (
+        f"mist train: --dataset {questions.parent}: no usable training questions: train: 0/48 questions used; "
+        "48 without video features (e.g. ['missing-train_00000', 'missing-train_00000', 'missing-train_00001'])"
+    )
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_truncated_or_garbage_features_arrow_file(damage, tiny_task, text_encoder_dir, tmp_path, capsys):
     features = tmp_path / "features"
