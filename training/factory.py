@@ -106,7 +106,7 @@ def load_trained(
     `clip_pretrained` overrides the processor's CLIP weights (a tag, a file, or `"none"` for random).
     Raises `UsageError` for a device this machine lacks or a path that does not exist (or a Hub id that
     cannot be loaded), and `BrokenFileError` for a folder that is not a complete saved model; the messages
-    name the device or path (a command adds its flag: `load_model_and_device` in `training.cli.arguments`).
+    name the device or path (a command adds its flag: `training.cli.arguments.load_trained_model`).
     """
     check_device(device)
     if check_local_or_hub(model_path) == "hub":
