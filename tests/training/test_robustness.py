@@ -155,7 +155,7 @@ def test_questions_about_videos_the_features_lack_are_refused_naming_the_dataset
     assert mist(train_args(tiny_task, text_encoder_dir, tmp_path / "out", dataset=questions.parent)) == 2
     assert error_line(capsys) == (
         f"mist train: --dataset {questions.parent}: no usable training questions: train: 0/48 questions used; "
-        "48 without video features (e.g. ['missing-train_00000', 'missing-train_00000', 'missing-train_00001'])"
+        "48 without video features (e.g. ['missing-train_00000', 'missing-train_00001', 'missing-train_00002'])"
     )
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
