@@ -184,7 +184,9 @@ def test_trust_remote_code_load_in_a_clean_interpreter(tmp_path, config, inputs)
         print("remote-code logits match")
         """
     )
-    env = {"PYTHONPATH": "", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    # the expected logits were computed here: the same thread count there, so that reductions run in the same order
+    threads = str(torch.get_num_threads())
+    env = {"PYTHONPATH": "", "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": threads}
     result = run_python(["-c", script], cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "remote-code logits match" in result.stdout
