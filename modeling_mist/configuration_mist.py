@@ -92,10 +92,6 @@ class MistConfig(PreTrainedConfig):
         selection_prior_on_patches (`bool`, defaults to `True`): `False` applies the prior to the segment
             selectors only: the patch selectors then learn from the answer alone, free to keep cells that CLIP
             does not relate to the question (an answer beside the asked object: docs/selection.md, the patch task).
-        selection_prior_patch_annealing_steps (`int`, defaults to 0): with the prior on the patches, its patch
-            term's weight falls linearly from 1 to 0 over this many training forward passes of the model (counted
-            by the model, not saved), then stays 0: the prior starts the patch selectors on the cells CLIP relates
-            to the question and then leaves them to the answer. 0: a constant weight.
         eval_selection (`str`, defaults to `"topk"`): how selection works at inference. `"topk"`: the i-th of the
             k draws is the candidate with the i-th highest score (deterministic; reproduces converted reference
             logits). `"expectation"`: every draw is the noise-free training draw, the weighting
@@ -180,7 +176,6 @@ class MistConfig(PreTrainedConfig):
     selection_prior_weight: float | int = 0.0  # weight of the CLIP-relevance loss on the selectors; 0: none
     selection_prior_scale: float | int = 100.0  # inverse temperature of that CLIP-relevance prior
     selection_prior_on_patches: bool = True  # the prior on the patch selectors too; False: segment selectors only
-    selection_prior_patch_annealing_steps: int = 0  # the patch prior fades out over this many forwards; 0: never
     eval_selection: Literal["topk", "expectation"] = "topk"  # inference-time selection rule
     answer_pooling: Literal["cls", "mean", "mean_unmasked"] = "cls"  # answer token states -> one vector
     num_temporal_layers: int = 0  # blocks over each patch's frames before selection (NExT-QA: 2)
@@ -332,11 +327,6 @@ class MistConfig(PreTrainedConfig):
             raise ValueError(f"selection_prior_weight={self.selection_prior_weight} must be >= 0 (0: no prior term)")
         if self.selection_prior_scale <= 0:
             raise ValueError(f"selection_prior_scale={self.selection_prior_scale} must be > 0")
-        if self.selection_prior_patch_annealing_steps < 0:
-            raise ValueError(
-                f"selection_prior_patch_annealing_steps={self.selection_prior_patch_annealing_steps} must be >= 0 "
-                "(0: the patch prior keeps its weight)"
-            )
         if self.gumbel_annealing_steps < 0:
             raise ValueError(f"gumbel_annealing_steps={self.gumbel_annealing_steps} must be >= 0")
         if self.gumbel_temperature_end is not None and self.gumbel_annealing_steps == 0:

@@ -636,8 +636,6 @@ class MistPreTrainedModel(PreTrainedModel):
             init.copy_(module.box_descriptors, module.grid_boxes())
         if isinstance(module, MistSelector):
             init.zeros_(module.training_forwards)  # a fresh (or loaded) model starts its temperature schedule
-        if isinstance(module, MistForVideoQuestionAnswering) and hasattr(module, "training_forwards"):
-            init.zeros_(module.training_forwards)  # and its patch prior's fade-out
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, then the weight files get the mode of the `config.json` beside them
@@ -699,16 +697,14 @@ def clip_selection_prior_loss(
     frame_features: torch.Tensor,
     patch_features: torch.Tensor,
     question_clip_embeds: torch.Tensor,
-    patch_weight: float | torch.Tensor = 1.0,
 ) -> torch.Tensor:
     """The `selection_prior_weight` term (unweighted): how far every selector is from CLIP's zero-shot relevance.
 
     Per ISTA layer, KL(prior || segment probabilities) with the prior `softmax(scale * cos(question, segment))`,
     a segment being the mean of its L2-normalised CLIP frames, plus, with patch selection (and
     `selection_prior_on_patches`), the mean over kept frames of KL(prior || patch probabilities) with the cosine to each candidate's raw CLIP embedding; averaged
-    over the layers; `patch_weight` multiplies the patch term (`selection_prior_patch_annealing_steps`). The prior
-    depends only on the inputs, so its gradient reaches the selectors alone. Computed in float32 outside
-    autocast: a scale of 100 would turn bf16's rounding of the cosines into whole logits.
+    over the layers. The prior depends only on the inputs, so its gradient reaches the selectors alone. Computed
+    in float32 outside autocast: a scale of 100 would turn bf16's rounding of the cosines into whole logits.
     """
     with torch.autocast(device_type=frame_features.device.type, enabled=False):
         scale = config.selection_prior_scale
@@ -726,7 +722,7 @@ def clip_selection_prior_loss(
             term = kl_to_prior(segment_prior, segment_scores)
             if outputs.patch_scores is not None and config.selection_prior_on_patches:
                 kept_prior = candidate_prior[batch_index, outputs.frame_indices[layer]]  # [batch, k, f, C]
-                term = term + patch_weight * kl_to_prior(kept_prior, outputs.patch_scores[layer])  # 1.0 * x is x
+                term = term + kl_to_prior(kept_prior, outputs.patch_scores[layer])
             terms.append(term)
         return torch.stack(terms).mean()
 
@@ -876,18 +872,7 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
         self.mist = MistModel(config)
         self.answer_encoder = build_text_encoder(config.text_config)
         self.answer_projection = nn.Linear(config.text_config.hidden_size, config.hidden_size)
-        if config.selection_prior_patch_annealing_steps > 0:
-            # Training forwards so far (not saved): the clock of the patch prior's fade-out, updated in place.
-            self.register_buffer("training_forwards", torch.zeros((), dtype=torch.long), persistent=False)
         self.post_init()
-
-    def patch_prior_weight(self) -> float | torch.Tensor:
-        """Weight of the patch term of the prior in this forward: 1, or falling linearly to 0 over the first
-        `selection_prior_patch_annealing_steps` training forwards."""
-        steps = self.config.selection_prior_patch_annealing_steps
-        if steps == 0:
-            return 1.0
-        return (1 - self.training_forwards.float() / steps).clamp(min=0.0)  # float scalar tensor
 
     def get_input_embeddings(self) -> nn.Module:
         if self.mist.question_encoder is None:
@@ -1049,11 +1034,9 @@ class MistForVideoQuestionAnswering(MistPreTrainedModel):
             loss = F.cross_entropy(logits.float(), labels, ignore_index=-100)
             if self.config.selection_prior_weight > 0:
                 prior_loss = clip_selection_prior_loss(
-                    self.config, outputs, frame_features, patch_features, question_clip_embeds, self.patch_prior_weight()
+                    self.config, outputs, frame_features, patch_features, question_clip_embeds
                 )
                 loss = loss + self.config.selection_prior_weight * prior_loss
-            if self.training and self.config.selection_prior_patch_annealing_steps > 0:
-                self.training_forwards.add_(1)
 
         return MistVideoQuestionAnsweringOutput(
             loss=loss,

@@ -374,39 +374,3 @@ def test_selection_prior_is_computed_in_float32_under_bf16_autocast():
             low = clip_selection_prior_loss(*args)
     assert low.dtype == torch.float32
     torch.testing.assert_close(low, expected)
-
-
-def test_the_patch_prior_fades_out_linearly_over_its_annealing_steps():
-    """With `selection_prior_patch_annealing_steps=4`, training forward t carries (1 - t/4) of the patch term:
-    forward 0 is the constant prior's loss exactly, forward 4 and later the segments-only prior's."""
-    overrides = dict(dropout=0.0, attention_dropout=0.0, train_selection="topk", selection_prior_weight=0.7)
-    torch.manual_seed(0)
-    constant = MistForVideoQuestionAnswering(tiny_config(**overrides)).train()
-    segments_only = MistForVideoQuestionAnswering(tiny_config(selection_prior_on_patches=False, **overrides)).train()
-    fading = MistForVideoQuestionAnswering(tiny_config(selection_prior_patch_annealing_steps=4, **overrides)).train()
-    for model in (segments_only, fading):
-        model.load_state_dict(constant.state_dict())  # the clock is no weight: the state dicts match
-    inputs, labels = random_inputs(constant.config), torch.tensor([0, 2, 1])
-
-    def loss(model):
-        torch.manual_seed(1)  # the same text-encoder dropout in every forward
-        return model(**inputs, labels=labels).loss
-
-    with torch.no_grad():
-        full, none = loss(constant), loss(segments_only)
-        losses = [loss(fading) for _ in range(6)]
-        fading.eval()
-        loss(fading)  # inference forwards do not advance the clock
-        fading.train()
-    assert losses[0] == full and full > none
-    for step, loss in enumerate(losses):
-        expected = full - min(step / 4, 1.0) * (full - none)
-        torch.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-6)
-    assert int(fading.training_forwards) == 6
-    assert not hasattr(constant, "training_forwards")  # the default model is unchanged
-    assert "training_forwards" not in fading.state_dict()
-
-
-def test_config_rejects_a_negative_patch_prior_annealing():
-    with pytest.raises(StrictDataclassClassValidationError, match=r"selection_prior_patch_annealing_steps=-1 must"):
-        tiny_config(selection_prior_patch_annealing_steps=-1)
