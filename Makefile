@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test docs bench clean
+.PHONY: install demo test docs bench help-data clean
 
 $(BIN)/mist: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ docs: $(BIN)/mkdocs
 
 bench: install
 	$(BIN)/python benchmarks/benchmark_model.py
+
+# training/cli/help_data.json: what `mist train|extract-features|demo --help` show without importing torch, read
+# from the live classes; run after upgrading transformers or changing an option (tests/training/test_help.py fails
+# until then).
+help-data: install
+	$(BIN)/python -c "from training.cli.arguments import write_help_data; write_help_data()"
 
 clean:
 	rm -rf $(VENV) outputs site

@@ -19,25 +19,17 @@ import time
 import zipfile
 from functools import partial
 
-import av
 import numpy as np
 
 from modeling_mist.video_decoding_mist import load_video_frames, sample_frame_indices
 from processing.video_archives import open_member
+from processing.video_encoding import encode_video
 
 
 def write_video(path: str, seconds: int) -> None:
-    rng = np.random.default_rng(0)
-    with av.open(path, "w") as container:
-        stream = container.add_stream("libx264", rate=30, options={"g": "60", "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        base = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
-        for index in range(seconds * 30):
-            frame = np.roll(base, index, axis=1)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    base = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    frames = (np.roll(base, index, axis=1) for index in range(seconds * 30))  # 320x240 at 30 fps, scrolling
+    encode_video(path, frames, 30, options={"g": "60", "preset": "veryfast"})
 
 
 def main() -> None:

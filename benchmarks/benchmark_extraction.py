@@ -46,6 +46,7 @@ import torch
 
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.decode_pool import batched, decode_ahead
+from processing.video_encoding import encode_video
 
 HALF_VARIANTS = ("model-only-half", "model-only-compiled")  # model-only with half-precision CLIP weights
 MODEL_ONLY = ("model-only", *HALF_VARIANTS)
@@ -53,25 +54,21 @@ DEFAULT_METHODS = ("naive", "per-frame", "batched", "model-only")  # model-only 
 METHODS = (*DEFAULT_METHODS, *HALF_VARIANTS)
 
 
-def write_videos(folder: str, count: int, num_frames: int, width: int, height: int) -> list[str]:
-    import av
+def moving_square(num_frames: int, width: int, height: int, colour: np.ndarray):
+    """Frames `[H, W, 3]` of a grey that brightens, with a square of `colour` moving across it."""
+    for time_step in range(num_frames):
+        image = np.full((height, width, 3), 40 + (3 * time_step) % 180, dtype=np.uint8)
+        left, top = (5 * time_step) % (width - 60), (3 * time_step) % (height - 60)
+        image[top : top + 60, left : left + 60] = colour
+        yield image
 
+
+def write_videos(folder: str, count: int, num_frames: int, width: int, height: int) -> list[str]:
     paths, generator = [], np.random.default_rng(0)
     for index in range(count):
         path = os.path.join(folder, f"video{index}.mp4")
-        with av.open(path, "w") as container:
-            stream = container.add_stream("libx264", rate=24, options={"g": "12"})
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            colour = generator.integers(0, 256, 3)
-            for time_step in range(num_frames):
-                image = np.full((height, width, 3), 40 + (3 * time_step) % 180, dtype=np.uint8)
-                left, top = (5 * time_step) % (width - 60), (3 * time_step) % (height - 60)
-                image[top : top + 60, left : left + 60] = colour
-                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        paths.append(path)
+        colour = generator.integers(0, 256, 3)
+        paths.append(encode_video(path, moving_square(num_frames, width, height, colour), 24, options={"g": "12"}))
     return paths
 
 
@@ -190,7 +187,7 @@ def measure(args) -> dict:
     }
 
 
-def image_tower_gflops(model_name: str = "ViT-B-32-quickgelu") -> float:
+def image_tower_gflops(model_name: str = MistVideoProcessor.clip_model_name) -> float:
     """GFLOP of one image through open_clip ViT `model_name`'s image tower, every token in every block, from its
     config: the patch embedding, per block the QKV, output and MLP products and attention's two, the projection
     (ViT-B/32: 8.82 GFLOP, 4.4 GMAC)."""

@@ -36,23 +36,22 @@ def write_video(path: str, seconds: float, fps: int, gop_seconds: float, width: 
     timestamps. Decoding it costs what a real video of that length and key-frame interval costs."""
     import av
 
+    from processing.video_encoding import encode_video
+
     started = time.perf_counter()
     segment_path = path + ".segment.mp4"
     segment_frames = max(1, int(gop_seconds * fps))
-    with av.open(segment_path, "w") as container:
-        stream = container.add_stream(
-            "libx264", rate=fps, options={"preset": "ultrafast", "crf": "35", "g": str(segment_frames), "bf": "0"}
-        )
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        background = np.broadcast_to(np.linspace(0, 200, width, dtype=np.uint8)[None, :, None], (height, width, 3))
+    background = np.broadcast_to(np.linspace(0, 200, width, dtype=np.uint8)[None, :, None], (height, width, 3))
+
+    def frames():
         for index in range(segment_frames):
             image = background.copy()
             left = (7 * index) % (width - 80)
             image[200:280, left : left + 80] = (220, 40, 40)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            yield image
+
+    options = {"preset": "ultrafast", "crf": "35", "g": str(segment_frames), "bf": "0"}
+    encode_video(segment_path, frames(), fps, options=options)
     with av.open(segment_path) as source, av.open(path, "w") as output:
         source_stream = source.streams.video[0]
         packets = [packet for packet in source.demux(source_stream) if packet.size]

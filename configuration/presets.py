@@ -1,4 +1,4 @@
-"""Named presets: the paper's settings per dataset, the synthetic demo, and tiny test sizes.
+"""Named presets: the paper's settings per dataset, this project's long-video settings and the synthetic demo.
 
 A preset bundles three things a training run needs besides data: the `MistConfig` sizes, the
 `TrainingArguments` defaults (every one overridable from the command line under transformers' own
@@ -7,6 +7,8 @@ flag names), and which pretrained text encoder fills the two BERT towers.
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import variants
 
 
 @dataclass(frozen=True)
@@ -38,24 +40,11 @@ class Preset:
 # Reference `shells/agqa_v2_mist.sh` and its log (`logs/stdout-2022-11-06.log`): Adam (weight
 # decay 0), lr 3e-5, cosine schedule without warmup, gradient norm clipped at 12, batch 128,
 # 30 epochs, seed 100 (AdamW with weight decay 0 is Adam; its fused kernel, as transformers' own default
-# for torch >= 2.8, one kernel over all parameters instead of a loop). MistConfig's defaults already are
-# the AGQA model sizes. Like all three reference models, the ISTA position tables stay sinusoidal
-# (`requires_grad=False` in model/mist.py).
+# for torch >= 2.8, one kernel over all parameters instead of a loop). The model: `variants.AGQA`.
 AGQA = Preset(
     name="agqa",
     description="AGQA v2 open-ended, paper hyperparameters (reference shells/agqa_v2_mist.sh)",
-    model=dict(
-        hidden_size=512,
-        intermediate_size=1024,
-        num_attention_heads=8,
-        num_hidden_layers=2,
-        num_ista_layers=2,
-        dropout=0.3,
-        attention_dropout=0.3,
-        max_question_length=30,
-        max_answer_length=38,
-        freeze_position_embeddings=True,
-    ),
+    model=variants.AGQA.config_kwargs,
     training=dict(
         learning_rate=3e-5,
         per_device_train_batch_size=128,
@@ -75,41 +64,16 @@ AGQA = Preset(
         logging_steps=150,
         dataloader_num_workers=8,
     ),
-    task="open-ended",
+    text_encoder=variants.AGQA.text_encoder,
+    task=variants.AGQA.task,
 )
 
-# Reference `model/mist_nextqa.py` with `shells/nextqa_mist.sh` (docs/variants.md, "NExT-QA"): 32 one-frame
-# segments, keep 1 frame and 16 of its 17 candidates (16 patches + the raw frame), one ISTA layer of 2 blocks,
-# a 2-block temporal encoder over every patch, no question tokens in the ISTA sequence, segment features
-# normalised over time, mean fusion, Gumbel temperature 100, answers "question [SEP] choice" (one sequence)
-# mean-pooled over every position, bert-base-uncased encoders. Adam (weight decay 0), lr 4e-5, cosine
-# without warmup, 30 epochs, batch 64, gradient norm clipped at 12, seed 400.
+# Reference `shells/nextqa_mist.sh` (docs/variants.md, "NExT-QA"): Adam (weight decay 0), lr 4e-5, cosine
+# without warmup, 30 epochs, batch 64, gradient norm clipped at 12, seed 400. The model: `variants.NEXTQA`.
 NEXTQA = Preset(
     name="nextqa",
     description="NExT-QA 5-way multiple choice: the reference's model/mist_nextqa.py and shells/nextqa_mist.sh",
-    model=dict(
-        hidden_size=512,
-        intermediate_size=1024,
-        num_attention_heads=8,
-        num_hidden_layers=2,
-        num_ista_layers=1,
-        num_segments=32,
-        num_selected_segments=1,
-        num_selected_patches=16,
-        num_temporal_layers=2,
-        frame_as_patch_candidate=True,
-        question_tokens_in_sequence=False,
-        segment_normalization="time",
-        fusion_pooling="mean",
-        gumbel_temperature=100.0,
-        dropout=0.3,
-        attention_dropout=0.3,
-        max_question_length=30,
-        max_answer_length=38,
-        answer_pooling="mean_unmasked",
-        freeze_position_embeddings=True,
-        choice_template="{question} {sep} {choice}",  # each candidate read as "question [SEP] choice"
-    ),
+    model=variants.NEXTQA.config_kwargs,
     training={
         **AGQA.training,
         "learning_rate": 4e-5,
@@ -118,33 +82,17 @@ NEXTQA = Preset(
         "seed": 400,
         "logging_steps": 50,
     },
-    task="multiple-choice",
+    text_encoder=variants.NEXTQA.text_encoder,
+    task=variants.NEXTQA.task,
 )
 
-# Reference `model/mist_star.py` with `shells/star_mist.sh` (docs/variants.md, "STAR"; the reference's
-# main_star.py is missing): the AGQA model with one ISTA layer of 2 blocks keeping 2 of 8 segments and
-# every patch of their frames (no patch selection), DistilBERT text encoders, answers "question [SEP]
-# choice" read at [CLS]. Adam (weight decay 0), lr 5e-5, cosine without warmup, 30 epochs, batch 128,
-# gradient norm clipped at 12, seed 300. Features are per question: each question has its own clip.
+# Reference `shells/star_mist.sh` (docs/variants.md, "STAR"; the reference's main_star.py is missing): Adam
+# (weight decay 0), lr 5e-5, cosine without warmup, 30 epochs, batch 128, gradient norm clipped at 12, seed 300.
+# Features are per question: each question has its own clip. The model: `variants.STAR`.
 STAR = Preset(
     name="star",
     description="STAR 4-way multiple choice: the reference's model/mist_star.py and shells/star_mist.sh",
-    model=dict(
-        hidden_size=512,
-        intermediate_size=1024,
-        num_attention_heads=8,
-        num_hidden_layers=2,
-        num_ista_layers=1,
-        num_segments=8,
-        num_selected_segments=2,
-        use_patch_selection=False,
-        dropout=0.3,
-        attention_dropout=0.3,
-        max_question_length=30,
-        max_answer_length=38,
-        freeze_position_embeddings=True,
-        choice_template="{question} {sep} {choice}",
-    ),
+    model=variants.STAR.config_kwargs,
     training={
         **AGQA.training,
         "learning_rate": 5e-5,
@@ -153,33 +101,31 @@ STAR = Preset(
         "seed": 300,
         "logging_steps": 50,
     },
-    text_encoder="distilbert-base-uncased",
-    task="multiple-choice",
+    text_encoder=variants.STAR.text_encoder,
+    task=variants.STAR.task,
 )
 
-# EgoSchema (3-minute egocentric clips, 5 choices; `lmms-eval/egoschema`). This project's settings, not the
-# paper's (MIST was not run on it): the NExT-QA model over 64 one-frame segments instead of 32 (a frame every
-# 2.8 s of a 3-minute clip), keeping 2 of them instead of 1. EgoSchema publishes test questions only (500
+# EgoSchema (`lmms-eval/egoschema`, the model: `variants.EGOSCHEMA`) publishes test questions only (500
 # labelled of 5,031): train on another multiple-choice set (or a fold of those 500) and evaluate here; the
 # training arguments are NExT-QA's.
 EGOSCHEMA = Preset(
     name="egoschema",
     description="EgoSchema 5-way multiple choice, 3-minute videos: this project's settings (not in the paper)",
-    model={**NEXTQA.model, "num_frames": 64, "num_segments": 64, "num_selected_segments": 2},
+    model=variants.EGOSCHEMA.config_kwargs,
     training=dict(NEXTQA.training),
-    task="multiple-choice",
+    text_encoder=variants.EGOSCHEMA.text_encoder,
+    task=variants.EGOSCHEMA.task,
 )
 
-# ActivityNet-QA (open-ended, videos of about 3 minutes; `lmms-eval/ActivityNetQA`). This project's settings,
-# not the paper's: the AGQA model with 64 frames in 16 segments of 4 (a frame every ~2.8 s of a 3-minute
-# video), 2 segments kept; answers are the training answers' vocabulary (`mist train` builds it, most frequent
-# first); AGQA's training arguments.
+# ActivityNet-QA (`lmms-eval/ActivityNetQA`, the model: `variants.ACTIVITYNETQA`): answers are the training
+# answers' vocabulary (`mist train` builds it, most frequent first); AGQA's training arguments.
 ACTIVITYNETQA = Preset(
     name="activitynetqa",
     description="ActivityNet-QA open-ended, 3-minute videos: this project's settings (not in the paper)",
-    model={**AGQA.model, "num_frames": 64, "num_segments": 16, "num_selected_segments": 2},
+    model=variants.ACTIVITYNETQA.config_kwargs,
     training=dict(AGQA.training),
-    task="open-ended",
+    text_encoder=variants.ACTIVITYNETQA.text_encoder,
+    task=variants.ACTIVITYNETQA.task,
 )
 
 # The synthetic task of `mist demo`: small CLIP-like features, a MiniLM text encoder, CPU budget.
@@ -231,57 +177,7 @@ DEMO = Preset(
     freeze_text_encoders=True,  # frozen MiniLM: a third of the step time, and the task needs no new words
 )
 
-# Test sizes: hidden 32, 4 heads, 8 frames in 4 segments of a 2 x 2 grid, a 2-layer BERT.
-TINY = Preset(
-    name="tiny",
-    description="tiny sizes for tests",
-    model=dict(
-        text_config=dict(
-            model_type="bert",
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=37,
-            max_position_embeddings=64,
-        ),
-        num_frames=8,
-        num_segments=4,
-        grid_size=2,
-        crop_size=16,
-        clip_hidden_size=16,
-        hidden_size=32,
-        box_hidden_size=8,
-        intermediate_size=37,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        num_ista_layers=2,
-        num_selected_segments=2,
-        num_selected_patches=2,
-        max_question_length=12,
-        max_answer_length=6,
-        dropout=0.0,
-        attention_dropout=0.0,
-        train_selection="topk",
-    ),
-    training=dict(
-        learning_rate=1e-3,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=8,
-        max_steps=4,
-        lr_scheduler_type="constant",
-        optim="adamw_torch",
-        seed=0,
-        eval_strategy="no",
-        save_strategy="no",
-        logging_steps=1,
-        dataloader_num_workers=0,
-        use_cpu=True,
-        disable_tqdm=True,
-    ),
-    text_encoder=None,
-)
-
-PRESETS = {preset.name: preset for preset in (AGQA, NEXTQA, STAR, EGOSCHEMA, ACTIVITYNETQA, DEMO, TINY)}
+PRESETS = {preset.name: preset for preset in (AGQA, NEXTQA, STAR, EGOSCHEMA, ACTIVITYNETQA, DEMO)}
 
 
 def get_preset(name: str) -> Preset:

@@ -7,6 +7,7 @@ from .configuration_mist import MistConfig
 from .modeling_mist import MistForVideoQuestionAnswering, MistModel, MistPreTrainedModel
 from .pipeline_mist import TASK, MistVideoQuestionAnsweringPipeline
 from .processing_mist import MistProcessor
+from .selection_mist import MistSelection
 from .video_processing_mist import MistVideoProcessor
 
 AutoConfig.register("mist", MistConfig)
@@ -30,6 +31,7 @@ __all__ = [
     "MistModel",
     "MistPreTrainedModel",
     "MistProcessor",
+    "MistSelection",
     "MistVideoProcessor",
     "MistVideoQuestionAnsweringPipeline",
 ]

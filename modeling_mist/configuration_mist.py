@@ -137,9 +137,10 @@ class MistConfig(PreTrainedConfig):
             listed here).
 
     The task definition (task, choice template, answer vocabulary) lives here, with the weights it was
-    trained for: it is saved in `config.json`, shown on the Hub, and read by the processor, `mist
-    evaluate`, `mist predict` and the pipeline. The processor receives a copy when it is built
-    ([`MistProcessor.from_mist_config`]) so that it also works on its own.
+    trained for: it is saved in `config.json`, shown on the Hub, and read by the training collator
+    (`MistDataCollator(processor, config=...)`), `mist evaluate`, `mist predict` and the pipeline. The
+    processor receives a copy when it is built ([`MistProcessor.from_mist_config`]) so that it also works
+    on its own.
     """
 
     model_type = "mist"

@@ -20,34 +20,15 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, DistilBertConfig, PreTrainedConfig
 
+from configuration.variants import REFERENCE_VARIANTS, UNTENSORED_SIZES
+
 from .configuration_mist import MistConfig
 from .modeling_mist import MistForVideoQuestionAnswering
 
-VARIANT_NAMES = {"agqa": "AGQA", "nextqa": "NExT-QA", "star": "STAR"}
-
-# Sizes no tensor carries: the reference's values, overridable on the command line.
-SIZE_DEFAULTS = {
-    "agqa": dict(num_frames=32, num_segments=8, grid_size=4, num_selected_segments=2, num_selected_patches=12),
-    "nextqa": dict(num_frames=32, num_segments=32, grid_size=4, num_selected_segments=1, num_selected_patches=16),
-    "star": dict(num_frames=32, num_segments=8, grid_size=4, num_selected_segments=2, num_selected_patches=16),
-}
+# The variants' settings (sizes no tensor carries, switches, task, text encoders): one table with the presets.
+VARIANT_NAMES = {name: variant.title for name, variant in REFERENCE_VARIANTS.items()}
 # The tokenizers the original code reads its questions and answers with (the text encoders' own vocabularies).
-REFERENCE_TOKENIZERS = {"agqa": "bert-base-uncased", "nextqa": "bert-base-uncased", "star": "distilbert-base-uncased"}
-MULTIPLE_CHOICE = dict(task="multiple-choice", choice_template="{question} {sep} {choice}")
-# The options that make each variant (docs/variants.md, "Options"); the AGQA values are MistConfig's defaults.
-VARIANT_OPTIONS = {
-    "agqa": {},
-    "nextqa": dict(
-        frame_as_patch_candidate=True,
-        question_tokens_in_sequence=False,
-        segment_normalization="time",
-        fusion_pooling="mean",
-        answer_pooling="mean_unmasked",
-        gumbel_temperature=100.0,
-        **MULTIPLE_CHOICE,
-    ),
-    "star": dict(use_patch_selection=False, **MULTIPLE_CHOICE),
-}
+REFERENCE_TOKENIZERS = {name: variant.text_encoder for name, variant in REFERENCE_VARIANTS.items()}
 
 # (reference key pattern, what it is) for tensors the converted model has no place for, per variant.
 COMMON_UNUSED = [
@@ -255,8 +236,12 @@ def infer_config(
     any other config field."""
     variant = variant or detect_variant(state)
     check_required_keys(state, variant)
-    sizes = {name: overrides.pop(name, None) or default for name, default in SIZE_DEFAULTS[variant].items()}
-    options = {**VARIANT_OPTIONS[variant], **overrides}
+    settings = REFERENCE_VARIANTS[variant]
+    sizes = {
+        name: overrides.pop(name, None) or settings.sizes.get(name, getattr(MistConfig, name))
+        for name in UNTENSORED_SIZES
+    }
+    options = {**settings.options, "task": settings.task, **overrides}
 
     box_hidden_size, hidden_size = (
         state["encode_vid.bbox_conv.0.weight"].shape[0],
@@ -431,6 +416,24 @@ def load_tokenizer(name_or_path: str | None, variant: str, vocab_size: int) -> t
     return tokenizer, f"tokenizer {name}"
 
 
+SIZE_MEANINGS = {
+    "num_frames": "frames per video",
+    "num_segments": "segments",
+    "grid_size": "patches per frame side",
+    "num_selected_segments": "top-k segments",
+    "num_selected_patches": "top-j patches",
+}
+
+
+def size_defaults(name: str) -> str:
+    """The reference variants' value of a size no tensor carries, e.g. `"8, NExT-QA: 32"` (AGQA's first)."""
+    values = {
+        variant.title: variant.sizes[name] for variant in REFERENCE_VARIANTS.values() if name in variant.sizes
+    }
+    first = next(iter(values.values()))
+    return ", ".join([str(first), *(f"{title}: {value}" for title, value in values.items() if value != first)])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="state dict saved by the original training script (.pth)")
@@ -440,15 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--text-num-attention-heads", type=int, default=None, help="text encoder heads (default: hidden / 64)"
     )
-    parser.add_argument("--num-frames", type=int, default=None, help="default: 32")
-    parser.add_argument("--num-segments", type=int, default=None, help="default: 8 (NExT-QA: 32)")
-    parser.add_argument("--grid-size", type=int, default=None, help="default: 4")
-    parser.add_argument(
-        "--num-selected-segments", type=int, default=None, help="top-k segments (default: 2, NExT-QA: 1)"
-    )
-    parser.add_argument(
-        "--num-selected-patches", type=int, default=None, help="top-j patches (default: 12, NExT-QA: 16)"
-    )
+    for name in UNTENSORED_SIZES:
+        help_text = f"{SIZE_MEANINGS[name]} (default: {size_defaults(name)})"
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=None, help=help_text)
     parser.add_argument("--max-question-length", type=int, default=None, help="default: from the position table")
     parser.add_argument(
         "--tokenizer",
@@ -473,11 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             variant=args.variant,
             num_attention_heads=args.num_attention_heads,
             text_num_attention_heads=args.text_num_attention_heads,
-            num_frames=args.num_frames,
-            num_segments=args.num_segments,
-            grid_size=args.grid_size,
-            num_selected_segments=args.num_selected_segments,
-            num_selected_patches=args.num_selected_patches,
+            **{name: getattr(args, name) for name in UNTENSORED_SIZES},
             max_question_length=args.max_question_length,
             freeze_position_embeddings=not args.learned_positions,
         )

@@ -29,85 +29,12 @@ import numpy as np
 import torch
 from transformers.pipelines.base import ChunkPipeline
 
+from .answer_cache_mist import AnswerCache
 from .configuration_mist import PIPELINE_ENTRY, PIPELINE_TASK
-from .video_decoding_mist import load_video_frames, sample_frame_indices
+from .selection_mist import SELECTION_FIELDS, MistSelection, frame_timing, video_timing
+from .video_decoding_mist import load_video_frames
 
 TASK = PIPELINE_TASK
-SELECTION_FIELDS = ("segment_indices", "segment_scores", "frame_indices", "patch_indices", "patch_scores")
-
-
-def video_timing(
-    total_frames: int, sampled_frames: Sequence[int], num_segments: int, fps: float | None = None
-) -> dict:
-    """When each sampled frame and each segment happens, in seconds when `fps` is known, else in source frames.
-
-    `sampled_frames` `[F]` are the source-frame indices MIST sees (`sample_frame_indices`). Segment `s`
-    covers the sampling intervals of sampled frames `[s * F/S, (s + 1) * F/S)`, so its start and end are
-    interval bounds: the same `linspace(0, total_frames, F + 1)` bounds the frames were sampled from.
-    Returns `{"fps", "duration", "total_frames", "unit", "frame_times" [F], "segment_bounds" [S, 2],
-    "segment_frame_bounds" [S, 2]}` (`unit` is `"seconds"` or `"frames"`; frame bounds are `[start, end)`).
-    """
-    num_frames = len(sampled_frames)
-    if num_frames % num_segments:
-        raise ValueError(f"{num_frames} sampled frames do not split into {num_segments} equal segments")
-    frames_per_segment = num_frames // num_segments
-    bounds = np.linspace(0, total_frames, num_frames + 1).astype(np.int64)  # as in sample_frame_indices
-    frame_bounds = [
-        [int(bounds[segment * frames_per_segment]), int(bounds[(segment + 1) * frames_per_segment])]
-        for segment in range(num_segments)
-    ]
-    scale = 1.0 / fps if fps else 1.0
-    return {
-        "fps": float(fps) if fps else None,
-        "duration": round(total_frames * scale, 4) if fps else None,
-        "total_frames": int(total_frames),
-        "unit": "seconds" if fps else "frames",
-        "frame_times": [round(int(index) * scale, 4) for index in sampled_frames],
-        "segment_bounds": [[round(start * scale, 4), round(end * scale, 4)] for start, end in frame_bounds],
-        "segment_frame_bounds": frame_bounds,
-    }
-
-
-def describe_selection(outputs, index: int, timing: dict) -> list[dict]:
-    """What MIST kept for example `index` of a batch, one entry per ISTA layer.
-
-    `outputs` holds the model's per-layer `segment_indices [B, k]`, `segment_scores [B, S]`,
-    `frame_indices [B, k, F/S]`, `patch_indices [B, k, F/S, j]` and `patch_scores [B, k, F/S, C]` or None
-    (attributes or keys). Kept segments and patches are listed in rank order (best first).
-    """
-    fields = SELECTION_FIELDS
-    # a ModelOutput (a dict) leaves out the fields that are None, such as patch_scores without patch selection
-    values = {name: outputs.get(name) if isinstance(outputs, dict) else getattr(outputs, name) for name in fields}
-    if values["patch_scores"] is None:  # no patch selection: every candidate kept, none scored
-        values["patch_scores"] = [None] * len(values["segment_indices"])
-    per_layer = zip(*(values[name] for name in fields))
-    layers = []
-    for layer_number, (segment_indices, segment_scores, frame_indices, patch_indices, patch_scores) in enumerate(
-        per_layer, start=1
-    ):
-        scores = segment_scores[index].float().tolist()  # [S]
-        segments = []
-        for rank, segment in enumerate(segment_indices[index].tolist()):
-            frames = []
-            for position, frame in enumerate(frame_indices[index, rank].tolist()):
-                frames.append(
-                    {
-                        "frame": frame,
-                        "time": timing["frame_times"][frame],
-                        "patches": patch_indices[index, rank, position].tolist(),
-                        "patch_scores": None
-                        if patch_scores is None
-                        else [round(score, 5) for score in patch_scores[index, rank, position].float().tolist()],
-                    }
-                )
-            start, end = timing["segment_bounds"][segment]
-            segments.append(
-                {"segment": segment, "score": round(scores[segment], 5), "start": start, "end": end, "frames": frames}
-            )
-        layers.append(
-            {"layer": layer_number, "segment_scores": [round(score, 5) for score in scores], "segments": segments}
-        )
-    return layers
 
 
 def _video_key(video) -> tuple:
@@ -170,10 +97,11 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
     rank the given choices, written with the model's `choice_template`.
 
     Returns per question a list of `{"answer", "score"}` (softmax over the candidates, best first,
-    `top_k` of them); with `return_selection=True` a dict `{"answers", "selection", "video"}` where
-    `selection` has, per ISTA layer, all segment scores and the kept segments (start/end time, their
-    frames with time, kept patches and every patch candidate's score: the grid's P row-major, then the
-    whole frame with `frame_as_patch_candidate`; None without patch selection) and `video` the timing;
+    `top_k` of them); with `return_selection=True` a dict `{"answers", "selection", "video"}` (the
+    `MistSelection` record's JSON; `MistSelection.from_json(result)` reads it back) where `selection`
+    has, per ISTA layer, all segment scores and the kept segments (start/end time, their frames with
+    time, kept patches and every patch candidate's score: the grid's P row-major, then the whole frame
+    with `frame_as_patch_candidate`; None without patch selection) and `video` the timing;
     `return_frames=True` adds the sampled frames `[F, H, W, 3]` as `"frames"`. A list input returns
     a list; each video is encoded once per call, and its questions are batched `batch_size` at a time
     with the other videos' (as in every pipeline: `pipeline(..., batch_size=8)` or per call).
@@ -190,7 +118,7 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
         if self.processor is None:
             raise ValueError(f"{type(self).__name__} needs the model's MistProcessor (processor=...)")
         self.processor.video_processor.to(self.device)  # CLIP runs beside the model
-        self._vocabulary_embeddings = None  # (candidates, embeddings) of the open-ended vocabulary
+        self._answer_cache = AnswerCache()  # the embeddings of the open-ended vocabulary
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
         """Save the model, this pipeline's code and the whole processor (the base class saves only its tokenizer)."""
@@ -276,10 +204,7 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
             frame_features, patch_features = self.processor.video_processor.extract_features([frames])
             frame_features, patch_features = frame_features[0], patch_features[0]  # [F, D], [F, P, D]
         if timing is None:  # stored features only: times are sampled-frame positions
-            num_frames = frame_features.shape[0]
-            timing = video_timing(
-                num_frames, sample_frame_indices(num_frames, num_frames), config.num_segments, example.get("fps")
-            )
+            timing = frame_timing(frame_features.shape[0], config.num_segments, example.get("fps"))
         return {"frame_features": frame_features, "patch_features": patch_features, "frames": frames, "timing": timing}
 
     def preprocess(self, questions: list[tuple[int, dict]]):
@@ -351,15 +276,15 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
         return {"logits": logits, **selection, "context": inputs["context"], "is_last": inputs["is_last"]}
 
     def _answer_embeddings(self, vocabulary: list[str]) -> torch.Tensor:
-        """`[A, hidden]` embeddings of the open-ended vocabulary, computed once per pipeline."""
-        cached = self._vocabulary_embeddings
-        if cached is None or cached[0] != vocabulary:
+        """`[A, hidden]` embeddings of the open-ended vocabulary, computed once per pipeline (and model placement)."""
+
+        def embed() -> torch.Tensor:
             tokens = self.processor(answers=vocabulary)
-            embeddings = self.model.get_answer_embeddings(
+            return self.model.get_answer_embeddings(
                 tokens["answer_input_ids"].to(self.device), tokens["answer_attention_mask"].to(self.device)
             )
-            cached = self._vocabulary_embeddings = (list(vocabulary), embeddings)
-        return cached[1]
+
+        return self._answer_cache.get(AnswerCache.key(vocabulary, encoder=self.model), embed)
 
     def _choice_inputs(self, contexts: list[QuestionContext]) -> dict:
         """`answer_input_ids` / `answer_attention_mask` `[b, C, La]` of questions with C choices each, padded
@@ -395,8 +320,7 @@ class MistVideoQuestionAnsweringPipeline(ChunkPipeline):
         result = {"answers": answers}
         if return_selection:
             layers = {name: None if output[name] is None else output[name].unbind(1) for name in SELECTION_FIELDS}
-            result["selection"] = describe_selection(layers, 0, context.timing)
-            result["video"] = dict(context.timing)
+            result.update(MistSelection.from_outputs(layers, 0, context.timing).to_json())
         if return_frames:
             result["frames"] = context.frames
         return result
@@ -407,7 +331,7 @@ __all__ = [
     "check_choices",
     "SELECTION_FIELDS",
     "TASK",
+    "MistSelection",
     "MistVideoQuestionAnsweringPipeline",
-    "describe_selection",
     "video_timing",
 ]

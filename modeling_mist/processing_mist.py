@@ -13,6 +13,8 @@ import torch
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 
+from .answer_cache_mist import AnswerCache
+from .configuration_mist import MistConfig
 from .video_processing_mist import MistVideoProcessor, MistVideoProcessorKwargs
 
 
@@ -52,11 +54,11 @@ class MistProcessor(ProcessorMixin):
         video_processor ([`MistVideoProcessor`]): frame sampling and CLIP features (image and text towers).
         answer_vocabulary (`list[str]`, *optional*): the shared candidates of an open-ended dataset, in
             the order of the model's `id2label`. Tokenised once and cached.
-        max_question_length (`int`, defaults to 30): question tokens kept (longer questions are truncated,
-            whatever `max_length` the tokenizer carries).
-        max_answer_length (`int`, defaults to 38): answer tokens kept.
-        choice_template (`str`, defaults to `"{choice}"`): how a multiple-choice candidate becomes the answer
-            text (see `format_choices`).
+        max_question_length (`int`, defaults to `MistConfig`'s, 30): question tokens kept (longer questions are
+            truncated, whatever `max_length` the tokenizer carries).
+        max_answer_length (`int`, defaults to `MistConfig`'s, 38): answer tokens kept.
+        choice_template (`str`, defaults to `MistConfig`'s, `"{choice}"`): how a multiple-choice candidate becomes
+            the answer text (see `format_choices`).
 
     The task definition belongs to the model's `MistConfig` (`task`, `choice_template`, `id2label`);
     `from_mist_config` copies it here, and `save_pretrained` saves the copy so that a processor loaded on
@@ -71,16 +73,16 @@ class MistProcessor(ProcessorMixin):
         tokenizer=None,
         video_processor=None,
         answer_vocabulary: Sequence[str] | None = None,
-        max_question_length: int = 30,
-        max_answer_length: int = 38,
-        choice_template: str = "{choice}",
+        max_question_length: int = MistConfig.max_question_length,
+        max_answer_length: int = MistConfig.max_answer_length,
+        choice_template: str = MistConfig.choice_template,
         **kwargs,
     ):
         self.answer_vocabulary = list(answer_vocabulary) if answer_vocabulary is not None else None
         self.max_question_length = max_question_length
         self.max_answer_length = max_answer_length
         self.choice_template = choice_template
-        self._answer_cache = None  # (candidates, encoding) of the last open-ended candidate set
+        self._answer_cache = AnswerCache()  # the tokens of the last open-ended candidate set
         super().__init__(tokenizer, video_processor, **kwargs)
 
     @classmethod
@@ -173,27 +175,10 @@ class MistProcessor(ProcessorMixin):
         # Features are tensors whatever the caller asks; `return_tensors="np"` converts everything at the end.
         return_tensors = text_kwargs.pop("return_tensors", None) or "pt"
         videos_kwargs.pop("return_tensors", None)
-        data = {}
 
         questions = self._check_questions(text) if text is not None else None
-        if questions is not None:
-            # The config's limit wins over a longer `max_length` saved with the tokenizer (MiniLM carries 128).
-            requested = text_kwargs.get("max_length") or self.max_question_length
-            text_kwargs["max_length"] = min(requested, self.max_question_length)
-            text_kwargs["truncation"] = True
-            encoding = self.tokenizer(questions, return_tensors="pt", **text_kwargs)
-            data["input_ids"], data["attention_mask"] = encoding["input_ids"], encoding["attention_mask"]
-
-        if videos is not None:
-            if frame_features is not None or patch_features is not None:
-                raise ValueError("pass either videos or precomputed frame_features/patch_features, not both")
-            data.update(self.video_processor(videos, return_tensors="pt", **videos_kwargs))
-        else:
-            if frame_features is not None:
-                data["frame_features"] = _feature_tensor(frame_features, "frame_features", ndim=3)
-            if patch_features is not None:
-                data["patch_features"] = _feature_tensor(patch_features, "patch_features", ndim=4)
-
+        data = self._tokenize_questions(questions, text_kwargs) if questions is not None else {}
+        data.update(self._video_features(videos, frame_features, patch_features, videos_kwargs))
         if return_question_clip_embeds is None:
             return_question_clip_embeds = videos is not None
         if question_clip_embeds is not None:
@@ -201,8 +186,37 @@ class MistProcessor(ProcessorMixin):
         elif questions is not None and return_question_clip_embeds:
             device = videos_kwargs.get("device")
             data["question_clip_embeds"] = self.video_processor.encode_text(questions, device=device)
+        data.update(self._answer_inputs(questions, answers, choices, labels))
 
-        candidates = None
+        self._check_batch_sizes(data)
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def _tokenize_questions(self, questions: list[str], text_kwargs: dict) -> dict[str, torch.Tensor]:
+        """`input_ids` / `attention_mask` `[B, L]` of the questions, at most `max_question_length` tokens."""
+        # The config's limit wins over a longer `max_length` saved with the tokenizer (MiniLM carries 128).
+        requested = text_kwargs.get("max_length") or self.max_question_length
+        text_kwargs["max_length"] = min(requested, self.max_question_length)
+        text_kwargs["truncation"] = True
+        encoding = self.tokenizer(questions, return_tensors="pt", **text_kwargs)
+        return {"input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"]}
+
+    def _video_features(self, videos, frame_features, patch_features, videos_kwargs: dict) -> dict[str, torch.Tensor]:
+        """`frame_features [B, F, D]` / `patch_features [B, F, P, D]`: CLIP's of `videos`, or the given ones."""
+        if videos is not None:
+            if frame_features is not None or patch_features is not None:
+                raise ValueError("pass either videos or precomputed frame_features/patch_features, not both")
+            return dict(self.video_processor(videos, return_tensors="pt", **videos_kwargs))
+        data = {}
+        if frame_features is not None:
+            data["frame_features"] = _feature_tensor(frame_features, "frame_features", ndim=3)
+        if patch_features is not None:
+            data["patch_features"] = _feature_tensor(patch_features, "patch_features", ndim=4)
+        return data
+
+    def _answer_inputs(self, questions, answers, choices, labels) -> dict[str, torch.Tensor]:
+        """The tokenised candidates (per question `[B, C, La]` from `choices`, else shared `[A, La]`: `answers` or
+        the vocabulary when there are questions) and the `labels [B]` among them."""
+        data, candidates = {}, None
         if choices is not None:
             candidates = [list(row) for row in choices]
             data.update(self._encode_choices(self._choice_texts(questions, candidates)))
@@ -211,9 +225,7 @@ class MistProcessor(ProcessorMixin):
             data.update(self._encode_answer_candidates(candidates))
         if labels is not None:
             data["labels"] = self._encode_labels(labels, candidates, per_question=choices is not None)
-
-        self._check_batch_sizes(data)
-        return BatchFeature(data=data, tensor_type=return_tensors)
+        return data
 
     @staticmethod
     def _check_questions(text) -> list[str]:
@@ -254,10 +266,8 @@ class MistProcessor(ProcessorMixin):
         """`[A, La]` ids and mask of a shared candidate set; the last set is cached (the vocabulary, in training)."""
         if not candidates:
             raise ValueError("answers is empty; expected at least one answer candidate")
-        key = tuple(candidates)
-        if self._answer_cache is None or self._answer_cache[0] != key:
-            self._answer_cache = (key, self._tokenize_answers(candidates))
-        return dict(self._answer_cache[1])
+        key = AnswerCache.key(candidates, version=self.max_answer_length)
+        return dict(self._answer_cache.get(key, lambda: self._tokenize_answers(candidates)))
 
     def _encode_choices(self, choices: list[list[str]]) -> dict[str, torch.Tensor]:
         """`[B, C, La]` ids and mask of per-question candidates."""

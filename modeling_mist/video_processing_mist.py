@@ -34,6 +34,7 @@ from .clip_runtime_mist import (
     parse_clip_dtype,
     parse_clip_pretrained,
 )
+from .configuration_mist import MistConfig
 from .video_decoding_mist import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -99,9 +100,10 @@ class MistVideoProcessor(BaseVideoProcessor):
             open_clip model name (or `local-dir:PATH` / `hf-hub:REPO`).
         clip_pretrained (`str`, *optional*, defaults to `"openai"`):
             open_clip pretrained tag or checkpoint file; None (or `"none"`) for seeded random weights.
-        num_frames (`int`, defaults to 32): frames sampled per video.
-        grid_size (`int`, defaults to 4): crops per frame side.
-        crop_size (`dict`, defaults to height and width 224): CLIP input size, one crop's size.
+        num_frames (`int`, defaults to `MistConfig.num_frames`, 32): frames sampled per video.
+        grid_size (`int`, defaults to `MistConfig.grid_size`, 4): crops per frame side.
+        crop_size (`dict`, defaults to height and width `MistConfig.crop_size`, 224): CLIP input size, one crop's
+            size.
         clip_batch_size (`int`, defaults to 544): images per CLIP forward pass.
         decode_workers (`int`, defaults to 4): threads decoding the videos of one call.
         clip_dtype (`str`, *optional*): the precision CLIP runs in. None (or `"auto"`): bfloat16 weights on a CPU
@@ -116,8 +118,10 @@ class MistVideoProcessor(BaseVideoProcessor):
     resample = PILImageResampling.BICUBIC
     image_mean = OPENAI_CLIP_MEAN
     image_std = OPENAI_CLIP_STD
-    size = {"shortest_edge": 224}
-    crop_size = {"height": 224, "width": 224}
+    # The frame, grid and crop sizes are the model's (`MistProcessor.from_mist_config` passes its config's);
+    # these defaults, for a processor built on its own, are `MistConfig`'s (the paper's), not restated here.
+    size = {"shortest_edge": MistConfig.crop_size}
+    crop_size = {"height": MistConfig.crop_size, "width": MistConfig.crop_size}
     default_to_square = False
     do_resize = True
     do_center_crop = True
@@ -126,8 +130,8 @@ class MistVideoProcessor(BaseVideoProcessor):
     do_normalize = True
     do_convert_rgb = False  # decoded frames are RGB already
     do_sample_frames = True
-    num_frames = 32
-    grid_size = 4
+    num_frames = MistConfig.num_frames
+    grid_size = MistConfig.grid_size
     clip_batch_size = 544  # one ViT-B/32 video (32 frames + 512 crops) per forward
     decode_workers = 4
     clip_model_name = "ViT-B-32-quickgelu"

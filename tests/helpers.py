@@ -1,7 +1,8 @@
-"""Helpers every test folder shares: the tiny random CLIP, a quiet offline subprocess, and writing a video.
+"""Helpers every test folder shares: the `tiny` preset, the tiny random CLIP and a quiet offline subprocess.
 
 Imported as `tests.helpers` (the test folders are packages); each folder's own `*_testing.py` builds
-its fixtures (tiny models, synthetic tasks, frames of known content) on top of these.
+its fixtures (tiny models, synthetic tasks, frames of known content) on top of these, and videos are
+written with the library's `processing.video_encoding.encode_video` (the app writes its samples with it).
 """
 
 import json
@@ -10,11 +11,68 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
-import numpy as np
+from configuration.presets import PRESETS, Preset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIP_EMBED_DIM = 16  # the tiny CLIP's embedding width: the tiny preset's clip_hidden_size
+
+# The test suite's preset (`--preset tiny`, not a user preset): hidden 32, 4 heads, 8 frames in 4 segments of a
+# 2 x 2 grid, a 2-layer BERT, 4 CPU steps.
+TINY = Preset(
+    name="tiny",
+    description="tiny sizes for tests",
+    model=dict(
+        text_config=dict(
+            model_type="bert",
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            max_position_embeddings=64,
+        ),
+        num_frames=8,
+        num_segments=4,
+        grid_size=2,
+        crop_size=16,
+        clip_hidden_size=16,
+        hidden_size=32,
+        box_hidden_size=8,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        num_ista_layers=2,
+        num_selected_segments=2,
+        num_selected_patches=2,
+        max_question_length=12,
+        max_answer_length=6,
+        dropout=0.0,
+        attention_dropout=0.0,
+        train_selection="topk",
+    ),
+    training=dict(
+        learning_rate=1e-3,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        max_steps=4,
+        lr_scheduler_type="constant",
+        optim="adamw_torch",
+        seed=0,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=1,
+        dataloader_num_workers=0,
+        use_cpu=True,
+        disable_tqdm=True,
+    ),
+    text_encoder=None,
+)
+
+
+def register_test_presets() -> None:
+    """Make `tiny` a `--preset` choice in this process (the root conftest calls it; `tests.mist_cli` for runs of
+    the `mist` command in a new process)."""
+    PRESETS.setdefault(TINY.name, TINY)
+
 
 # open_clip model config: a 1-layer ViT on 224-pixel inputs (one crop is one CLIP image) and a 1-layer text tower.
 TINY_CLIP_CONFIG = {
@@ -54,17 +112,3 @@ def run_python(
         [sys.executable, *args], cwd=str(cwd), env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs
     )
 
-
-def encode_video(
-    path, frames, fps: int, codec: str = "libx264", options: dict | None = None, container_options: dict | None = None
-):
-    """Frames `[T, H, W, 3]` uint8 encoded with PyAV into `path` (yuv420p); returns `path`."""
-    with av.open(str(path), "w", options=container_options or {}) as container:
-        stream = container.add_stream(codec, rate=fps, options=options or {})
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path

@@ -12,9 +12,11 @@ import os
 import tempfile
 from pathlib import Path
 
+from modeling_mist.selection_mist import MistSelection
+
 from .app_samples import Sample
 from .demo.synthetic_dataset import OBJECT_WORDS
-from .explain import draw_explanation, selections_of_result
+from .explain import draw_explanation
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # nothing leaves this machine (read when gradio is imported)
 
@@ -34,17 +36,17 @@ def _digest(path: str | os.PathLike) -> str:
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def format_selection(result: dict) -> str:
+def format_selection(selection: MistSelection) -> str:
     """Markdown: per ISTA layer, the kept segments with their times and scores, best first."""
-    unit = result["video"]["unit"]
+    unit = selection.video["unit"]
     suffix = "s" if unit == "seconds" else ""
     lines = []
-    for layer in result["selection"]:
+    for layer in selection.layers:
         kept = ", ".join(
-            f"segment {segment['segment']} ({segment['start']:g}{suffix}-{segment['end']:g}{suffix}, score {segment['score']:.2f})"
-            for segment in layer["segments"]
+            f"segment {segment.segment} ({segment.start:g}{suffix}-{segment.end:g}{suffix}, score {segment.score:.2f})"
+            for segment in layer.segments
         )
-        lines.append(f"* **ISTA layer {layer['layer']}** kept {kept}")
+        lines.append(f"* **ISTA layer {layer.layer}** kept {kept}")
     if unit != "seconds":
         lines.append("\n(times are frame numbers: the video's frame rate is unknown)")
     return "\n".join(lines)
@@ -139,19 +141,18 @@ class VideoQuestionAnswerer:
             return_selection=True,
             return_frames=True,
         )
-        answers = result["answers"]
+        answers, selection = result["answers"], MistSelection.from_json(result)
         picture = draw_explanation(
             result["frames"],
-            selections_of_result(result["selection"]),
+            selection,
             self.config.num_segments,
             self.config.grid_size,
             self.output_dir / f"explanation-{next(self._pictures)}.png",
             title=question,
             answers=answers,
-            timing=result["video"],
         )
         label = {item["answer"]: item["score"] for item in answers}
-        return answers, label, str(picture), format_selection(result)
+        return answers, label, str(picture), format_selection(selection)
 
 
 def build_app(answerer: VideoQuestionAnswerer):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from processing.video_encoding import encode_video
+
 from .demo.synthetic_dataset import OBJECT_WORDS, QUESTION_KINDS, SyntheticTaskConfig, SyntheticVideoQA
 
 SAMPLE_FPS = 4  # frames per second of the rendered sample videos
@@ -47,23 +49,6 @@ class Sample:
         return (self.generator.config.feature_scale * embedding).astype(np.float32)
 
 
-def write_video(frames: np.ndarray, path: Path, fps: int) -> Path:
-    """Frames `[T, H, W, 3]` uint8 to an H.264 mp4 (even sizes, as yuv420p needs)."""
-    import av
-
-    frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"crf": "18"})
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 def demo_samples(demo_dir: str | Path, config, count: int = 3) -> list[Sample]:
     """The first `count` test questions of the demo saved in `demo_dir` (its `data/`), one per video, as
     samples for a model of `config`'s sizes; their videos are rendered once to `demo_dir/app_samples/`.
@@ -95,7 +80,7 @@ def demo_samples(demo_dir: str | Path, config, count: int = 3) -> list[Sample]:
         path = demo_dir / "app_samples" / f"{video_id}.mp4"
         if not path.exists():
             frames = generator.render_frames(video_id).repeat(SAMPLE_SCALE, axis=1).repeat(SAMPLE_SCALE, axis=2)
-            write_video(frames, path, SAMPLE_FPS)
+            encode_video(path, frames, SAMPLE_FPS, options={"crf": "18"})
         stored = features[row_of[video_id]]
         samples.append(
             Sample(

@@ -1,12 +1,13 @@
 """Batches questions with their video features into `MistForVideoQuestionAnswering` inputs."""
 
 import copy
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from modeling_mist import MistProcessor
+from modeling_mist import MistConfig, MistProcessor
 
 
 @dataclass
@@ -22,23 +23,46 @@ class MistDataCollator:
     `input_ids`/`attention_mask [B, L]` (L <= the processor's max_question_length),
     `question_clip_embeds [B, D]`, `answer_input_ids`/`answer_attention_mask` `[A, La]` (the
     open-ended vocabulary; the processor tokenises it once and caches it) or `[B, C, La]` (each
-    question's choices, written by the processor with `choice_template`, or the processor's own template
-    when None), and `labels [B]` when examples carry them.
+    question's choices, written with the task's `choice_template`), and `labels [B]` when examples carry them.
+
+    The task definition is the model's `config` (`MistConfig`): open-ended over `config.answer_vocabulary`,
+    or multiple choice over each example's `choices` written with `config.choice_template`. Without a
+    config, examples bring their choices, written with the processor's template (the copy it was built
+    with, `MistProcessor.from_mist_config`). `answer_vocabulary` and `choice_template` are deprecated
+    (a `FutureWarning`): they set the task again beside the config.
 
     `zero_video=True` replaces both feature tensors by zeros: the question-only baseline.
     """
 
     processor: MistProcessor
-    answer_vocabulary: list[str] | None = None
-    choice_template: str | None = None
+    answer_vocabulary: list[str] | None = None  # deprecated: the config's
+    choice_template: str | None = None  # deprecated: the config's
     zero_video: bool = False
     feature_dtype: torch.dtype | None = torch.float32
+    config: MistConfig | None = None  # the task definition (`task`, `id2label`, `choice_template`)
+    answers: list[str] | None = field(init=False, default=None)  # the open-ended candidates; None: choices
 
     def __post_init__(self):
-        if self.choice_template is not None and self.choice_template != self.processor.choice_template:
+        given = [name for name in ("answer_vocabulary", "choice_template") if getattr(self, name) is not None]
+        if given and self.config is not None:
+            raise ValueError(
+                f"MistDataCollator got config and {' and '.join(given)}: the task definition is the config's; "
+                f"leave {' and '.join(given)} out"
+            )
+        if given:
+            warnings.warn(
+                f"MistDataCollator({', '.join(f'{name}=...' for name in given)}) is deprecated and will be removed: "
+                "the task definition is the model config's; pass config=model.config",
+                FutureWarning,
+                stacklevel=3,
+            )
+        # None: multiple choice, each example's choices.
+        self.answers = self.config.answer_vocabulary if self.config is not None else self.answer_vocabulary
+        template = self.config.choice_template if self.config is not None else self.choice_template
+        if template is not None and template != self.processor.choice_template:
             # A shallow copy shares the tokenizer and CLIP; only the way choices are written differs.
             self.processor = copy.copy(self.processor)
-            self.processor.choice_template = self.choice_template
+            self.processor.choice_template = template
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         if not examples:
@@ -53,8 +77,8 @@ class MistDataCollator:
             batch["frame_features"] = torch.zeros_like(batch["frame_features"])
             batch["patch_features"] = torch.zeros_like(batch["patch_features"])
         questions = [example["question"] for example in examples]
-        if self.answer_vocabulary is not None:
-            text_inputs = self.processor(text=questions, answers=self.answer_vocabulary)
+        if self.answers is not None:
+            text_inputs = self.processor(text=questions, answers=self.answers)
         else:
             text_inputs = self.processor(text=questions, choices=self._choices(examples))
         for key in ("input_ids", "attention_mask", "answer_input_ids", "answer_attention_mask"):

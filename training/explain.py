@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modeling_mist.pipeline_mist import describe_selection, video_timing
+from modeling_mist.selection_mist import MistSelection, frame_timing, video_timing
 from modeling_mist.video_decoding_mist import load_video_frames, sample_frame_indices
 
 LAYER_COLORS = ("#e6550d", "#3182bd", "#31a354", "#756bb1")  # one per ISTA layer: label, timeline, outlines
@@ -69,45 +69,43 @@ def text_fonts(text: str) -> list[str]:
     return list(fonts)
 
 
+def selection_layers(selection: MistSelection) -> list[dict]:
+    """A selection record's layers by frame, as `draw_explanation` reads them: per ISTA layer
+    `{"segments": [k], "segment_scores": [S], "frames": [k * F/S], "patches": {frame: [j]},
+    "patch_scores": {frame: [P]}, "segment_times": {segment: [start, end]}, "frame_times": {frame: t}}`
+    (kept segments best first, their frames in time order; times in `selection.video["unit"]`)."""
+    return [
+        {
+            "segments": [segment.segment for segment in layer.segments],
+            "segment_scores": layer.segment_scores,
+            "frames": [frame.frame for frame in layer.frames],
+            "patches": {frame.frame: frame.patches for frame in layer.frames},
+            "patch_scores": {frame.frame: frame.patch_scores for frame in layer.frames},
+            "segment_times": {segment.segment: [segment.start, segment.end] for segment in layer.segments},
+            "frame_times": {frame.frame: frame.time for frame in layer.frames},
+        }
+        for layer in selection.layers
+    ]
 
 
-def frame_timing(num_frames: int, num_segments: int) -> dict:
-    """`video_timing` when only the sampled frames are known: times are sampled-frame positions."""
-    return video_timing(num_frames, sample_frame_indices(num_frames, num_frames), num_segments)
+def selection_of(outputs, index: int = 0, timing: dict | None = None) -> MistSelection:
+    """The selection record of one example of a model output; `timing` is `video_timing` of its video, else
+    times are sampled-frame positions."""
+    if timing is None:
+        num_segments = outputs.segment_scores[0].shape[-1]
+        timing = frame_timing(outputs.frame_indices[0].shape[-1] * num_segments, num_segments)
+    return MistSelection.from_outputs(outputs, index, timing)
 
 
 def selections_of(outputs, index: int = 0, timing: dict | None = None) -> list[dict]:
-    """Per ISTA layer, the kept segments, frames and patches of one example of a model output.
-
-    Returns `[{"segments": [k], "segment_scores": [S], "frames": [k * F/S], "patches": {frame: [j]},
-    "patch_scores": {frame: [P]}, "segment_times": {segment: [start, end]}, "frame_times": {frame: t}}]`;
-    times are in `timing["unit"]` (seconds from `video_timing` of the video, else sampled-frame positions).
-    """
-    if timing is None:
-        num_frames = outputs.frame_indices[0].shape[-1] * outputs.segment_scores[0].shape[-1]
-        timing = frame_timing(num_frames, outputs.segment_scores[0].shape[-1])
-    return selections_of_result(describe_selection(outputs, index, timing))
+    """Per ISTA layer, the kept segments, frames and patches of one example of a model output
+    (`selection_layers` of `selection_of`)."""
+    return selection_layers(selection_of(outputs, index, timing))
 
 
 def selections_of_result(selection: list[dict]) -> list[dict]:
     """`selections_of`'s layers from the `"selection"` of a pipeline result (`return_selection=True`)."""
-    layers = []
-    for layer in selection:
-        frames = [frame for segment in layer["segments"] for frame in segment["frames"]]
-        layers.append(
-            {
-                "segments": [segment["segment"] for segment in layer["segments"]],
-                "segment_scores": layer["segment_scores"],
-                "frames": [frame["frame"] for frame in frames],
-                "patches": {frame["frame"]: frame["patches"] for frame in frames},
-                "patch_scores": {frame["frame"]: frame["patch_scores"] for frame in frames},
-                "segment_times": {
-                    segment["segment"]: [segment["start"], segment["end"]] for segment in layer["segments"]
-                },
-                "frame_times": {frame["frame"]: frame["time"] for frame in frames},
-            }
-        )
-    return layers
+    return selection_layers(MistSelection.from_json({"selection": selection, "video": {}}))
 
 
 def placeholder_frames(num_frames: int, size: int = 64) -> np.ndarray:
@@ -213,7 +211,7 @@ class ExplanationLayout:
 
 def draw_explanation(
     frames: np.ndarray,
-    layers: list[dict],
+    layers: MistSelection | list[dict],
     num_segments: int,
     grid_size: int,
     path: str | Path,
@@ -224,15 +222,19 @@ def draw_explanation(
     """Save the explanation PNG of one answer (see the module docstring) and return its path.
 
     `frames` `[F, H, W, 3]` uint8 are the sampled frames (the patch grid covers the whole frame);
-    `layers` come from `selections_of` (or `selections_of_result`); `answers` are `(answer, score)`
-    pairs or `{"answer", "score"}` dicts; `timing` is `video_timing` of the video (the pipeline's
-    `result["video"]`) for times in seconds, else times are sampled-frame positions.
+    `layers` is a `MistSelection` (its `video` is the timing unless `timing` is given) or its
+    `selection_layers`; `answers` are `(answer, score)` pairs or `{"answer", "score"}` dicts; `timing` is
+    `video_timing` of the video (the pipeline's `result["video"]`) for times in seconds, else times are
+    sampled-frame positions.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if isinstance(layers, MistSelection):
+        timing = timing or layers.video
+        layers = selection_layers(layers)
     frames = np.asarray(frames)
     timing = timing or frame_timing(len(frames), num_segments)
     layout = ExplanationLayout.of(frames, layers, answers)

@@ -59,13 +59,7 @@ def freeze_text_encoders(model: MistForVideoQuestionAnswering) -> None:
 def make_collator(processor: MistProcessor, config: MistConfig, zero_video: bool = False) -> MistDataCollator:
     """The collator of the model's task: the open-ended vocabulary, or each question's choices. Features stay
     in their stored dtype (float16) until the model casts them on its device."""
-    return MistDataCollator(
-        processor=processor,
-        answer_vocabulary=None if config.multiple_choice else processor.answer_vocabulary,
-        choice_template=config.choice_template,
-        zero_video=zero_video,
-        feature_dtype=None,
-    )
+    return MistDataCollator(processor=processor, config=config, zero_video=zero_video, feature_dtype=None)
 
 
 def make_trainer(

@@ -24,7 +24,6 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
-from configuration.model_config import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
 from configuration.presets import Preset, resolve_text_encoder
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
 from processing.file_utils import (
@@ -55,6 +54,7 @@ from .data import (
 from .errors import BrokenFileError, Failure, Interrupted, UsageError, check_local_or_hub, hub_failure, named_by
 from .factory import build_model, freeze_text_encoders, make_trainer
 from .model_card import write_model_card
+from .model_config import build_model_config_kwargs, fit_config_to_features, parse_config_overrides
 from .trainer import OPEN_ENDED_TOP_K, MistTrainer, build_compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,10 @@ class TrainOptions:
     )
     preset: str | None = field(
         default=None,
-        metadata={"help": "agqa, nextqa, star, demo or tiny (default: nextqa for multiple choice, else agqa)"},
+        metadata={
+            "help": "agqa, nextqa, star, egoschema, activitynetqa or demo (default: nextqa for multiple choice, "
+            "else agqa)"
+        },
     )
     text_encoder: str | None = field(
         default=None,
@@ -391,9 +394,8 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
         )
     task, vocabulary = choose_task(train_questions, preset, options.answer_vocabulary)
     text_encoder_name, text_encoder, tokenizer = load_text_encoder(options, preset)
-    set_seed(training_args.seed)  # the model is built before the Trainer seeds: seed its initialisation here
     model, processor = build_model_and_processor(
-        options, preset, config_kwargs, text_encoder, tokenizer, vocabulary, task, clip_choice
+        options, preset, config_kwargs, text_encoder, tokenizer, vocabulary, task, clip_choice, training_args.seed
     )
     train_dataset, eval_datasets = pair_questions_with_features(
         options, train_questions, evaluated, features, processor, vocabulary, progress=not training_args.disable_tqdm
@@ -482,8 +484,11 @@ def build_model_and_processor(
     vocabulary: list | None,
     task: str,
     clip_choice: dict,
+    seed: int,
 ) -> tuple[MistForVideoQuestionAnswering, MistProcessor]:
-    """A fresh model of the fitted config (text encoders frozen when asked) and the processor that reads for it."""
+    """A fresh model of the fitted config, initialised from `seed`, its text encoders frozen when asked, and the
+    processor that reads for it (`clip_choice`: its CLIP's `clip_model_name` / `clip_pretrained`)."""
+    set_seed(seed)  # the model is built before the Trainer seeds: seed its initialisation here
     model = build_model(config_kwargs, text_encoder, tokenizer, vocabulary, task=task)
     freeze = options.freeze_text_encoders
     if freeze if freeze is not None else preset.freeze_text_encoders:

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from transformers import EvalPrediction, Trainer
 
+from modeling_mist.answer_cache_mist import AnswerCache
+
 from .metrics import load_accuracy
 
 OPEN_ENDED_TOP_K = 10  # the paper reports top-1 and top-10 accuracy for open-ended answers
@@ -72,8 +74,8 @@ class MistTrainer(Trainer):
     def __init__(self, *args, model_card: Callable[[str], None] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.model_card = model_card
-        self._answer_cache = None  # (global step, answer ids, answer embeddings)
-        self._frozen_answer_cache = None  # (answer ids, attention mask, pooled answer-encoder output)
+        self._answer_cache = AnswerCache()  # the shared vocabulary's embeddings, per global step
+        self._frozen_answer_cache = AnswerCache()  # the frozen answer encoder's pooled output of the vocabulary
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         answer_ids = inputs.get("answer_input_ids")
@@ -91,20 +93,20 @@ class MistTrainer(Trainer):
         where the collator made them (the host), before they are moved to the device."""
         if answer_mask is None:
             answer_mask = torch.ones_like(answer_ids)
-        cached = self._frozen_answer_cache
-        if cached is None or not (torch.equal(cached[0], answer_ids) and torch.equal(cached[1], answer_mask)):
-            unwrapped = self.accelerator.unwrap_model(model)
-            encoder = unwrapped.answer_encoder
+        unwrapped = self.accelerator.unwrap_model(model)
+        encoder = unwrapped.answer_encoder
+
+        def encode() -> torch.Tensor:
             was_training = encoder.training
             encoder.eval()  # a fixed feature extractor: no dropout
             try:
                 on_device = self._prepare_inputs({"ids": answer_ids, "mask": answer_mask})
                 with self.autocast_smart_context_manager():
-                    features = unwrapped.get_answer_features(on_device["ids"], on_device["mask"])
+                    return unwrapped.get_answer_features(on_device["ids"], on_device["mask"])
             finally:
                 encoder.train(was_training)
-            cached = self._frozen_answer_cache = (answer_ids.clone(), answer_mask.clone(), features)
-        return cached[2]
+
+        return self._frozen_answer_cache.get(AnswerCache.key((answer_ids, answer_mask), encoder=encoder), encode)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         answer_ids = inputs.get("answer_input_ids")
@@ -116,13 +118,16 @@ class MistTrainer(Trainer):
 
     @torch.no_grad()
     def _shared_answer_embeddings(self, model, answer_ids: torch.Tensor, answer_mask: torch.Tensor | None):
-        cached = self._answer_cache
-        step = self.state.global_step
-        if cached is None or cached[0] != step or not torch.equal(cached[1], answer_ids):
+        """The vocabulary's embeddings, computed once per global step: the weights change only when it does. Keyed
+        by the ids alone (the padding mask follows from them), as cheap per batch as one comparison."""
+        unwrapped = self.accelerator.unwrap_model(model)
+
+        def embed() -> torch.Tensor:
             with self.autocast_smart_context_manager():
-                embeddings = self.accelerator.unwrap_model(model).get_answer_embeddings(answer_ids, answer_mask)
-            cached = self._answer_cache = (step, answer_ids, embeddings)
-        return cached[2]
+                return unwrapped.get_answer_embeddings(answer_ids, answer_mask)
+
+        key = AnswerCache.key(answer_ids, encoder=unwrapped, version=self.state.global_step)
+        return self._answer_cache.get(key, embed)
 
     def create_model_card(self, *args, **kwargs) -> None:
         if self.model_card is None:

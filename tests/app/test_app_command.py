@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.app.app_testing import free_port
-from tests.pipeline.pipeline_testing import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")

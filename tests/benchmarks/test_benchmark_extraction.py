@@ -2,11 +2,11 @@
 
 import importlib.util
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+
+from tests.helpers import REPO_ROOT, run_python
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "benchmark_extraction.py"
 
@@ -54,10 +54,8 @@ def test_vit_b32_flops_are_what_torchs_counter_counts_on_the_whole_tower():
 def test_half_precision_clip_tower_gives_the_autocast_features():
     """On the CPU the half-precision variant is bfloat16 weights; its features must point where float32's do."""
     tiny = "--device cpu --threads 1 --videos 1 --video-frames 8 --width 64 --height 48 --num-frames 2 --grid-size 1"
-    command = [sys.executable, str(SCRIPT), *tiny.split(), "--clip-batch-size", "4", "--clip-dtype", "float32"]
-    completed = subprocess.run(
-        [*command, "--methods", "model-only", "model-only-half"], capture_output=True, text=True, timeout=300
-    )
+    command = [str(SCRIPT), *tiny.split(), "--clip-batch-size", "4", "--clip-dtype", "float32"]
+    completed = run_python([*command, "--methods", "model-only", "model-only-half"], cwd=REPO_ROOT, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     lines = completed.stdout.splitlines()
     rows = {line.split()[0]: line.split() for line in lines if line.startswith("model-only") and "against" not in line}
@@ -71,7 +69,7 @@ def test_half_precision_clip_tower_gives_the_autocast_features():
 def test_stage_benchmark_times_every_stage_and_reports_clips_share():
     script = SCRIPT.parent / "benchmark_extraction_stages.py"
     tiny = "--device cpu --threads 1 --videos 1 --video-frames 8 --width 64 --height 48 --num-frames 2"
-    completed = subprocess.run([sys.executable, str(script), *tiny.split()], capture_output=True, text=True, timeout=300)
+    completed = run_python([str(script), *tiny.split()], cwd=REPO_ROOT, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "1 videos of 8 frames 64x48, 34 CLIP images" in completed.stdout
     rows = dict(re.findall(r"^(decode|transfer|preprocess|CLIP) +([0-9.]+) +[0-9.]+$", completed.stdout, re.M))

@@ -8,12 +8,12 @@ import importlib.util
 import json
 import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.helpers import REPO_ROOT, run_python
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "benchmark_vs_original.py"
 TINY_WORK = shlex.split("--batch 1 --steps 1 --warmup 0 --threads 1 --answers 3 --question-length 4 --answer-length 3")
@@ -107,8 +107,7 @@ def test_driver_alternates_sides_in_fresh_workers_and_writes_the_report(
 
 
 def run_real_worker(side, *extra):
-    command = [sys.executable, str(SCRIPT), "--worker", side, *TINY_WORK, *extra]
-    completed = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    completed = run_python([str(SCRIPT), "--worker", side, *TINY_WORK, *extra], cwd=REPO_ROOT, timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
     line = next(line for line in completed.stdout.splitlines() if line.startswith("BENCHMARK-RESULT "))
     result = json.loads(line.removeprefix("BENCHMARK-RESULT "))

@@ -4,7 +4,6 @@ The mixin's videos are random frames and its text is "lower newer": these tests 
 save/load and the input names; tests/processing checks what the features are.
 """
 
-import json
 import tempfile
 import unittest
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from transformers import BertTokenizer
 
 from tests.hf_common.common_tests_build import common_tests_or_skip
+from tests.helpers import CLIP_EMBED_DIM, write_clip_config
 
 common_tests_or_skip()  # builds transformers' common tests from its sdist, or skips where no index answers
 from hf_common_tests.test_processing_common import ProcessorTesterMixin
@@ -19,15 +19,6 @@ from hf_common_tests.test_processing_common import ProcessorTesterMixin
 from modeling_mist.processing_mist import MistProcessor
 from modeling_mist.video_processing_mist import MistVideoProcessor
 
-CLIP_EMBED_DIM = 16
-TINY_CLIP = {
-    "model_cfg": {
-        "embed_dim": CLIP_EMBED_DIM,
-        "quick_gelu": True,
-        "vision_cfg": {"image_size": 224, "layers": 1, "width": 32, "head_width": 16, "patch_size": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    }
-}
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "lower", "newer", "upper", "older", "longer", "string"]
 
 
@@ -39,7 +30,7 @@ class MistProcessorTest(ProcessorTesterMixin, unittest.TestCase):
     def setUpClass(cls):
         cls.components_dir = tempfile.TemporaryDirectory()
         folder = Path(cls.components_dir.name)
-        (folder / "open_clip_config.json").write_text(json.dumps(TINY_CLIP))
+        cls.clip_model_name = write_clip_config(folder)
         (folder / "vocab.txt").write_text("\n".join(VOCABULARY) + "\n")
         super().setUpClass()
 
@@ -55,7 +46,7 @@ class MistProcessorTest(ProcessorTesterMixin, unittest.TestCase):
     @classmethod
     def _setup_video_processor(cls):
         return MistVideoProcessor(
-            clip_model_name=f"local-dir:{cls.components_dir.name}", clip_pretrained=None, num_frames=4, grid_size=1
+            clip_model_name=cls.clip_model_name, clip_pretrained=None, num_frames=4, grid_size=1
         )
 
     @staticmethod

@@ -1,6 +1,7 @@
 """Conversion of checkpoints saved by the original MIST code (showlab/mist, AGQA variant)."""
 
 import collections
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,10 @@ import torch
 from transformers import AutoModel, DistilBertConfig, DistilBertModel
 
 import modeling_mist  # noqa: F401  (registers the Auto classes)
-from modeling_mist import MistForVideoQuestionAnswering
+from configuration.presets import get_preset
+from configuration.variants import REFERENCE_VARIANTS, UNTENSORED_SIZES
+from modeling_mist import MistConfig, MistForVideoQuestionAnswering
+from modeling_mist.convert_original_checkpoint import REFERENCE_TOKENIZERS, infer_config
 from modeling_mist.convert_original_checkpoint import main as convert_main
 from tests.modeling.mist_testing import DISTILBERT_TEXT_CONFIG, VOCAB, random_inputs, reference_outputs, tiny_config
 
@@ -595,3 +599,44 @@ def test_reference_outputs_are_found_through_the_variable_or_skip_saying_how(tmp
     monkeypatch.setattr(mist_testing, "TEAM_REFERENCE_OUTPUTS", tmp_path / "no-shared")
     with pytest.raises(pytest.skip.Exception, match="set MIST_REFERENCE_OUTPUTS to a folder holding original-star/"):
         reference_outputs("star")
+
+
+# ---- the converter's defaults: the variants table the presets read too ----
+
+
+@pytest.mark.parametrize("variant", sorted(REFERENCE_VARIANTS))
+def test_converted_settings_are_the_presets_from_one_table(variant, monkeypatch):
+    settings = REFERENCE_VARIANTS[variant]
+    preset = get_preset(variant)
+    trained = MistConfig(**preset.model)  # what `mist train --preset VARIANT` builds
+    # A checkpoint of the variant at tiny widths: only the sizes and switches no tensor carries are the table's.
+    widths = dict(clip_hidden_size=32, num_temporal_layers=trained.num_temporal_layers)
+    text = {"text_config": DISTILBERT_TEXT_CONFIG} if variant == "star" else {}
+    source = MistForVideoQuestionAnswering(
+        tiny_config(**settings.sizes, **settings.options, task=settings.task, **widths, **text)
+    )
+    config = source.config
+    extra_rows = {"agqa": 0, "nextqa": config.max_question_length}.get(
+        variant, config.max_question_length + 2 + config.num_patches * config.num_frames // 2 - config.sequence_length
+    )  # the reference tables: AGQA's the used rows, NExT-QA's Q more, STAR's sized for 2 segments of F/2 frames
+    state = to_reference_state(source, variant, config.sequence_length + extra_rows)
+    state = {key.removeprefix("module."): tensor for key, tensor in state.items()}
+
+    converted = infer_config(state, variant)
+    for name in (*UNTENSORED_SIZES, *settings.options, "freeze_position_embeddings"):  # the task: `preset.task`
+        assert getattr(converted, name) == getattr(trained, name), name
+    assert converted.task == preset.task and converted.max_question_length == config.max_question_length
+
+    # Changed in the table, it changes in the converter (the presets are built from the same entries).
+    changed = dataclasses.replace(settings, options={**settings.options, "gumbel_temperature": 7.0})
+    monkeypatch.setitem(REFERENCE_VARIANTS, variant, changed)
+    assert infer_config(state, variant).gumbel_temperature == 7.0
+    assert preset.model == settings.config_kwargs and preset.text_encoder == REFERENCE_TOKENIZERS[variant]
+
+
+def test_the_converter_flags_name_the_tables_defaults(capsys):
+    with pytest.raises(SystemExit):
+        convert_main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--num-segments NUM_SEGMENTS segments (default: 8, NExT-QA: 32)" in text
+    assert "--num-selected-patches NUM_SELECTED_PATCHES top-j patches (default: 12, NExT-QA: 16)" in text

@@ -2,9 +2,6 @@
 
 import json
 import math
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -14,6 +11,7 @@ from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistModel
 from modeling_mist.modeling_mist import MistSelector, grid_box_descriptors
+from tests.helpers import run_python
 from tests.modeling.mist_testing import ANSWER_LENGTH, BATCH, NUM_ANSWERS, VOCAB, random_inputs, tiny_config
 
 
@@ -186,10 +184,8 @@ def test_trust_remote_code_load_in_a_clean_interpreter(tmp_path, config, inputs)
         print("remote-code logits match")
         """
     )
-    env = {**os.environ, "PYTHONPATH": "", "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
+    env = {"PYTHONPATH": "", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = run_python(["-c", script], cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "remote-code logits match" in result.stdout
 

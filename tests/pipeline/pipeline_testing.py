@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from transformers import BertTokenizer
 
-from configuration.presets import TINY
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor
-from tests.helpers import REPO_ROOT, encode_video, run_python, write_clip_config  # noqa: F401  (for the tests)
+from processing.video_encoding import encode_video
+from tests.helpers import TINY, write_clip_config
 
 ANSWERS = ["apple", "ball", "cup", "dog", "hat", "key"]
 WORDS = [

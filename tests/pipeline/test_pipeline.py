@@ -11,7 +11,8 @@ from transformers import AutoConfig, AutoModel, AutoProcessor, Trainer, Training
 
 import modeling_mist  # noqa: F401  (registers the pipeline)
 from modeling_mist.pipeline_mist import PIPELINE_ENTRY, TASK, MistVideoQuestionAnsweringPipeline
-from tests.pipeline.pipeline_testing import ANSWERS, VIDEO_FPS, VIDEO_FRAMES, run_python, video_frames
+from tests.helpers import run_python
+from tests.pipeline.pipeline_testing import ANSWERS, VIDEO_FPS, VIDEO_FRAMES, video_frames
 from training.predict import answer_question
 
 QUESTION = "what did the person hold?"
@@ -279,3 +280,18 @@ def test_no_class_of_the_project_is_patched_at_import():
     assert MistConfig().custom_pipelines == {} and MistConfig(custom_pipelines={"other": {}}).custom_pipelines == {
         "other": {}
     }
+
+
+def test_the_vocabulary_is_embedded_once_per_model_placement(model_dir, video_path, monkeypatch):
+    answerer = pipeline(TASK, model=str(model_dir), device="cpu")
+    embedded = []
+    embed = answerer.model.get_answer_embeddings
+    monkeypatch.setattr(answerer.model, "get_answer_embeddings", lambda *a: embedded.append(1) or embed(*a))
+    first = answerer(str(video_path), QUESTION)
+    answerer(str(video_path), ["where did the green ball go?", QUESTION])
+    assert len(embedded) == 1
+    answerer.model.to(torch.float64)  # another dtype: the cached embeddings would be of the old weights
+    again = answerer(str(video_path), QUESTION)
+    assert len(embedded) == 2
+    assert [a["answer"] for a in again] == [a["answer"] for a in first]
+    np.testing.assert_allclose([a["score"] for a in again], [a["score"] for a in first], atol=1e-4)

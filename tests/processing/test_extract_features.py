@@ -18,7 +18,8 @@ from datasets import load_from_disk
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.extract_features import find_videos
 from processing.question_embeddings import add_question_embeddings
-from tests.processing.video_testing import CLIP_EMBED_DIM, GRID_SIZE, NUM_FRAMES, REPO_ROOT, run_python, write_video
+from tests.helpers import CLIP_EMBED_DIM, run_python
+from tests.processing.video_testing import GRID_SIZE, NUM_FRAMES, REPO_ROOT, write_video
 from training.cli.extract_features import main
 
 GOOD_VIDEOS = ["alpha.mp4", "bravo.webm", "charlie.avi", "delta.mkv"]

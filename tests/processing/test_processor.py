@@ -10,7 +10,8 @@ import torch
 
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering
 from modeling_mist.processing_mist import MistProcessor
-from tests.processing.video_testing import ANSWERS, CLIP_EMBED_DIM, GRID_SIZE, NUM_FRAMES, run_python
+from tests.helpers import CLIP_EMBED_DIM, run_python
+from tests.processing.video_testing import ANSWERS, GRID_SIZE, NUM_FRAMES
 
 QUESTIONS = ["what is the person holding?", "where did the green ball go after the door open"]
 MODEL_INPUTS = {

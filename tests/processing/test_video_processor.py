@@ -9,7 +9,8 @@ from PIL import Image
 
 from modeling_mist.clip_runtime_mist import parse_clip_pretrained
 from modeling_mist.video_processing_mist import MistVideoProcessor
-from tests.processing.video_testing import CLIP_EMBED_DIM, GRID_SIZE, NUM_FRAMES
+from tests.helpers import CLIP_EMBED_DIM
+from tests.processing.video_testing import GRID_SIZE, NUM_FRAMES
 
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
 CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)

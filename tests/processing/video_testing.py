@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
+from processing.video_encoding import encode_video
 from tests import helpers
-from tests.helpers import CLIP_EMBED_DIM, TINY_CLIP_CONFIG, encode_video, run_python  # noqa: F401  (for the tests)
 
 REPO_ROOT = str(helpers.REPO_ROOT)  # a str: the tests put it in environments
 NUM_FRAMES, GRID_SIZE = 8, 2

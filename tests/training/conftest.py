@@ -7,13 +7,8 @@ from unittest.mock import patch
 import pytest
 from huggingface_hub import HfApi
 
-from tests.training.training_testing import (
-    RecordingHub,
-    tiny_task_config,
-    write_clip_config,
-    write_task,
-    write_text_encoder,
-)
+from tests.helpers import write_clip_config
+from tests.training.training_testing import RecordingHub, tiny_task_config, write_task, write_text_encoder
 from training.cli import main as mist
 
 

@@ -4,10 +4,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from configuration.model_config import build_model_config_kwargs, parse_config_overrides
 from configuration.presets import AGQA, NEXTQA, PRESETS, get_preset, minilm_path
 from modeling_mist import MistConfig
 from training.cli.arguments import parse_with_preset
+from training.model_config import build_model_config_kwargs, parse_config_overrides
 
 
 @dataclass
@@ -88,3 +88,22 @@ def test_long_video_presets_are_this_projects_settings():
     assert (activitynetqa.num_frames, activitynetqa.num_segments, ACTIVITYNETQA.task) == (64, 16, "open-ended")
     for preset in (EGOSCHEMA, ACTIVITYNETQA):
         assert preset.description.endswith("this project's settings (not in the paper)")
+
+
+def test_extract_features_for_a_model_takes_the_sizes_its_config_reads(tmp_path):
+    from modeling_mist import MistVideoProcessor
+    from training.cli.extract_features import parse_args, resolve_sizes
+
+    config = MistConfig(num_frames=8, num_segments=4, grid_size=2, num_selected_patches=2, crop_size=32)
+    config.save_pretrained(tmp_path)
+    # A processor saved with other sizes (hand-edited): the model reads what its config says.
+    MistVideoProcessor(clip_model_name="ViT-B-16", clip_pretrained=None, num_frames=4, grid_size=1).save_pretrained(
+        tmp_path
+    )
+    sizes = resolve_sizes(parse_args(["videos/", "--output-dir", str(tmp_path / "f"), "--model", str(tmp_path)]))
+    assert sizes == dict(num_frames=8, grid_size=2, crop_size=32, clip_model="ViT-B-16", clip_pretrained=None)
+    flagged = parse_args(["v/", "--output-dir", "f", "--model", str(tmp_path), "--num-frames", "16"])
+    assert resolve_sizes(flagged)["num_frames"] == 16
+    preset = resolve_sizes(parse_args(["v/", "--output-dir", "f", "--preset", "nextqa"]))
+    assert (preset["num_frames"], preset["grid_size"], preset["crop_size"]) == (32, 4, 224)
+    assert preset["clip_model"] == MistVideoProcessor.clip_model_name == "ViT-B-32-quickgelu"

@@ -104,3 +104,33 @@ def test_errors_name_the_problem(processor):
     uneven = [example("a?", 0, choices=["yes", "no"]), example("b?", 0, choices=["yes", "no", "cup"])]
     with pytest.raises(ValueError, match="choices"):
         MistDataCollator(processor)(uneven)
+
+
+def test_the_task_is_the_configs(processor, text_encoder_dir):
+    open_ended = MistConfig(num_frames=FRAMES, num_segments=4, grid_size=2, num_selected_patches=2)
+    open_ended.set_answer_vocabulary(["no", "yes"])  # not the processor's copy: the config decides
+    batch = MistDataCollator(processor, config=open_ended)([example("what?", 1)])
+    assert batch["answer_input_ids"].shape[0] == 2 and batch["labels"].tolist() == [1]
+    assert processor.tokenizer.decode(batch["answer_input_ids"][1], skip_special_tokens=True) == "yes"
+
+    paired = MistConfig(task="multiple-choice", choice_template="{question} {sep} {choice}", num_frames=FRAMES,
+                        num_segments=4, grid_size=2, num_selected_patches=2)  # fmt: skip
+    collator = MistDataCollator(processor, config=paired)
+    batch = collator([example("why?", 0, choices=["yes", "no"])])
+    assert batch["answer_input_ids"].shape[:2] == (1, 2)
+    first = processor.tokenizer.decode(batch["answer_input_ids"][0, 0], skip_special_tokens=False)
+    assert first.replace(" [PAD]", "") == "[CLS] why? [SEP]"  # the config's template (max_answer_length=4)
+    assert processor.choice_template == "{choice}"  # the processor given is left as it was
+    with pytest.raises(ValueError, match="examples have no choices"):
+        collator([example("why?", 0)])
+
+
+def test_the_collators_own_task_arguments_are_deprecated(processor):
+    with pytest.warns(FutureWarning, match=r"MistDataCollator\(answer_vocabulary=\.\.\.\) is deprecated"):
+        MistDataCollator(processor, answer_vocabulary=VOCABULARY)
+    with pytest.raises(ValueError) as raised:
+        MistDataCollator(processor, answer_vocabulary=VOCABULARY, config=MistConfig())
+    assert str(raised.value) == (
+        "MistDataCollator got config and answer_vocabulary: the task definition is the config's; leave "
+        "answer_vocabulary out"
+    )

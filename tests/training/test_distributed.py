@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.training.training_testing import run_python
+from tests.helpers import run_python
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ LAUNCHERS = {
 def train_command(tiny_task, text_encoder_dir, output_dir, batch_size: int) -> list[str]:
     questions, features = tiny_task
     return [
-        "-m", "training.cli", "train",
+        "-m", "tests.mist_cli", "train",  # `mist` with the test presets (`--preset tiny`)
         "--dataset", str(questions), "--features", str(features), "--output-dir", str(output_dir),
         "--preset", "tiny", "--text-encoder", str(text_encoder_dir), "--clip_pretrained", "none",
         "--max_steps", "3", "--optim", "sgd", "--learning_rate", "5", "--max_grad_norm", "0",

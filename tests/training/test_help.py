@@ -1,9 +1,12 @@
 """Every option of every command has help text, is shown as `--a-b` and accepted as `--a_b` too; `mist
 train --help` is short (MIST's options and the most used TrainingArguments), `--help-all` lists them all."""
 
+import dataclasses
 import importlib
+import json
 
 import pytest
+import transformers
 
 from training.cli import main as mist
 from training.cli.arguments import MistArgumentParser, parse_with_preset
@@ -99,3 +102,93 @@ def test_unknown_options_are_usage_errors(capsys):
     with pytest.raises(SystemExit) as exited:
         mist(["evaluate", "--model", "m", "--dataset", "d", "--features", "f", "--batch-sise", "3"])
     assert exited.value.code == 2 and "unrecognized arguments: --batch-sise" in capsys.readouterr().err
+
+
+# ----- --help and usage errors answer without importing torch --------------------------------------------
+
+USAGE_ERRORS = {
+    # command: a command line refused while parsing (an unknown option, a bad choice or number, a missing option)
+    "extract-features": ["videos", "--output-dir", "o", "--clip-dtype", "half"],
+    "prepare-dataset": ["a.json", "--output-dir", "o", "--format", "bogus"],
+    "train": ["--output-dir", "o", "--save-strategy", "bogus"],
+    "evaluate": ["--model", "m", "--dataset", "d", "--features", "f", "--batch-sise", "3"],
+    "predict": ["--model", "m"],
+    "demo": ["--epochs", "many"],
+    "app": ["--port", "http"],
+}
+
+
+def test_help_and_usage_errors_of_every_command_load_no_torch(monkeypatch, tmp_path):
+    from tests.helpers import REPO_ROOT, run_python
+    from training.cli import SUBCOMMANDS
+    from training.cli.arguments import help_data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    help_data()  # where help_data.json is for another transformers version: builds and caches it, as a first run
+
+    assert set(USAGE_ERRORS) == set(SUBCOMMANDS)
+    runs = [[command, "--help"] for command in SUBCOMMANDS] + [["demo", "--task", "patches", "--help"]]
+    runs += [["train", "--help-all"]] + [[command, *argv] for command, argv in USAGE_ERRORS.items()]
+    script = (  # one process: torch, once loaded by any run, stays in sys.modules for the runs after it
+        "import contextlib, io, json, sys\n"
+        "from training.cli import main\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:\n"
+        "        try:\n"
+        "            code = main(argv)\n"
+        "        except SystemExit as exited:\n"
+        "            code = exited.code\n"
+        "    print(json.dumps([code, 'torch' in sys.modules, out.getvalue(), err.getvalue()]))\n"
+    )
+    result = run_python(["-c", script, json.dumps(runs)], cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    for argv, line in zip(runs, result.stdout.splitlines(), strict=True):
+        code, torch_loaded, out, err = json.loads(line)
+        assert not torch_loaded, f"mist {' '.join(argv)} imported torch"
+        if argv[-1].startswith("--help"):
+            assert code == 0 and out.startswith(f"usage: mist {argv[0]}"), (argv, err)
+        else:
+            assert code == 2 and err.splitlines()[-1].startswith(f"mist {argv[0]}"), (argv, err)
+
+
+def test_stored_help_data_is_the_live_one_for_the_installed_transformers():
+    from training.cli.arguments import HELP_DATA_FILE, help_data, live_help_data
+
+    stored_for = json.loads(HELP_DATA_FILE.read_text())["transformers"]
+    if stored_for != transformers.__version__:
+        pytest.skip(
+            f"training/cli/help_data.json was made for transformers {stored_for}, {transformers.__version__} is "
+            "installed: `make help-data` updates it (until then the first --help builds it live and caches it)"
+        )
+    live = live_help_data()
+    assert json.loads(HELP_DATA_FILE.read_text()) == live, "run `make help-data` and commit training/cli/help_data.json"
+    assert live["transformers"] == transformers.__version__
+    assert [spec["dest"] for spec in live["train_options"]] == [item.name for item in dataclasses.fields(TrainOptions)]
+    assert help_data() == live
+
+
+def test_help_data_of_another_transformers_version_is_built_live(monkeypatch, tmp_path):
+    from training.cli import arguments
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    live = arguments.live_help_data()
+    stale = {**live, "transformers": "4.0.0", "clip": {**live["clip"], "batch_size": 3}}
+    monkeypatch.setattr(arguments, "HELP_DATA_FILE", tmp_path / "help_data.json")
+    arguments.HELP_DATA_FILE.write_text(json.dumps(stale))
+    assert arguments.help_data() == live  # the live values, not the stale copy
+    arguments.write_help_data()
+    assert json.loads(arguments.HELP_DATA_FILE.read_text()) == live
+
+
+def test_help_data_built_live_is_cached_for_the_next_run(monkeypatch, tmp_path):
+    from training.cli import arguments
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(arguments, "HELP_DATA_FILE", tmp_path / "help_data.json")  # no stored copy
+    built = []
+    live = arguments.live_help_data()
+    monkeypatch.setattr(arguments, "live_help_data", lambda: built.append(1) or live)
+    assert arguments.help_data() == live and arguments.help_data() == live
+    assert built == [1]  # the second run read the cached copy
+    cached = arguments.cached_help_data_file(transformers.__version__)
+    assert cached.parent == tmp_path / "cache" / "mist" and json.loads(cached.read_text()) == live

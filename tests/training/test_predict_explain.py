@@ -8,7 +8,7 @@ from datasets import load_from_disk
 from matplotlib import colormaps
 from PIL import Image
 
-from tests.helpers import encode_video
+from processing.video_encoding import encode_video
 from tests.training.training_testing import write_video
 from training.cli import main as mist
 from training.explain import HEATMAP, LAYER_COLORS, draw_explanation, selections_of
@@ -66,6 +66,24 @@ def test_predict_from_stored_features_explains_the_selection(model_dir, tiny_tas
     assert width > 300 and height > 200
     # each layer's colour marks its segments, its patch outlines and its score bars
     assert layer_colour_pixels(png, LAYER_COLORS[0]) > 200 and layer_colour_pixels(png, LAYER_COLORS[1]) > 200
+
+
+def test_predict_prints_the_selection_record_of_the_pipeline(model_dir, tiny_task, capsys):
+    from modeling_mist.selection_mist import MistSelection
+
+    question = load_from_disk(str(tiny_task[0]))["test"][1]
+    capsys.readouterr()
+    assert mist(["predict", "--model", str(model_dir), "--features", str(tiny_task[1]), "--video-id",
+                 question["video_id"], "--question", question["question"]]) == 0  # fmt: skip
+    result = printed_json(capsys)
+    assert list(result) == ["question", "answers", "selection", "video", "selections"]
+    selection = MistSelection.from_json(result)  # the pipeline's shape: one record for both
+    assert selection.to_json() == {"selection": result["selection"], "video": result["video"]}
+    assert result["video"]["unit"] == "frames" and result["video"]["frame_times"] == list(range(8))
+    for layer, kept in zip(selection.layers, result["selections"], strict=True):
+        assert kept["layer"] == layer.layer and kept["segments"] == [segment.segment for segment in layer.segments]
+        assert kept["frames"] == [frame.frame for frame in layer.frames]
+        assert kept["patches"] == {str(frame.frame): frame.patches for frame in layer.frames}
 
 
 def test_predict_on_a_video_file_runs_clip_and_draws_its_frames(model_dir, tmp_path, capsys):

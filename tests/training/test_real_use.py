@@ -16,9 +16,9 @@ from datasets import load_from_disk
 from safetensors import SafetensorError
 from transformers import AutoModel, Trainer
 
+from tests.helpers import TINY
 from tests.training.training_testing import write_video
 from training.cli.arguments import DEFAULT_SAVE_TOTAL_LIMIT, parse_with_preset
-from configuration.presets import TINY
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering
 from modeling_mist.video_processing_mist import MistVideoProcessor
 from processing.file_utils import mode_for_new_files
@@ -372,7 +372,7 @@ def test_the_example_reads_minilm_and_names_the_sizes_that_fit(tiny_task, clip_m
 
 
 def test_help_of_prepare_dataset_and_app_loads_no_torch_and_describes_the_formats():
-    from tests.training.training_testing import run_python
+    from tests.helpers import run_python
 
     from training.cli.prepare_dataset import FORMATS
 
@@ -403,6 +403,23 @@ def test_extract_features_help_says_the_clip_weights_are_a_download(capsys):
         mist(["extract-features", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "downloaded from the Hugging Face Hub on first use" in out and "a local checkpoint FILE (offline)" in out
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_a_checkpoint_holds_optimizer_state_only_for_what_trains(frozen, tiny_task, text_encoder_dir, tmp_path):
+    out = tmp_path / "out"
+    flags = ["--freeze_text_encoders", str(frozen).lower(), "--max_steps", "1", "--save_strategy", "steps",
+             "--save_steps", "1"]  # fmt: skip
+    assert mist(train_args(tiny_task, text_encoder_dir, out, *flags)) == 0
+    checkpoint = out / "checkpoint-1"
+    model = MistForVideoQuestionAnswering.from_pretrained(checkpoint)
+    encoders = ("mist.question_encoder.", "answer_encoder.")
+    trains = {name: p for name, p in model.named_parameters() if not (frozen and name.startswith(encoders))}
+    state = torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True)["state"]
+    assert len(state) == len(trains)  # AdamW's moments for every parameter that trains, none for a frozen one
+    assert sum(moments["exp_avg"].numel() for moments in state.values()) == sum(p.numel() for p in trains.values())
+    weights = AutoModel.from_pretrained(out).state_dict()  # the final model: every weight, frozen ones too
+    assert set(weights) == set(model.state_dict()) and any(name.startswith(encoders) for name in weights)
 
 
 def test_the_picture_draws_any_script_it_has_a_font_for_and_names_what_it_lacks(tmp_path, caplog):

@@ -11,13 +11,14 @@ import pytest
 from safetensors.torch import load_file
 from transformers import AutoModel
 
-from configuration.model_config import fit_config_to_features
-from configuration.presets import AGQA, TINY
-from tests.training.training_testing import question_rows, run_python, write_features, write_jsonl, write_video
+from configuration.presets import AGQA
+from tests.helpers import TINY, run_python
+from tests.training.training_testing import question_rows, write_features, write_jsonl, write_video
 from training.cli import main as mist
 from training.cli.arguments import fit_training_defaults, parse_with_preset
 from training.cli.train import take_debug_flag
 from training.errors import BrokenFileError
+from training.model_config import fit_config_to_features
 from training.train import TrainOptions
 
 

@@ -13,7 +13,8 @@ import numpy as np
 from datasets import Array2D, Array3D, Dataset, Features, Value, load_from_disk
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from tests.helpers import CLIP_EMBED_DIM, REPO_ROOT, encode_video, run_python, write_clip_config  # noqa: F401
+from processing.video_encoding import encode_video
+from tests.helpers import CLIP_EMBED_DIM
 from training.demo.synthetic_dataset import OBJECT_WORDS, SyntheticTaskConfig, SyntheticVideoQA
 
 FEATURE_DIM = CLIP_EMBED_DIM  # the tiny preset's clip_hidden_size

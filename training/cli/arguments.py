@@ -4,18 +4,27 @@ command line into `TrainingArguments`.
 The preset supplies defaults; any `TrainingArguments` field given on the command line under
 transformers' own name (`--learning_rate`, `--max_steps`, `--per_device_train_batch_size`, ...)
 wins. Model sizes are overridden with `--config-overrides "hidden_size=256,dropout=0.1"`
-(`configuration.model_config` turns them into `MistConfig` keyword arguments).
+(`training.model_config` turns them into `MistConfig` keyword arguments).
 
 Every `mist` command spells its options `--a-b` in its help and accepts `--a_b` as well
 (`MistArgumentParser`; `HfArgumentParser` does the same for `mist train`).
+
+`--help` and usage errors answer without importing torch: what the help of `train`, `extract-features`
+and `demo` shows from modules that import torch (every `TrainingArguments` and `TrainOptions` option, the
+video processor's CLIP defaults, the demo's defaults) is stored in `help_data.json`, made from the live
+classes for one transformers version (`make help-data`); with another version it is built live.
 """
 
 import argparse
 import dataclasses
+import enum
+import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version as installed_version
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # transformers, torch and the presets load only when a command parses training arguments
@@ -61,9 +70,26 @@ def available_cpu_workers() -> int:
     return max(cores - 1, 0)
 
 
+def default_device() -> str:
+    """`cuda` when this machine has one, else `cpu` (the `--device` default of predict and evaluate)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def given_flags(argv: Sequence[str]) -> set[str]:
-    """Field names of the options on a command line (`--max-steps=4` -> `max_steps`)."""
-    return {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}
+    """Field names of the `TrainOptions` and `TrainingArguments` options on a command line (`--max-steps=4` ->
+    `max_steps`), read by argparse with nothing checked (the real parse reports what is wrong)."""
+    data = help_data()
+    parser = argparse.ArgumentParser(
+        add_help=False, allow_abbrev=False, argument_default=argparse.SUPPRESS, exit_on_error=False
+    )
+    add_stored_options(parser, data["train_options"] + data["training_arguments"], checked=False)
+    try:
+        known, _ = parser.parse_known_args(list(argv))
+    except argparse.ArgumentError:  # an option without its value: the real parse says so
+        return set()
+    return set(vars(known))
 
 
 def preset_name_from(argv: Sequence[str]) -> str | None:
@@ -197,11 +223,10 @@ COMMON_TRAINING_ARGUMENTS = {
 }
 
 
-def short_help(script_arguments: type, prog: str, description: str, preset_name: str | None = None) -> str:
+def short_help(prog: str, description: str) -> str:
     """`mist train --help`: the command's own options, the most used `TrainingArguments` (`--a-b` spelled) and
     each preset's training defaults."""
-    from transformers import TrainingArguments
-
+    data = help_data()
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
@@ -209,7 +234,7 @@ def short_help(script_arguments: type, prog: str, description: str, preset_name:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Every TrainingArguments flag is accepted (as --a_b or --a-b); `mist train --help-all` lists "
         "them all. Training defaults come from the preset; a flag given here wins.\n\n"
-        + preset_defaults_text({item.name: item.default for item in dataclasses.fields(TrainingArguments)}),
+        + preset_defaults_text({spec["dest"]: spec["default"] for spec in reversed(data["training_arguments"])}),
         add_help=False,
     )
     parser.add_argument("-h", "--help", action="store_true", help="this list; --help-all: every option")
@@ -217,13 +242,25 @@ def short_help(script_arguments: type, prog: str, description: str, preset_name:
         "--debug", action="store_true", help="on an error, show the full traceback instead of a one-line message"
     )
     own = parser.add_argument_group("MIST options")
-    for item in dataclasses.fields(script_arguments):
-        _add_field(own, item, item.metadata.get("help", ""))
+    for spec in data["train_options"]:
+        _add_field(own, spec, spec["help"] or "")
     common = parser.add_argument_group("most used TrainingArguments (defaults from the preset)")
-    fields = {item.name: item for item in dataclasses.fields(TrainingArguments)}
+    options = {spec["dest"]: spec for spec in data["training_arguments"] if spec.get("action") != "store_false"}
     for name, help_text in COMMON_TRAINING_ARGUMENTS.items():
-        _add_field(common, fields[name], help_text, False)
+        _add_field(common, options[name], help_text, False)
     return parser.format_help()
+
+
+def training_parser(prog: str, description: str, checked: bool = True, **parser_kwargs) -> argparse.ArgumentParser:
+    """`HfArgumentParser((TrainOptions, TrainingArguments))` rebuilt from `help_data()` without importing torch:
+    the same options, choices and help (`checked=False`: every value read as text). For `--help-all`, and for
+    refusing an unknown option or a bad choice before the real parse."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter, **parser_kwargs
+    )
+    data = help_data()
+    add_stored_options(parser, data["train_options"] + data["training_arguments"], checked)
+    return parser
 
 
 def preset_defaults_text(transformers_defaults: dict) -> str:
@@ -247,13 +284,151 @@ def preset_defaults_text(transformers_defaults: dict) -> str:
     return "\n".join(lines)
 
 
-def _add_field(group, item: dataclasses.Field, help_text: str, show_default: bool = True) -> None:
-    flag = f"--{item.name.replace('_', '-')}"
-    if item.type is bool or item.type == (bool | None):
+def _add_field(group, spec: dict, help_text: str, show_default: bool = True) -> None:
+    """One stored option in the short help: `--a-b` only, a flag for booleans, the default where it tells."""
+    flag = f"--{spec['dest'].replace('_', '-')}"
+    if spec["type"] == "bool":
         group.add_argument(flag, action="store_true", help=help_text)
         return
-    default = item.default if item.default is not dataclasses.MISSING else None
+    default = spec["default"]
     if show_default and default not in (None, "", False) and "default" not in help_text:
         help_text = f"{help_text} (default: {default})"
-    metavar = {int: "N", float: "X", int | None: "N", float | None: "X"}.get(item.type, "VALUE")
-    group.add_argument(flag, metavar=metavar, help=help_text)
+    group.add_argument(flag, metavar={"int": "N", "float": "X"}.get(spec["type"], "VALUE"), help=help_text)
+
+
+# ----- what the help shows from modules that import torch, stored ---------------------------------------
+
+HELP_DATA_FILE = Path(__file__).with_name("help_data.json")
+OPTIONS = ("train_options", "training_arguments")  # the stored option lists
+_STORED_TYPES = {"int": int, "float": float}  # the rest is read as text here; the real parse converts it
+
+
+def help_data() -> dict:
+    """The stored help data when it was made for the installed transformers version; else the copy built live
+    for this version on an earlier run (in the user's cache), else built live now and cached for the next run."""
+    version = installed_version("transformers")
+    for path in (HELP_DATA_FILE, cached_help_data_file(version)):
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if stored.get("transformers") == version:
+            return stored
+    live = live_help_data()
+    try:
+        from processing.file_utils import write_text_atomically
+
+        cache = cached_help_data_file(version)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(cache, json.dumps(live, ensure_ascii=False))
+    except OSError:  # a read-only home: built live again next time, nothing else changes
+        pass
+    return live
+
+
+def cached_help_data_file(transformers_version: str) -> Path:
+    """Where the help data built live for another transformers version than the stored one is kept, with the
+    project's version in the name (`$XDG_CACHE_HOME/mist`, else `~/.cache/mist`)."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    project = installed_version("mist-videoqa") if _is_installed("mist-videoqa") else "source"
+    return Path(cache_home) / "mist" / f"help_data-transformers-{transformers_version}-mist-{project}.json"
+
+
+def _is_installed(distribution: str) -> bool:
+    try:
+        installed_version(distribution)
+    except Exception:  # noqa: BLE001  (importlib.metadata.PackageNotFoundError)
+        return False
+    return True
+
+
+def live_help_data() -> dict:
+    """What `help_data.json` stores, read from the live classes (imports torch and transformers)."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from modeling_mist import MistVideoProcessor
+    from modeling_mist.clip_runtime_mist import CLIP_DTYPES
+    from training.demo import DemoOptions, PatchDemoOptions
+    from training.demo.patch_twins import TWINS
+    from training.train import TrainOptions
+
+    def options(dataclass_type) -> list[dict]:
+        actions = HfArgumentParser((dataclass_type,))._actions
+        return [_stored_option(action) for action in actions if not isinstance(action, argparse._HelpAction)]
+
+    return {
+        "transformers": installed_version("transformers"),
+        "train_options": options(TrainOptions),
+        "training_arguments": options(TrainingArguments),
+        "clip": {
+            "model_name": MistVideoProcessor.clip_model_name,
+            "batch_size": MistVideoProcessor.clip_batch_size,
+            "dtypes": list(CLIP_DTYPES),
+        },
+        "demo": {
+            "synthetic": _plain(dataclasses.asdict(DemoOptions())),
+            "patches": _plain(dataclasses.asdict(PatchDemoOptions())),
+            "twins": list(TWINS),
+        },
+    }
+
+
+def write_help_data(path: Path | None = None) -> None:
+    """Store `live_help_data()` (`make help-data` after upgrading transformers or changing an option), one
+    option a line."""
+    data = live_help_data()
+    path = path or HELP_DATA_FILE
+    parts = [f'"{key}": {json.dumps(value, ensure_ascii=False)}' for key, value in data.items() if key not in OPTIONS]
+    for key in OPTIONS:
+        parts.append(f'"{key}": [\n' + ",\n".join(json.dumps(spec, ensure_ascii=False) for spec in data[key]) + "\n]")
+    path.write_text("{\n" + ",\n".join(parts) + "\n}\n", encoding="utf-8")
+
+
+def add_stored_options(parser: argparse.ArgumentParser, specs: list[dict], checked: bool = True) -> None:
+    """Add stored `HfArgumentParser` options to `parser`; `checked=False` drops types, choices and required."""
+    for spec in specs:
+        kwargs = {"dest": spec["dest"], "help": spec["help"]}
+        if parser.argument_default is not argparse.SUPPRESS:
+            kwargs["default"] = spec["default"]
+        if spec.get("action") == "store_false":
+            parser.add_argument(*spec["flags"], action="store_false", **kwargs)
+            continue
+        if checked:
+            kwargs.update(
+                type=_STORED_TYPES.get(spec["type"], str), choices=spec["choices"], required=spec["required"]
+            )
+        parser.add_argument(*spec["flags"], nargs=spec["nargs"], const=spec["const"], **kwargs)
+
+
+def _stored_option(action: argparse.Action) -> dict:
+    kind = {int: "int", float: "float"}.get(action.type, "str")
+    if getattr(action.type, "__name__", "") == "string_to_bool":
+        kind = "bool"
+    spec = {
+        "flags": list(action.option_strings),
+        "dest": action.dest,
+        "type": kind,
+        "nargs": action.nargs,
+        "const": _plain(action.const),
+        "default": _plain(action.default),
+        "choices": None if action.choices is None else [str(_plain(choice)) for choice in action.choices],
+        "required": action.required,
+        "help": action.help,
+    }
+    if isinstance(action, argparse._StoreFalseAction):
+        spec = {"flags": spec["flags"], "dest": spec["dest"], "type": "bool", "action": "store_false",
+                "default": spec["default"], "help": spec["help"]}  # fmt: skip
+    return spec
+
+
+def _plain(value):
+    """`value` as JSON can hold it: enums by their value, tuples as lists, anything else unknown as text."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

@@ -19,14 +19,14 @@ patches without selection, oracle selection) the same way, printing them side by
 
 import argparse
 import logging
+from types import SimpleNamespace
 
 from huggingface_hub.errors import StrictDataclassError
 
-from training.cli.arguments import MistArgumentParser
-from training.demo import DemoOptions, run_demo
-from training.demo.patch_runner import PatchDemoOptions, run_patch_demo
-from training.demo.patch_twins import TWINS
+from training.cli.arguments import MistArgumentParser, help_data
 from training.errors import ReportedErrors
+
+# the demo (torch, the Trainer) loads after parsing; the defaults its help shows are `help_data()`'s copy
 
 TASKS = ("synthetic", "patches")
 
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def patch_main(argv: list[str]) -> int:
     """`mist demo --task patches`: MIST and its twins on the patch task."""
-    defaults = PatchDemoOptions()
+    demo = help_data()["demo"]
+    defaults, twins = SimpleNamespace(**demo["patches"]), demo["twins"]
     parser = MistArgumentParser(prog="mist demo --task patches", description="MIST and its twins on the patch task")
     parser.add_argument("--output-dir", default=defaults.output_dir, help=f"default: {defaults.output_dir}")
     parser.add_argument(
@@ -85,13 +86,15 @@ def patch_main(argv: list[str]) -> int:
     parser.add_argument(
         "--twins",
         nargs="+",
-        choices=TWINS,
+        choices=twins,
         default=list(defaults.twins),
-        help=f"models to train (default: all, {' '.join(TWINS)})",
+        help=f"models to train (default: all, {' '.join(twins)})",
     )
     args = parser.parse_args(argv)
     debug = vars(args).pop("debug")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    from training.demo import PatchDemoOptions, run_patch_demo
+
     with ReportedErrors("mist demo", debug, usage=(ValueError, StrictDataclassError), failures=(OSError,)) as outcome:
         options = PatchDemoOptions(**{**vars(args), "twins": tuple(args.twins)})
         run_patch_demo(options, report=lambda line: print(line, flush=True))
@@ -99,7 +102,7 @@ def patch_main(argv: list[str]) -> int:
 
 
 def synthetic_main(argv: list[str]) -> int:
-    defaults = DemoOptions()
+    defaults = SimpleNamespace(**help_data()["demo"]["synthetic"])
     parser = MistArgumentParser(prog="mist demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", choices=TASKS, default="synthetic", help="synthetic (default) or patches (see above)")
     parser.add_argument(
@@ -150,6 +153,8 @@ def synthetic_main(argv: list[str]) -> int:
     debug = vars(args).pop("debug")
     vars(args).pop("task")  # it chose this parser; not a DemoOptions field
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    from training.demo import DemoOptions, run_demo
+
     # an unusable override (a bad value, or one MistConfig rejects) is a usage error; an output folder that cannot be
     # written, a failure
     with ReportedErrors("mist demo", debug, usage=(ValueError, StrictDataclassError), failures=(OSError,)) as outcome:

@@ -15,24 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-from transformers import TrainingArguments
-
 from processing.file_utils import write_text_atomically
-from training.cli.arguments import MistArgumentParser, available_cpu_workers
-from training.data import (
-    VideoFeatureStore,
-    check_features_fit_model,
-    check_processor_clip,
-    check_question_embeddings,
-    feature_geometry,
-    get_split,
-    load_features,
-    load_questions,
-)
+from training.cli.arguments import MistArgumentParser, available_cpu_workers, default_device
 from training.errors import ReportedErrors, is_local, named_by
-from training.evaluate import evaluate_questions
-from training.factory import load_trained
 
 
 def parse_args(argv: list[str] | None):
@@ -66,7 +51,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--device",
-        default="cuda" if torch.cuda.is_available() else "cpu",
+        default=None,
         help="cpu or cuda (default: cuda if present)",
     )
     return parser.parse_args(argv)
@@ -79,6 +64,23 @@ def output_dir_for(args) -> Path | None:
 
 
 def run(args) -> int:
+    import torch  # torch and the library load here, so that --help and usage errors answer at once
+    from transformers import TrainingArguments
+
+    from training.data import (
+        VideoFeatureStore,
+        check_features_fit_model,
+        check_processor_clip,
+        check_question_embeddings,
+        feature_geometry,
+        get_split,
+        load_features,
+        load_questions,
+    )
+    from training.evaluate import evaluate_questions
+    from training.factory import load_trained
+
+    args.device = args.device or default_device()
     model, processor = load_trained(args.model, args.clip_pretrained, args.device)
     with named_by("--dataset"):
         questions = get_split(load_questions(args.dataset), args.split, args.dataset)

@@ -5,8 +5,8 @@
     torchrun --nproc_per_node 2 -m training.cli extract-features videos/ --output-dir features/agqa
 
 Frames, grid, crop size and the CLIP model are those of the model the features are for: a
-preset's config (default `agqa`, the paper's settings) or a trained model's saved processor
-(`--model`); each can still be set on its own. Resumable and multi-process: see
+preset's config (default `agqa`, the paper's settings) or a trained model's (`--model`: the sizes its
+config reads, the CLIP its processor runs); each can still be set on its own. Resumable and multi-process: see
 `processing.extract_features`. An OUTPUT_DIR that already holds features made with the same settings
 is extended (its videos are kept, not computed again); one made with other settings is refused.
 Exit status: 0 all videos written, 1 some videos failed (the good ones are written) or a file could
@@ -16,15 +16,14 @@ not be read, 2 unusable arguments.
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from configuration.model_config import build_model_config_kwargs
-from configuration.presets import PRESETS, get_preset
-from modeling_mist import MistConfig, MistVideoProcessor
-from modeling_mist.clip_runtime_mist import CLIP_DTYPES, parse_clip_dtype, parse_clip_pretrained
-from processing.dataset_card import push_features
-from processing.extract_features import ExtractionOptions, extract_features
-from training.cli.arguments import MistArgumentParser
+from configuration.presets import PRESETS
+from training.cli.arguments import MistArgumentParser, help_data
 from training.errors import BrokenFileError, ReportedErrors, check_local_or_hub, hub_failure
+
+if TYPE_CHECKING:  # torch, CLIP and the library load in the functions that use them: --help answers at once
+    from modeling_mist import MistConfig, MistVideoProcessor
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -33,6 +32,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="CLIP frame and patch features of videos, written as a datasets dataset "
         "(resumable, multi-process).",
     )
+    clip = help_data()["clip"]  # the video processor's defaults, without importing torch
+    add_input_options(parser)
+    add_size_options(parser, clip["model_name"])
+    add_run_options(parser, clip)
+    add_question_and_upload_options(parser)
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+    return args
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """The videos, and where their features and the per-video results go."""
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -47,14 +58,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "extended with the new videos",
     )
     parser.add_argument("--work-dir", help="per-video results for resuming (default: OUTPUT_DIR.work)")
+
+
+def add_size_options(parser: argparse.ArgumentParser, clip_model_name: str) -> None:
+    """What the features are for: a preset or a trained model, and each size on its own."""
     sizes = parser.add_argument_group("what the features are for (default: the agqa preset)")
     sizes.add_argument("--preset", choices=sorted(PRESETS), help="take frames, grid and crop size from this preset")
     sizes.add_argument(
-        "--model", help="take them, and the CLIP model and weights, from this trained model's processor"
+        "--model", help="take them from this trained model's config, and the CLIP model and weights from its processor"
     )
-    sizes.add_argument(
-        "--clip-model", help=f"open_clip model name or local-dir:PATH (default: {MistVideoProcessor.clip_model_name})"
-    )
+    sizes.add_argument("--clip-model", help=f"open_clip model name or local-dir:PATH (default: {clip_model_name})")
     sizes.add_argument(
         "--clip-pretrained",
         help="CLIP weights: an open_clip pretrained tag (default: openai, downloaded from the Hugging Face Hub on "
@@ -63,12 +76,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--num-frames", type=int, help="frames sampled per video")
     sizes.add_argument("--grid-size", type=int, help="crops per frame side (patches = grid_size**2)")
     sizes.add_argument("--crop-size", type=int, help="CLIP input size")
+
+
+def add_run_options(parser: argparse.ArgumentParser, clip: dict) -> None:
+    """Batching, decoding threads, precision and device."""
     parser.add_argument("--batch-size", type=int, default=4, help="videos encoded together (default: 4)")
     parser.add_argument(
         "--clip-batch-size",
         type=int,
-        default=MistVideoProcessor.clip_batch_size,
-        help=f"images per CLIP forward pass (default: {MistVideoProcessor.clip_batch_size})",
+        default=clip["batch_size"],
+        help=f"images per CLIP forward pass (default: {clip['batch_size']})",
     )
     parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding videos ahead (default: 4)")
     parser.add_argument(
@@ -77,11 +94,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", help="device for CLIP (default: this process's accelerate device)")
     parser.add_argument(
         "--clip-dtype",
-        choices=("auto", *CLIP_DTYPES),
+        choices=("auto", *clip["dtypes"]),
         default="auto",
         help="precision CLIP runs in: auto (float16 autocast on GPU, float32 on CPU), or its weights cast to this "
         "type once (bfloat16: about 2x faster on CPUs with AVX512-BF16 or AMX) (default: auto)",
     )
+
+
+def add_question_and_upload_options(parser: argparse.ArgumentParser) -> None:
+    """Clips and question embeddings, what is kept, the upload and the progress bar."""
     parser.add_argument(
         "--clips",
         help="questions file whose rows are clips (STAR): one feature row per feature_id (or question_id), "
@@ -98,7 +119,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private dataset")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Options that go together, exclude each other or must be positive."""
     if bool(args.questions) != bool(args.questions_output):
         parser.error("--questions and --questions-output go together")
     if args.preset and args.model:
@@ -107,42 +131,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    return args
 
 
-def load_video_processor(model: str) -> MistVideoProcessor:
-    """The video processor saved with a trained model (`--model`), with one-line errors."""
+def load_saved(model: str, part: "type[MistConfig] | type[MistVideoProcessor]", what: str):
+    """The config or video processor saved with a trained model (`--model`), with one-line errors."""
     try:
-        return MistVideoProcessor.from_pretrained(model)
+        return part.from_pretrained(model)
     except Exception as error:  # noqa: BLE001  (a missing path, a Hub failure or a broken file)
         if check_local_or_hub(model, "--model") == "hub":
             raise hub_failure(model, "--model", "model", error) from error
         raise BrokenFileError(
-            f"{model}: no MIST video processor can be loaded from it ({type(error).__name__}: {error}); expected "
+            f"{model}: no MIST {what} can be loaded from it ({type(error).__name__}: {error}); expected "
             "the folder that `mist train --output-dir` writes"
         ) from error
 
 
 def resolve_sizes(args: argparse.Namespace) -> dict:
-    """Frames, grid, crop and CLIP choice: each flag given wins, then `--model`'s processor, then the preset."""
+    """Frames, grid, crop and CLIP choice: each flag given wins, then `--model`'s (the sizes its config reads,
+    the CLIP its processor runs), then the preset's."""
+    from configuration.presets import get_preset
+    from modeling_mist import MistConfig, MistVideoProcessor
+    from modeling_mist.clip_runtime_mist import parse_clip_pretrained
+    from training.model_config import build_model_config_kwargs
+
     if args.model:
-        saved = load_video_processor(args.model)
-        defaults = {
-            "num_frames": saved.num_frames,
-            "grid_size": saved.grid_size,
-            "crop_size": saved.crop_size.height,
-            "clip_model": saved.clip_model_name,
-            "clip_pretrained": saved.clip_pretrained,
-        }
+        saved = load_saved(args.model, MistVideoProcessor, "video processor")
+        config = load_saved(args.model, MistConfig, "config")
+        clip = {"clip_model": saved.clip_model_name, "clip_pretrained": saved.clip_pretrained}
     else:
         config = MistConfig(**build_model_config_kwargs(get_preset(args.preset or "agqa")))
-        defaults = {
-            "num_frames": config.num_frames,
-            "grid_size": config.grid_size,
-            "crop_size": config.crop_size,
-            "clip_model": MistVideoProcessor.clip_model_name,
-            "clip_pretrained": MistVideoProcessor.clip_pretrained,
-        }
+        clip = {"clip_model": MistVideoProcessor.clip_model_name, "clip_pretrained": MistVideoProcessor.clip_pretrained}
+    defaults = {"num_frames": config.num_frames, "grid_size": config.grid_size, "crop_size": config.crop_size, **clip}
     sizes = {
         name: getattr(args, name) if getattr(args, name) is not None else value for name, value in defaults.items()
     }
@@ -152,6 +171,10 @@ def resolve_sizes(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from modeling_mist.clip_runtime_mist import parse_clip_dtype
+    from processing.dataset_card import push_features
+    from processing.extract_features import ExtractionOptions, extract_features
+
     command_only = ("preset", "model", "debug", "push_to_hub", "private")
     options = {name: value for name, value in vars(args).items() if name not in command_only}
     # usage: the command names something unusable, or settings differ from the output's;

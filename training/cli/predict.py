@@ -6,32 +6,29 @@
 The video is decoded and embedded with the processor's CLIP. Without a video file (or to skip CLIP),
 `--features FEATURES --video-id ID` reads stored features, and `--question-clip-embedding FILE`
 (.npy or a JSON list) gives the question's CLIP embedding; `--clip-pretrained none` builds CLIP
-with random weights (tests only). Prints JSON: the top answers with scores and, per ISTA layer, the
-kept segments, frames and patches.
+with random weights (tests only). Prints JSON: the top answers with scores, the selection record (per ISTA
+layer the segment scores and the kept segments, frames and patches with their times and scores: see
+docs/inference.md) and the video's timing.
 """
 
 import json
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from modeling_mist.pipeline_mist import check_choices
-from training.cli.arguments import MistArgumentParser
-from training.data import (
-    VideoFeatureStore,
-    check_features_fit_model,
-    check_processor_clip,
-    feature_geometry,
-    load_features,
-)
+from training.cli.arguments import MistArgumentParser, default_device
 from training.errors import BrokenFileError, ReportedErrors, UsageError, named_by
-from training.explain import draw_explanation, explanation_frames, frame_timing, placeholder_frames, selections_of
-from training.factory import load_trained
-from training.predict import answer_question
+
+# torch and the library load in the functions that use them, so that --help and usage errors answer at once
 
 FRAMES_PER_STEP = 4  # frames (with their crops) sent to CLIP per progress step
+
+
+def load_trained(model: str, clip_pretrained: str | None, device: str):
+    """`training.factory.load_trained` (imported here: torch)."""
+    from training.factory import load_trained as load
+
+    return load(model, clip_pretrained, device)
 
 
 def read_embedding(path: str) -> np.ndarray:
@@ -49,6 +46,11 @@ def read_embedding(path: str) -> np.ndarray:
 def embed_video(processor, video: str, num_frames: int, num_segments: int, device: str, progress: bool):
     """(sampled frames `[F, H, W, 3]`, their `video_timing`, frame_features `[F, D]`, patch_features
     `[F, P, D]`) of one video, decoded once, with a progress bar over the frames CLIP encodes."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from training.explain import explanation_frames
+
     if not Path(video).exists():
         raise UsageError(f"--video {video}: no such file or folder")
     video_processor = processor.video_processor
@@ -85,7 +87,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--device",
-        default="cuda" if torch.cuda.is_available() else "cpu",
+        default=None,
         help="cpu or cuda (default: cuda if present)",
     )
     args = parser.parse_args(argv)
@@ -112,6 +114,25 @@ def check_video_fits(model, processor, model_path: str) -> None:
 
 
 def run(args) -> int:
+    from modeling_mist.pipeline_mist import check_choices
+    from training.data import (
+        VideoFeatureStore,
+        check_features_fit_model,
+        check_processor_clip,
+        feature_geometry,
+        load_features,
+    )
+    from modeling_mist.selection_mist import frame_timing
+    from training.explain import (
+        draw_explanation,
+        explanation_frames,
+        placeholder_frames,
+        selection_layers,
+        selection_of,
+    )
+    from training.predict import answer_question
+
+    args.device = args.device or default_device()
     choices = check_choices(args.choices, "--choices") if args.choices else None
     model, processor = load_trained(args.model, args.clip_pretrained, args.device)
     config = model.config
@@ -146,24 +167,27 @@ def run(args) -> int:
         top_k=args.top_k,
     )
 
-    layers = selections_of(outputs)
-    result = {"question": args.question, "answers": [{"answer": a, "score": round(s, 5)} for a, s in answers]}
-    result["selections"] = [
-        {"layer": number + 1, "segments": layer["segments"], "frames": layer["frames"], "patches": layer["patches"]}
-        for number, layer in enumerate(layers)
-    ]
+    selection = selection_of(outputs, timing=timing)
+    result = {
+        "question": args.question,
+        "answers": [{"answer": a, "score": round(s, 5)} for a, s in answers],
+        **selection.to_json(),
+        "selections": [  # the kept indices alone, as printed before "selection" and "video" were
+            {"layer": layer.layer, **{key: by_frame[key] for key in ("segments", "frames", "patches")}}
+            for layer, by_frame in zip(selection.layers, selection_layers(selection))
+        ],
+    }
     if args.explain:
         drawn = frames if frames is not None else placeholder_frames(config.num_frames)
         result["explanation"] = str(
             draw_explanation(
                 drawn,
-                layers,
+                selection,
                 config.num_segments,
                 config.grid_size,
                 Path(args.explain),
                 title=args.question,
                 answers=answers,
-                timing=timing,
             )
         )
     print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -13,16 +13,13 @@ or `accelerate launch` (`-m training.cli train ...`) to train on several process
 Exit status: 0 trained, 1 a file could not be read, 2 unusable arguments.
 """
 
+import argparse
 import json
 import logging
 import sys
 
-from huggingface_hub.errors import StrictDataclassError
-from transformers import HfArgumentParser, TrainingArguments
-
-from training.cli.arguments import parse_with_preset, short_help
+from training.cli.arguments import short_help, training_parser
 from training.errors import ReportedErrors
-from training.train import TrainOptions, default_preset, train
 
 PROG = "mist train"
 DESCRIPTION = __doc__.split("\n\n")[0]
@@ -30,32 +27,58 @@ DESCRIPTION = __doc__.split("\n\n")[0]
 
 def take_debug_flag(argv: list[str]) -> tuple[list[str], bool]:
     """Remove a bare `--debug` (ours) and keep `--debug VALUE` (TrainingArguments' own debug option)."""
-    kept, debug = [], False
-    for index, arg in enumerate(argv):
-        following = argv[index + 1] if index + 1 < len(argv) else None
-        if arg == "--debug" and (following is None or following.startswith("-")):
-            debug = True
-        else:
-            kept.append(arg)
-    return kept, debug
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--debug", nargs="?", const=True, action="append", default=[])
+    known, rest = parser.parse_known_args(argv)
+    if True not in known.debug:
+        return list(argv), False
+    return rest + [arg for value in known.debug if value is not True for arg in ("--debug", value)], True
+
+
+def help_wanted(argv: list[str]) -> str | None:
+    """`help` or `help_all` when the command line asks for the short or the full option list."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("--help-all", action="store_true")
+    known, _ = parser.parse_known_args(argv)
+    return "help_all" if known.help_all else "help" if known.help else None
+
+
+def check_command_line(argv: list[str]) -> None:
+    """Refuse, before torch is imported, an unknown option, a bad choice or number, or no `--output-dir`."""
+    parser = training_parser(PROG, DESCRIPTION, usage=f"{PROG} --dataset DATA --features FEATURES --output-dir OUT "
+                             "[options]", argument_default=argparse.SUPPRESS)  # fmt: skip
+    given, unknown = parser.parse_known_args(argv)  # exits 2 on a bad choice or number, as HfArgumentParser does
+    if unknown:
+        raise ValueError(f"Some specified arguments are not used by the HfArgumentParser: {unknown}")
+    if "output_dir" not in vars(given):
+        raise ValueError("--output-dir is required")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if "--help-all" in argv:
-        HfArgumentParser((TrainOptions, TrainingArguments), prog=PROG, description=DESCRIPTION).print_help()
+    wanted = help_wanted(argv)
+    if wanted == "help_all":
+        training_parser(PROG, DESCRIPTION).print_help()
         return 0
-    if "-h" in argv or "--help" in argv:
-        print(short_help(TrainOptions, PROG, DESCRIPTION))
+    if wanted == "help":
+        print(short_help(PROG, DESCRIPTION))
         return 0
     argv, debug = take_debug_flag(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    with ReportedErrors(PROG, debug, usage=(ValueError,)) as outcome:
+        check_command_line(argv)
+    if outcome.status is not None:
+        return outcome.status
+    from huggingface_hub.errors import StrictDataclassError
+
+    from training.cli.arguments import parse_with_preset
+    from training.train import TrainOptions, default_preset, train
+
     with ReportedErrors(PROG, debug, usage=(ValueError, StrictDataclassError)) as outcome:
         options, training_args, preset = parse_with_preset(
             argv, TrainOptions, default_preset, prog=PROG, description=DESCRIPTION
         )
-        if not any(arg.split("=")[0] in ("--output_dir", "--output-dir") for arg in argv):
-            raise ValueError("--output-dir is required")
         results = train(options, training_args, preset)
     if outcome.status is not None:
         return outcome.status

@@ -19,12 +19,12 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from configuration.model_config import build_model_config_kwargs, parse_config_overrides
 from configuration.presets import DEMO, minilm_path
 from modeling_mist import MistProcessor
 
 from ..data import MistQuestionDataset, VideoFeatureStore
 from ..factory import build_model, freeze_text_encoders, make_trainer
+from ..model_config import build_model_config_kwargs, parse_config_overrides
 from .patch_task import ITEM_WORDS, QUADRANT_WORDS, PatchTaskConfig, PatchVideoQA, patch_answer_vocabulary
 from .patch_twins import TWINS, EvidenceDataset, TwinCollator, install_oracle, twin_config_overrides
 from .runner import ProgressLine, format_table, quiet_libraries

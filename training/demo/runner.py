@@ -21,18 +21,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from configuration.model_config import build_model_config_kwargs, parse_config_overrides
-from configuration.presets import DEMO, minilm_path
+from configuration.presets import DEMO
 from modeling_mist import MistProcessor
 
 from ..data import MistQuestionDataset, VideoFeatureStore
-from ..explain import draw_explanation, selections_of
-from ..factory import build_model, freeze_text_encoders, load_trained, make_collator, make_trainer
+from ..explain import draw_explanation, selection_of
+from ..factory import load_trained, make_collator, make_trainer
 from ..model_card import write_model_card
+from ..model_config import build_model_config_kwargs, parse_config_overrides
 from ..predict import answer_question
+from ..train import TrainOptions, build_model_and_processor, load_text_encoder
 from .synthetic_dataset import SyntheticTaskConfig, SyntheticVideoQA, answer_vocabulary
 
 
@@ -77,14 +78,18 @@ def train_one(
     extra_overrides: str | None = None,
 ):
     """Train MIST (or its question-only twin) on the synthetic task, with `extra_overrides` of its config
-    after `args.config_overrides`; returns (trainer, processor, seconds, test metrics, test dataset)."""
-    text_encoder = str(minilm_path())
-    tokenizer = AutoTokenizer.from_pretrained(text_encoder)
-    torch.manual_seed(args.seed)
+    after `args.config_overrides`; returns (trainer, processor, seconds, test metrics, test dataset).
+
+    The model is built by `mist train`'s stages for `--preset demo` (its MiniLM, frozen); the processor's CLIP
+    has random weights, as the task's features are not CLIP's."""
     overrides = ",".join(part for part in (args.config_overrides, extra_overrides) if part) or None
-    model = build_model(build_model_config_kwargs(DEMO, overrides), text_encoder, tokenizer, vocabulary)
-    freeze_text_encoders(model)
-    processor = MistProcessor.from_mist_config(model.config, tokenizer, clip_pretrained=None)
+    options = TrainOptions(preset=DEMO.name, config_overrides=overrides)
+    _, text_encoder, tokenizer = load_text_encoder(options, DEMO)
+    config_kwargs = build_model_config_kwargs(DEMO, overrides)
+    model, processor = build_model_and_processor(
+        options, DEMO, config_kwargs, text_encoder, tokenizer, vocabulary, "open-ended", {"clip_pretrained": None},
+        args.seed,
+    )  # fmt: skip
     training_args = TrainingArguments(
         output_dir=str(output_dir / name),
         **{
@@ -392,10 +397,11 @@ def answer_one(
         patch_features=patch_features,
         question_clip_embedding=np.asarray(question["question_clip_embedding"], dtype=np.float32),
     )
-    layers = selections_of(outputs)
+    selection = selection_of(outputs)
+    kept_segments = [[segment.segment for segment in layer.segments] for layer in selection.layers]
     draw_explanation(
         generator.render_frames(question["video_id"]),
-        layers,
+        selection,
         model.config.num_segments,
         model.config.grid_size,
         png,
@@ -407,7 +413,7 @@ def answer_one(
     report("A: " + ", ".join(f"{answer} {score:.2f}" for answer, score in answers[:3]))
     report(
         f"   evidence segment {question['evidence_segments'][0]}; kept segments per layer: "
-        + "; ".join(str(layer["segments"]) for layer in layers)
+        + "; ".join(str(segments) for segments in kept_segments)
     )
     report(f"   explanation: {png}")
     return {
@@ -415,7 +421,7 @@ def answer_one(
         "answer": question["answer"],
         "predicted": answers,
         "evidence_segments": question["evidence_segments"],
-        "kept_segments": [layer["segments"] for layer in layers],
+        "kept_segments": kept_segments,
         "explanation": str(png),
     }
 

@@ -24,10 +24,10 @@ import torch
 from datasets import Dataset, load_dataset, load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
-from configuration.model_config import fit_config_to_features, parse_config_overrides
 from configuration.presets import resolve_text_encoder
 from modeling_mist import MistConfig, MistForVideoQuestionAnswering, MistProcessor, MistVideoProcessor
 from training.collator import MistDataCollator
+from training.model_config import fit_config_to_features, parse_config_overrides
 
 
 def questions_with_features(questions_file: str, features_dir: str) -> Dataset:
@@ -90,9 +90,7 @@ def finetune(
     )
 
     # 3 + 4: keep the text columns for the collator, which tokenises questions and candidates per batch.
-    collator = MistDataCollator(
-        processor, answer_vocabulary=processor.answer_vocabulary, choice_template=config.choice_template
-    )
+    collator = MistDataCollator(processor, config=model.config)  # the task: the config's vocabulary or choices
     args = TrainingArguments(output_dir=output_dir, remove_unused_columns=False, report_to="none", **training_kwargs)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=processor)
     trainer.train()

@@ -10,9 +10,8 @@ import math
 
 from huggingface_hub.errors import StrictDataclassError
 
+from configuration.presets import Preset
 from modeling_mist import MistConfig
-
-from .presets import Preset
 
 
 def parse_config_overrides(overrides: str | None) -> dict:
