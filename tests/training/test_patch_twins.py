@@ -71,7 +71,7 @@ def test_twin_overrides():
 
 
 def test_the_patch_task_trains_with_its_selection_settings_under_the_runs_own_overrides():
-    from configuration.model_config import build_model_config_kwargs
+    from training.model_config import build_model_config_kwargs
     from configuration.presets import DEMO
     from training.demo.patch_runner import PatchDemoOptions, model_overrides
 
