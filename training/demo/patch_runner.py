@@ -238,6 +238,7 @@ def run_patch_demo(args: PatchDemoOptions, report: Callable[[str], None] = print
         f"patch task: {len(questions['train'])} training / {len(questions['test'])} test questions "
         f"({', '.join(task_config.question_kinds)}), {len(vocabulary)} answers ({time.perf_counter() - started:.0f}s)"
     )
+    report(f"MIST overrides of the demo preset: {model_overrides(args) or 'none'}")
     results = []
     for twin in args.twins:
         results.append(train_twin(twin, questions, store, vocabulary, args, report))
