@@ -64,11 +64,7 @@ def named_by(flag: str):
         raise UsageError(f"{flag} {error}") from error
 
 
-def _named(name_or_path, flag: str | None) -> str:
-    return f"{flag} {name_or_path}" if flag else str(name_or_path)
-
-
-def check_local_or_hub(name_or_path: str, flag: str | None = None) -> str:
+def check_local_or_hub(name_or_path: str) -> str:
     """`"local"` for an existing path, `"hub"` for a possible Hub repository id.
 
     Raises `UsageError` for a path that cannot be a Hub id and does not exist (`./out`, `/data/x`,
@@ -77,15 +73,15 @@ def check_local_or_hub(name_or_path: str, flag: str | None = None) -> str:
     if is_local(name_or_path):
         return "local"
     if not is_hub_id(name_or_path):
-        raise UsageError(f"{_named(name_or_path, flag)}: no such file or folder{_nearest_existing_hint(name_or_path)}")
+        raise UsageError(f"{name_or_path}: no such file or folder{_nearest_existing_hint(name_or_path)}")
     return "hub"
 
 
-def hub_failure(name_or_path: str, flag: str | None, what: str, error: BaseException) -> UsageError:
+def hub_failure(name_or_path: str, what: str, error: BaseException) -> UsageError:
     """The error for a name that is not a local path and could not be loaded from the Hub."""
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return UsageError(
-        f"{_named(name_or_path, flag)}: no such local folder, and no {what} on the Hub by that id could be loaded "
+        f"{name_or_path}: no such local folder, and no {what} on the Hub by that id could be loaded "
         f"({type(error).__name__}: {reason}){_nearest_existing_hint(name_or_path)}"
     )
 

@@ -99,23 +99,24 @@ def make_trainer(
 
 
 def load_trained(
-    model_path: str, clip_pretrained: str | None = None, device: str | torch.device = "cpu", flag: str = "--model"
+    model_path: str, clip_pretrained: str | None = None, device: str | torch.device = "cpu"
 ) -> tuple[MistForVideoQuestionAnswering, MistProcessor]:
     """The model (eval mode, on `device`) and processor saved by `mist train`.
 
     `clip_pretrained` overrides the processor's CLIP weights (a tag, a file, or `"none"` for random).
-    Raises `UsageError` for a path that does not exist (or a Hub id that cannot be loaded) and
-    `BrokenFileError` for a folder that is not a complete saved model.
+    Raises `UsageError` for a device this machine lacks or a path that does not exist (or a Hub id that
+    cannot be loaded), and `BrokenFileError` for a folder that is not a complete saved model; the messages
+    name the device or path (a command adds its flag: `training.cli.arguments.load_trained_model`).
     """
     check_device(device)
-    if check_local_or_hub(model_path, flag) == "hub":
+    if check_local_or_hub(model_path) == "hub":
         try:
             model = AutoModel.from_pretrained(model_path)
             processor = AutoProcessor.from_pretrained(model_path)
         except Exception as error:
-            raise hub_failure(model_path, flag, "model", error) from error
+            raise hub_failure(model_path, "model", error) from error
     else:
-        check_saved_model(Path(model_path).expanduser(), flag)
+        check_saved_model(Path(model_path).expanduser())
         try:
             model = AutoModel.from_pretrained(model_path)
             processor = AutoProcessor.from_pretrained(model_path)
@@ -135,30 +136,30 @@ def load_trained(
     return model, processor
 
 
-def check_device(device: str | torch.device, flag: str = "--device") -> torch.device:
+def check_device(device: str | torch.device) -> torch.device:
     """`device` as a `torch.device`; raises `UsageError` for a name torch does not know or a GPU this machine lacks."""
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise UsageError(f"{flag} {device}: not a device; expected cpu, cuda or cuda:N") from error
+        raise UsageError(f"{device}: not a device; expected cpu, cuda or cuda:N") from error
     if parsed.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise UsageError(
-                f"{flag} {device}: this machine has no usable CUDA GPU (torch.cuda.is_available() is False); "
+                f"{device}: this machine has no usable CUDA GPU (torch.cuda.is_available() is False); "
                 "pass --device cpu"
             )
         if parsed.index is not None and parsed.index >= count:
-            raise UsageError(f"{flag} {device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+            raise UsageError(f"{device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
     elif parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"{flag} {device}: this machine has no usable Apple GPU (MPS); pass --device cpu")
+        raise UsageError(f"{device}: this machine has no usable Apple GPU (MPS); pass --device cpu")
     return parsed
 
 
-def check_saved_model(path: Path, flag: str) -> None:
+def check_saved_model(path: Path) -> None:
     """Raise unless `path` is a folder with a config and weights (what `mist train` leaves)."""
     if not path.is_dir():
-        raise UsageError(f"{flag} {path}: a file; expected the model folder that `mist train --output-dir` writes")
+        raise UsageError(f"{path}: a file; expected the model folder that `mist train --output-dir` writes")
     checkpoints = sorted(
         (entry for entry in path.glob("checkpoint-*") if any(entry.glob("*.safetensors"))),
         key=lambda entry: int(entry.name.split("-")[-1]) if entry.name.split("-")[-1].isdigit() else -1,

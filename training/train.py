@@ -139,13 +139,15 @@ class TrainOptions:
 def default_preset(options: TrainOptions) -> str:
     """`nextqa` when the training questions have choices, `agqa` otherwise."""
     with named_by("--dataset"):
-        splits = load_questions(_required(options.dataset, "--dataset"))
+        splits = load_questions(_required(options, "dataset"))
         return "nextqa" if is_multiple_choice(get_split(splits, options.train_split, options.dataset)) else "agqa"
 
 
-def _required(value, flag: str):
+def _required(options: "TrainOptions", name: str):
+    """`options.<name>`; the command refuses a missing one first (`--dataset is required`)."""
+    value = getattr(options, name)
     if value is None:
-        raise ValueError(f"{flag} is required")
+        raise UsageError(f"TrainOptions.{name} is required")
     return value
 
 
@@ -244,12 +246,12 @@ def prepare_output_dir(training_args: TrainingArguments, overwrite: bool) -> str
     return None
 
 
-def _load_tokenizer(source: str, flag: str):
-    if check_local_or_hub(source, flag) == "hub":
+def _load_tokenizer(source: str):
+    if check_local_or_hub(source) == "hub":
         try:
             return AutoTokenizer.from_pretrained(source)
         except Exception as error:  # noqa: BLE001
-            raise hub_failure(source, flag, "tokenizer", error) from error
+            raise hub_failure(source, "tokenizer", error) from error
     try:
         return AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as error:
@@ -258,7 +260,8 @@ def _load_tokenizer(source: str, flag: str):
 
 def fitted_config_kwargs(preset: Preset, overrides: str | None, features, features_source: str) -> dict:
     """The preset's config with `--config-overrides`, its feature sizes fitted to `features` (see
-    `fit_config_to_features`, which also validates it); raises `UsageError` before any expensive step."""
+    `fit_config_to_features`, which also validates it); raises `UsageError` naming `features_source` before
+    any expensive step."""
     kwargs = build_model_config_kwargs(preset, overrides)
     geometry = feature_geometry(features, features_source)
     try:
@@ -271,7 +274,7 @@ def fitted_config_kwargs(preset: Preset, overrides: str | None, features, featur
             preset_name=preset.name,
         )
     except ValueError as error:
-        raise UsageError(f"--features {features_source} ({geometry.describe()}): {error}") from error
+        raise UsageError(f"{features_source} ({geometry.describe()}): {error}") from error
     for note in notes:
         logger.info("config fitted to the features: %s", note)
     return kwargs
@@ -368,16 +371,15 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
     The stages, in order: check what the output folder may hold; fit the preset's config to the
     features; read the question splits; choose the task and its answers; load the text encoder and
     tokenizer; build the model and its processor; pair the questions with the features; train;
-    evaluate each split; save the model with its card and push it.
+    evaluate each split; save the model with its card and push it. `options` are `mist train`'s flags: the
+    loaders and checks name the path or value, and `train` adds the flag that gave it (`named_by`).
     """
-    dataset = _required(options.dataset, "--dataset")
-    features_source = _required(options.features, "--features")
+    dataset, features_source = _required(options, "dataset"), _required(options, "features")
     check_training_length(training_args)
     checkpoint = prepare_output_dir(training_args, options.overwrite_output_dir)
-    with named_by("--features"):
-        features = load_features(features_source, options.features_split)
-    config_kwargs = fitted_config_kwargs(preset, options.config_overrides, features, features_source)
     with named_by("--features"):  # one CLIP per model: the one that made the features embeds the questions
+        features = load_features(features_source, options.features_split)
+        config_kwargs = fitted_config_kwargs(preset, options.config_overrides, features, features_source)
         clip_choice = clip_for_features(
             feature_settings(features),
             features_source,
@@ -385,8 +387,8 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
             options.clip_pretrained,
             "--clip-model / --clip-pretrained",
         )
-    train_questions, evaluated = read_question_splits(options, training_args)
     with named_by("--dataset"):
+        train_questions, evaluated = read_question_splits(options, training_args)
         check_question_embeddings(
             {"train": train_questions, **evaluated},
             config_kwargs.get("clip_hidden_size", MistConfig.clip_hidden_size),
@@ -397,9 +399,10 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
     model, processor = build_model_and_processor(
         options, preset, config_kwargs, text_encoder, tokenizer, vocabulary, task, clip_choice, training_args.seed
     )
-    train_dataset, eval_datasets = pair_questions_with_features(
-        options, train_questions, evaluated, features, processor, vocabulary, progress=not training_args.disable_tqdm
-    )
+    with named_by("--dataset"):
+        train_dataset, eval_datasets = pair_questions_with_features(
+            options, train_questions, evaluated, features, processor, vocabulary, not training_args.disable_tqdm
+        )
     reports = [train_dataset.report] + [eval_dataset.report for eval_dataset in eval_datasets.values()]
     card = RunCard(
         training_args,
@@ -431,9 +434,8 @@ def train(options: TrainOptions, training_args: TrainingArguments, preset: Prese
 def read_question_splits(options: TrainOptions, training_args: TrainingArguments) -> tuple[Dataset, dict]:
     """The training questions and the evaluated splits that exist (`{split: questions}`), each cut to its
     `--max-*-samples`; evaluation during training is turned off when the eval split is missing."""
-    with named_by("--dataset"):
-        splits = load_questions(options.dataset)
-        train_questions = limit(get_split(splits, options.train_split, options.dataset), options.max_train_samples)
+    splits = load_questions(options.dataset)
+    train_questions = limit(get_split(splits, options.train_split, options.dataset), options.max_train_samples)
     evaluated = {}
     for split in (options.eval_split, options.test_split):
         if split and find_split(splits, split) is not None:
@@ -470,8 +472,10 @@ def load_text_encoder(options: TrainOptions, preset: Preset) -> tuple[str | None
     if tokenizer_source is None:
         raise UsageError(f"preset {preset.name!r} has no text encoder: pass --text-encoder or --tokenizer")
     if text_encoder is not None and text_encoder != tokenizer_source:
-        check_local_or_hub(text_encoder, "--text-encoder")
-    tokenizer = _load_tokenizer(tokenizer_source, "--tokenizer" if options.tokenizer else "--text-encoder")
+        with named_by("--text-encoder"):
+            check_local_or_hub(text_encoder)
+    with named_by("--tokenizer" if options.tokenizer else "--text-encoder"):
+        tokenizer = _load_tokenizer(tokenizer_source)
     return text_encoder_name, text_encoder, tokenizer
 
 
@@ -520,9 +524,7 @@ def pair_questions_with_features(
     for dataset in [train_dataset, *eval_datasets.values()]:
         logger.info("%s", dataset.report.summary())
     if len(train_dataset) == 0:
-        raise UsageError(
-            f"--dataset {options.dataset}: no usable training questions: {train_dataset.report.summary()}"
-        )
+        raise UsageError(f"{options.dataset}: no usable training questions: {train_dataset.report.summary()}")
     return train_dataset, eval_datasets
 
 

@@ -160,6 +160,27 @@ def test_library_errors_name_the_path_and_the_command_adds_its_flag(tmp_path):
     assert str(raised.value).startswith(f"{tmp_path / 'empty'}: the folder holds no question files")
 
 
+def test_model_loading_errors_name_the_path_or_device_without_a_flag(tmp_path):
+    from training.errors import UsageError
+    from training.factory import check_device, check_saved_model, load_trained
+
+    with pytest.raises(UsageError) as raised:
+        check_device("gpu")
+    assert str(raised.value) == "gpu: not a device; expected cpu, cuda or cuda:N"
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(UsageError) as raised:
+        load_trained(str(tmp_path / "runs" / "mdoel"))
+    assert str(raised.value) == (
+        f"{tmp_path / 'runs' / 'mdoel'}: no such file or folder; {tmp_path / 'runs'}/ exists and holds: nothing"
+    )
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(UsageError) as raised:
+        check_saved_model(tmp_path / "weights.bin")
+    assert str(raised.value) == (
+        f"{tmp_path / 'weights.bin'}: a file; expected the model folder that `mist train --output-dir` writes"
+    )
+
+
 def test_the_clip_recorded_in_the_features_is_the_one_questions_are_embedded_with(caplog):
     from types import SimpleNamespace
 

@@ -147,6 +147,19 @@ def test_empty_questions_file(tiny_task, text_encoder_dir, tmp_path, capsys):
     )  # transformers'
 
 
+def test_questions_about_videos_the_features_lack_are_refused_naming_the_dataset(
+    tiny_task, text_encoder_dir, tmp_path, capsys
+):
+    rows = [{**row, "video_id": f"missing-{row['video_id']}"} for row in question_rows(tiny_task[0], "train")]
+    questions = write_jsonl(tmp_path / "questions" / "train.jsonl", rows)
+    assert mist(train_args(tiny_task, text_encoder_dir, tmp_path / "out", dataset=questions.parent)) == 2
+    assert error_line(capsys) == (
+        f"mist train: --dataset {questions.parent}: no usable training questions: train: 0/48 questions used; "
+        "48 without video features (e.g. ['missing-train_00000', 'missing-train_00001', 'missing-train_00002'])"
+    )
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_truncated_or_garbage_features_arrow_file(damage, tiny_task, text_encoder_dir, tmp_path, capsys):
     features = tmp_path / "features"
@@ -215,6 +228,15 @@ def test_mistyped_local_folders_are_not_reported_as_hub_repositories(tiny_model,
         "mist evaluate: --model runs/mdoel: no such local folder, and no model on the Hub by that id could be loaded ("
     )
     assert line.endswith("); runs/ exists and holds: model")
+
+
+@pytest.mark.parametrize("missing", ["--dataset", "--features"])
+def test_train_without_data_says_which_flag_is_missing(missing, tmp_path, capsys):
+    given = {"--dataset": "questions.jsonl", "--features": "features", "--output-dir": str(tmp_path / "out")}
+    del given[missing]
+    assert mist(["train", *(arg for pair in given.items() for arg in pair)]) == 2
+    assert error_line(capsys) == f"mist train: {missing} is required"
+    assert not (tmp_path / "out").exists()
 
 
 def test_save_strategy_no_alone_turns_off_the_presets_best_model_reload(caplog):

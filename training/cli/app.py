@@ -15,7 +15,7 @@ from pathlib import Path
 from huggingface_hub.errors import StrictDataclassError
 
 from training.cli.arguments import MistArgumentParser
-from training.errors import Failure, ReportedErrors, UsageError
+from training.errors import Failure, ReportedErrors, UsageError, named_by
 
 DEFAULT_DEMO_DIR = "outputs/demo"
 
@@ -60,11 +60,13 @@ def serve(args) -> int:
     from training.app_samples import demo_samples
     from training.factory import check_device, check_saved_model
 
-    device = check_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    with named_by("--device"):
+        device = check_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model_dir = Path(args.model) if args.model else demo_model(Path(args.demo_dir))
     try:
         if model_dir.expanduser().is_dir():
-            check_saved_model(model_dir.expanduser(), "--model")  # names what is missing
+            with named_by("--model"):
+                check_saved_model(model_dir.expanduser())  # names what is missing
         answerer = pipeline("video-question-answering", model=str(model_dir), device=device)
     except (OSError, ValueError, Failure, StrictDataclassError) as error:
         reason = str(error.__cause__ if isinstance(error, StrictDataclassError) else error).strip().splitlines()[0]

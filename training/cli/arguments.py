@@ -77,6 +77,17 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def load_trained_model(model: str, clip_pretrained: str | None, device: str):
+    """`training.factory.load_trained`, its errors naming the flag that gave the value (`--device`, `--model`)."""
+    from training.errors import named_by
+    from training.factory import check_device, load_trained
+
+    with named_by("--device"):
+        check_device(device)
+    with named_by("--model"):
+        return load_trained(model, clip_pretrained, device)
+
+
 def given_flags(argv: Sequence[str]) -> set[str]:
     """Field names of the `TrainOptions` and `TrainingArguments` options on a command line (`--max-steps=4` ->
     `max_steps`), read by argparse with nothing checked (the real parse reports what is wrong)."""

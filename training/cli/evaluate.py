@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from processing.file_utils import write_text_atomically
-from training.cli.arguments import MistArgumentParser, available_cpu_workers, default_device
+from training.cli.arguments import MistArgumentParser, available_cpu_workers, default_device, load_trained_model
 from training.errors import ReportedErrors, is_local, named_by
 
 
@@ -78,10 +78,8 @@ def run(args) -> int:
         load_questions,
     )
     from training.evaluate import evaluate_questions
-    from training.factory import load_trained
-
     args.device = args.device or default_device()
-    model, processor = load_trained(args.model, args.clip_pretrained, args.device)
+    model, processor = load_trained_model(args.model, args.clip_pretrained, args.device)
     with named_by("--dataset"):
         questions = get_split(load_questions(args.dataset), args.split, args.dataset)
     with named_by("--features"):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from configuration.presets import PRESETS
 from training.cli.arguments import MistArgumentParser, help_data
-from training.errors import BrokenFileError, ReportedErrors, check_local_or_hub, hub_failure
+from training.errors import BrokenFileError, ReportedErrors, check_local_or_hub, hub_failure, named_by
 
 if TYPE_CHECKING:  # torch, CLIP and the library load in the functions that use them: --help answers at once
     from modeling_mist import MistConfig, MistVideoProcessor
@@ -138,8 +138,9 @@ def load_saved(model: str, part: "type[MistConfig] | type[MistVideoProcessor]", 
     try:
         return part.from_pretrained(model)
     except Exception as error:  # noqa: BLE001  (a missing path, a Hub failure or a broken file)
-        if check_local_or_hub(model, "--model") == "hub":
-            raise hub_failure(model, "--model", "model", error) from error
+        with named_by("--model"):
+            if check_local_or_hub(model) == "hub":
+                raise hub_failure(model, "model", error) from error
         raise BrokenFileError(
             f"{model}: no MIST {what} can be loaded from it ({type(error).__name__}: {error}); expected "
             "the folder that `mist train --output-dir` writes"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.cli.arguments import MistArgumentParser, default_device
+from training.cli.arguments import MistArgumentParser, default_device, load_trained_model
 from training.errors import BrokenFileError, ReportedErrors, UsageError, named_by
 
 # torch and the library load in the functions that use them, so that --help and usage errors answer at once
@@ -25,10 +25,8 @@ FRAMES_PER_STEP = 4  # frames (with their crops) sent to CLIP per progress step
 
 
 def load_trained(model: str, clip_pretrained: str | None, device: str):
-    """`training.factory.load_trained` (imported here: torch)."""
-    from training.factory import load_trained as load
-
-    return load(model, clip_pretrained, device)
+    """The trained model and processor (`load_trained_model`: its errors name `--model` / `--device`)."""
+    return load_trained_model(model, clip_pretrained, device)
 
 
 def read_embedding(path: str) -> np.ndarray:

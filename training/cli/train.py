@@ -45,14 +45,16 @@ def help_wanted(argv: list[str]) -> str | None:
 
 
 def check_command_line(argv: list[str]) -> None:
-    """Refuse, before torch is imported, an unknown option, a bad choice or number, or no `--output-dir`."""
+    """Refuse, before torch is imported, an unknown option, a bad choice or number, or no `--output-dir`,
+    `--dataset` or `--features`."""
     parser = training_parser(PROG, DESCRIPTION, usage=f"{PROG} --dataset DATA --features FEATURES --output-dir OUT "
                              "[options]", argument_default=argparse.SUPPRESS)  # fmt: skip
     given, unknown = parser.parse_known_args(argv)  # exits 2 on a bad choice or number, as HfArgumentParser does
     if unknown:
         raise ValueError(f"Some specified arguments are not used by the HfArgumentParser: {unknown}")
-    if "output_dir" not in vars(given):
-        raise ValueError("--output-dir is required")
+    for name in ("output_dir", "dataset", "features"):
+        if name not in vars(given):
+            raise ValueError(f"--{name.replace('_', '-')} is required")
 
 
 def main(argv: list[str] | None = None) -> int:

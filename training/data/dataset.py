@@ -64,8 +64,9 @@ class MistQuestionDataset(torch.utils.data.Dataset):
             video_id = str(record[self.key_column])
             if video_id not in features:
                 self.report.missing_features += 1
-                if len(self.report.missing_video_examples) < EXAMPLES_KEPT:
-                    self.report.missing_video_examples.append(video_id)
+                examples = self.report.missing_video_examples
+                if len(examples) < EXAMPLES_KEPT and video_id not in examples:  # distinct videos, not questions
+                    examples.append(video_id)
                 continue
             if self.multiple_choice:
                 label = self._choice_label(record, question_id, keep_unlabeled)

@@ -38,7 +38,7 @@ def load_features(name_or_path: str, split: str = "train") -> Dataset:
         try:
             loaded = load_dataset(str(name_or_path), split=split)
         except Exception as error:  # noqa: BLE001
-            raise hub_failure(name_or_path, None, "features dataset", error) from error
+            raise hub_failure(name_or_path, "features dataset", error) from error
         _attach_hub_settings(loaded, name_or_path)
     else:
         path = Path(name_or_path).expanduser()

@@ -39,7 +39,7 @@ def load_questions(name_or_path: str) -> DatasetDict:
         try:
             loaded = load_dataset(str(name_or_path))
         except Exception as error:  # noqa: BLE001
-            raise hub_failure(name_or_path, None, "dataset", error) from error
+            raise hub_failure(name_or_path, "dataset", error) from error
     else:
         loaded = _load_local_questions(Path(name_or_path).expanduser(), remedy)
     if isinstance(loaded, Dataset):
