@@ -5,6 +5,7 @@ import json
 import pytest
 
 from training.cli import main as mist
+from training.demo.patch_runner import PATCH_TASK_SELECTION
 
 pytestmark = pytest.mark.slow
 
@@ -17,6 +18,7 @@ def test_patch_demo_prints_the_twins_table_and_curves(tmp_path, capsys):
     for label in ("MIST", "question only", "summaries only", "all patches of all frames", "oracle selection"):
         assert label in printed
     assert "chance (a uniform guess among the answers of the question's kind): 16.7%" in printed
+    assert f"MIST overrides of the demo preset: {PATCH_TASK_SELECTION}\n" in printed
     results = json.loads((tmp_path / "patch_results.json").read_text())["results"]
     assert [result["twin"] for result in results] == [
         "mist",
@@ -25,6 +27,8 @@ def test_patch_demo_prints_the_twins_table_and_curves(tmp_path, capsys):
         "all_patches",
         "oracle",
     ]
+    assert results[0]["config_overrides"] == PATCH_TASK_SELECTION  # every model trains with the chosen settings
+    assert results[3]["config_overrides"].startswith(PATCH_TASK_SELECTION + ",use_patch_selection=False")
     assert all(result["test"]["test_num_questions"] == 4 for result in results)  # 2 test videos, 2 questions each
     oracle = results[-1]["selection"]
     assert [layer["top_segment_is_evidence"] for layer in oracle] == [1.0, 1.0]  # handed the evidence

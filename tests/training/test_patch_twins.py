@@ -68,3 +68,21 @@ def test_twin_overrides():
     assert twin_config_overrides("oracle", 8) is None
     with pytest.raises(ValueError, match="unknown twin 'probe'; expected one of mist, question_only"):
         twin_config_overrides("probe", 8)
+
+
+def test_the_patch_task_trains_with_its_selection_settings_under_the_runs_own_overrides():
+    from training.model_config import build_model_config_kwargs
+    from configuration.presets import DEMO
+    from training.demo.patch_runner import PatchDemoOptions, model_overrides
+
+    chosen = build_model_config_kwargs(DEMO, model_overrides(PatchDemoOptions()))
+    assert (chosen["num_selected_segments"], chosen["num_selected_patches"]) == (1, 4)
+    assert (chosen["train_selection"], chosen["gumbel_temperature"], chosen["gumbel_temperature_end"]) == (
+        "gumbel_topk", 16, 0.5,
+    )  # fmt: skip
+    assert chosen["gumbel_annealing_steps"] == 200
+    mine = build_model_config_kwargs(DEMO, model_overrides(PatchDemoOptions(config_overrides="num_selected_patches=8")))
+    assert mine["num_selected_patches"] == 8 and mine["train_selection"] == "gumbel_topk"  # the run's own win
+    assert model_overrides(PatchDemoOptions(preset_selection=True)) is None  # the demo preset as it is
+    preset = build_model_config_kwargs(DEMO, model_overrides(PatchDemoOptions(preset_selection=True)))
+    assert preset == build_model_config_kwargs(DEMO, None)

@@ -56,7 +56,14 @@ def patch_main(argv: list[str]) -> int:
     parser.add_argument(
         "--seed", type=int, default=defaults.seed, help=f"task and model seed (default: {defaults.seed})"
     )
-    parser.add_argument("--config-overrides", default=None, help="MistConfig overrides of every model")
+    parser.add_argument(
+        "--config-overrides", default=None, help="MistConfig overrides of every model (on top of the selection settings)"
+    )
+    parser.add_argument(
+        "--preset-selection",
+        action="store_true",
+        help="train with the demo preset's selection as it is, not the patch task's (docs/selection.md)",
+    )
     parser.add_argument(
         "--training-overrides",
         default=None,

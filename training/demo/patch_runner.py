@@ -30,6 +30,16 @@ from .patch_twins import TWINS, EvidenceDataset, TwinCollator, install_oracle, t
 from .runner import ProgressLine, format_table, quiet_libraries
 
 
+# What MIST trains with on the patch task unless `preset_selection` (docs/selection.md, "What learns it"): one kept
+# segment, 4 patches of each of its frames, and relaxed Gumbel top-k draws annealed from soft (tau 16) to the
+# exact top-k (tau 0.5) over the first 200 training forwards; on top of the `demo` preset, under the run's own
+# `config_overrides`.
+PATCH_TASK_SELECTION = (
+    "num_selected_segments=1,num_selected_patches=4,train_selection=gumbel_topk,"
+    "gumbel_temperature=16,gumbel_temperature_end=0.5,gumbel_annealing_steps=200"
+)
+
+
 @dataclass
 class PatchDemoOptions:
     """What `mist demo --task patches` varies."""
@@ -38,7 +48,8 @@ class PatchDemoOptions:
     scale: float = 1.0  # videos per split times this (PatchTaskConfig.videos_per_split)
     epochs: float = 6.0
     seed: int = 0
-    config_overrides: str | None = None  # MistConfig overrides of every model
+    config_overrides: str | None = None  # MistConfig overrides of every model, on top of the selection settings
+    preset_selection: bool = False  # train with the `demo` preset's selection as it is, not PATCH_TASK_SELECTION
     training_overrides: str | None = None  # TrainingArguments overrides, e.g. "learning_rate=1e-3,warmup_steps=0.1"
     task_overrides: str | None = None  # PatchTaskConfig overrides, e.g. "question_kinds=['beside']"
     twins: tuple[str, ...] = TWINS  # which models to train, MIST first
@@ -56,13 +67,20 @@ def patch_task_config(args: PatchDemoOptions) -> PatchTaskConfig:
     return PatchTaskConfig(**{"seed": args.seed, "scale": args.scale, **overrides})
 
 
+def model_overrides(args: PatchDemoOptions) -> str | None:
+    """The MistConfig overrides of every model of the run: the selection settings, then the run's own."""
+    selection = None if args.preset_selection else PATCH_TASK_SELECTION
+    return ",".join(part for part in (selection, args.config_overrides) if part) or None
+
+
 def train_twin(twin: str, questions, store, vocabulary, args: PatchDemoOptions, report) -> dict:
     """Train one model of the comparison; returns its test metrics and, when it selects, its evidence hits."""
     text_encoder = str(minilm_path())
     tokenizer = AutoTokenizer.from_pretrained(text_encoder)
     torch.manual_seed(args.seed)
-    num_segments = build_model_config_kwargs(DEMO, args.config_overrides)["num_segments"]
-    overrides = ",".join(p for p in (args.config_overrides, twin_config_overrides(twin, num_segments)) if p) or None
+    run_overrides = model_overrides(args)
+    num_segments = build_model_config_kwargs(DEMO, run_overrides)["num_segments"]
+    overrides = ",".join(p for p in (run_overrides, twin_config_overrides(twin, num_segments)) if p) or None
     model = build_model(build_model_config_kwargs(DEMO, overrides), text_encoder, tokenizer, vocabulary)
     freeze_text_encoders(model)
     if args.train_answer_encoder:
@@ -220,6 +238,7 @@ def run_patch_demo(args: PatchDemoOptions, report: Callable[[str], None] = print
         f"patch task: {len(questions['train'])} training / {len(questions['test'])} test questions "
         f"({', '.join(task_config.question_kinds)}), {len(vocabulary)} answers ({time.perf_counter() - started:.0f}s)"
     )
+    report(f"MIST overrides of the demo preset: {model_overrides(args) or 'none'}")
     results = []
     for twin in args.twins:
         results.append(train_twin(twin, questions, store, vocabulary, args, report))
