@@ -86,3 +86,16 @@ def test_the_patch_task_trains_with_its_selection_settings_under_the_runs_own_ov
     assert model_overrides(PatchDemoOptions(preset_selection=True)) is None  # the demo preset as it is
     preset = build_model_config_kwargs(DEMO, model_overrides(PatchDemoOptions(preset_selection=True)))
     assert preset == build_model_config_kwargs(DEMO, None)
+
+
+def test_the_patch_task_trains_at_its_learning_rate_under_the_runs_own_training_overrides():
+    from configuration.presets import DEMO
+    from training.demo.patch_runner import PatchDemoOptions, training_arguments
+
+    chosen = training_arguments(PatchDemoOptions(seed=3, epochs=2, curve_points=0))
+    assert (chosen["learning_rate"], chosen["lr_scheduler_type"]) == (1e-3, "constant_with_warmup")
+    assert chosen["warmup_steps"] == DEMO.training["warmup_steps"]  # the preset's warm-up, then held
+    assert (chosen["num_train_epochs"], chosen["seed"], chosen["eval_strategy"]) == (2, 3, "no")
+    mine = training_arguments(PatchDemoOptions(training_overrides="learning_rate=2e-3,lr_scheduler_type=cosine"))
+    assert (mine["learning_rate"], mine["lr_scheduler_type"]) == (2e-3, "cosine")  # the run's own win
+    assert (mine["eval_strategy"], mine["eval_steps"]) == ("steps", 1 / 8)

