@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -341,16 +342,11 @@ def cached_help_data_file(transformers_version: str) -> Path:
     """Where the help data built live for another transformers version than the stored one is kept, with the
     project's version in the name (`$XDG_CACHE_HOME/mist`, else `~/.cache/mist`)."""
     cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    project = installed_version("mist-videoqa") if _is_installed("mist-videoqa") else "source"
-    return Path(cache_home) / "mist" / f"help_data-transformers-{transformers_version}-mist-{project}.json"
-
-
-def _is_installed(distribution: str) -> bool:
     try:
-        installed_version(distribution)
-    except Exception:  # noqa: BLE001  (importlib.metadata.PackageNotFoundError)
-        return False
-    return True
+        project = installed_version("mist-videoqa")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        project = "source"
+    return Path(cache_home) / "mist" / f"help_data-transformers-{transformers_version}-mist-{project}.json"
 
 
 def live_help_data() -> dict:
