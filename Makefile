@@ -1,12 +1,16 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# TORCH: pip arguments for a torch installed before the project, when the default (PyPI's CUDA build, about 6.5 GB
+# in the venv) is not wanted, e.g. make install TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH ?=
 
 .PHONY: install demo test docs bench help-data clean
 
 $(BIN)/mist: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(if $(TORCH),$(BIN)/pip install --quiet $(TORCH))
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(BIN)/mist
 
