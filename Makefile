@@ -1,8 +1,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# TORCH: pip arguments for a torch installed before the project, when the default (PyPI's CUDA build, about 6.5 GB
-# in the venv) is not wanted, e.g. make install TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
+# TORCH: pip arguments for torch and torchvision installed before the project, when PyPI's CUDA builds (about 6.5 GB
+# in the venv) are not wanted, e.g. make install TORCH="torch torchvision --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?=
 
 .PHONY: install demo test docs bench help-data clean
