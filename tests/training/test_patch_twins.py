@@ -76,7 +76,9 @@ def test_the_patch_task_trains_with_its_selection_settings_under_the_runs_own_ov
     from training.demo.patch_runner import PatchDemoOptions, model_overrides
 
     chosen = build_model_config_kwargs(DEMO, model_overrides(PatchDemoOptions()))
-    assert (chosen["num_selected_segments"], chosen["num_selected_patches"]) == (1, 4)
+    # one kept segment, every cell of its frames (ordered by the patch selector's scores)
+    assert DEMO.model["grid_size"] == 4
+    assert (chosen["num_selected_segments"], chosen["num_selected_patches"]) == (1, 16)
     assert (chosen["train_selection"], chosen["gumbel_temperature"], chosen["gumbel_temperature_end"]) == (
         "gumbel_topk", 16, 0.5,
     )  # fmt: skip
