@@ -71,9 +71,9 @@ def test_twin_overrides():
 
 
 def test_the_patch_task_trains_with_its_selection_settings_under_the_runs_own_overrides():
-    from training.model_config import build_model_config_kwargs
     from configuration.presets import DEMO
     from training.demo.patch_runner import PatchDemoOptions, model_overrides
+    from training.model_config import build_model_config_kwargs
 
     chosen = build_model_config_kwargs(DEMO, model_overrides(PatchDemoOptions()))
     # one kept segment, every cell of its frames (ordered by the patch selector's scores)

@@ -29,7 +29,6 @@ from .patch_task import ITEM_WORDS, QUADRANT_WORDS, PatchTaskConfig, PatchVideoQ
 from .patch_twins import TWINS, EvidenceDataset, TwinCollator, install_oracle, twin_config_overrides
 from .runner import ProgressLine, format_table, quiet_libraries
 
-
 # What MIST trains with on the patch task unless `preset_selection` (docs/selection.md, "What learns it"): one kept
 # segment (64 of the video's 512 patch tokens), every cell of each of its frames ordered by the patch selector's
 # score, and relaxed Gumbel top-k draws annealed from soft (tau 16) to the exact top-k (tau 0.5) over the first 200
