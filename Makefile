@@ -1,7 +1,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# TORCH: pip arguments for torch and torchvision installed before the project, when PyPI's CUDA builds (about 6.5 GB
+# TORCH: pip arguments for torch and torchvision installed before the project, when PyPI's CUDA builds (about 6.6 GB
 # in the venv) are not wanted, e.g. make install TORCH="torch torchvision --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?=
 

@@ -2,7 +2,7 @@
 
     mist demo [--output-dir outputs/demo] [--train-videos 5000] [--epochs 2]
               [--config-overrides train_selection=gumbel_topk,...] [--compare-selection OVERRIDES ...]
-    mist demo --task patches [--scale 1] [--epochs 6] [--twins mist question_only ...]
+    mist demo --task patches [--scale 1] [--epochs 12] [--twins mist question_only ...]
               [--config-overrides ...] [--training-overrides learning_rate=2e-3,...]
 
 Generates the task, trains MIST and a question-only baseline with the Trainer on CPU (frozen
